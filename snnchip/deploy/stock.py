@@ -1,0 +1,61 @@
+"""Run a network that ships inside the lava-dl wheel on Lava's CPU simulator and compare with its ground truth.
+
+lava-dl installs its test networks into site-packages/tests/lava/lib/dl/netx/: `tiny.net` is a three-layer
+CNN written by Intel, with the output spikes of one sample in `gts/tinynet/output.npy`.
+`python -m snnchip.deploy.stock` runs it in fixed point and prints the number of mismatching output spikes.
+"""
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .runconfig import TagRunConfig
+
+
+def stock_netx_dir() -> Path:
+    """The folder of networks and ground truths shipped in the lava-dl wheel."""
+    spec = importlib.util.find_spec("lava.lib.dl.netx")
+    site = Path(spec.origin).parents[4]
+    path = site / "tests" / "lava" / "lib" / "dl" / "netx"
+    if not (path / "tiny.net").exists():
+        raise FileNotFoundError(f"lava-dl's shipped networks not found under {path}; run `make setup`")
+    return path
+
+
+def run_tinynet(select_tag: str = "fixed_pt") -> tuple[np.ndarray, np.ndarray]:
+    """Run tiny.net on its ground-truth sample. Returns (output spikes, ground truth), both [x, y, f, 15]."""
+    from lava.lib.dl import netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.proc import io
+
+    root = stock_netx_dir()
+    steps_per_sample = 17
+    net = netx.hdf5.Network(net_config=str(root / "tiny.net"))
+    num_steps = steps_per_sample + len(net)
+    sink = io.sink.RingBuffer(shape=net.out_layer.out.shape, buffer=num_steps)
+    net.out_layer.out.connect(sink.a_in)
+    for i, layer in enumerate(net.layers):
+        for var in (layer.neuron.u, layer.neuron.v):
+            io.reset.Reset(interval=steps_per_sample, offset=i - 1).connect_var(var)
+    net.in_layer.neuron.bias_mant.init = np.load(root / "gts" / "tinynet" / "input_bias.npy")
+    try:
+        net.run(condition=RunSteps(num_steps=num_steps), run_cfg=TagRunConfig(select_tag))
+        output = sink.data.get()
+    finally:
+        net.stop()
+    # Ground truth is [1, f, y, x, t] from slayer; the network's output lags it by its depth.
+    gt = np.load(root / "gts" / "tinynet" / "output.npy")[0].transpose([2, 1, 0, 3])[..., 1:]
+    return output[..., 2:17], gt
+
+
+def main() -> int:
+    output, gt = run_tinynet()
+    errors = int(np.abs(output - gt).sum())
+    print(f"lava-dl tiny.net on Lava's fixed-point CPU simulator: {int(gt.sum())} ground-truth spikes, "
+          f"{int(output.sum())} produced, {errors} mismatches")
+    return 0 if errors == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+"""snn-train: not implemented yet."""
+import argparse
+
+from ..cli_util import one_line_errors
+
+
+@one_line_errors
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="snn-train", description="not implemented yet")
+    parser.parse_args(argv)
+    print("snn-train: not implemented yet")
+    return 1
