@@ -1,0 +1,184 @@
+"""The deployable graph: the one intermediate representation between training and every backend.
+
+A graph is a set of neuron **populations** joined by **projections** (dense or conv synapses). Fan-in is native:
+a population's synaptic input is the sum of every projection into it. The same types hold float parameters
+(after lowering from a trained model) and, after quantisation, the chip's integers (`Graph.fixed` is True).
+Writers (NetX HDF5, ONNX), the simulator (`snnchip.sim`), the Lava builder (`snnchip.deploy`) and the energy
+counters (`snnchip.energy`) all read this one structure. See docs/graph-ir.md.
+
+Layouts: population shapes are channel-first, `(C, H, W)` or `(F,)`; tensors flowing through a graph are
+`[N, *shape, T]` (slayer's layout). Conv weights are `[C_out, C_in / groups, kH, kW]`, dense weights `[F_out, F_in]`
+with the source flattened in C-order (C, H, W).
+
+Semantics of one time step t, for every population p (populations are stored in an order where every
+projection with zero lag goes forward):
+
+    a_p[t]  = sum over projections q into p of  q(s_src[t - lag_q])          # synaptic input
+    u_p[t]  = (1 - du) u_p[t-1] + a_p[t]                                     # current
+    v_p[t]  = (1 - dv) v_p[t-1] + u_p[t] + bias_p                            # voltage
+    s_p[t]  = v_p[t] > threshold                                             # strict >, as Loihi
+    reset:  hard -> v = reset_value where spiked; soft -> v -= reset_amount where spiked; none -> no change
+
+`lag_q = q.delay` under ideal timing (every layer in the same step, as in torch) and `q.delay + 1` under
+pipelined timing (one step per synaptic hop, as Lava's Dense/Conv; delays then align every fan-in).
+An input population receives the external input `x[t]` as its synaptic input `a_p[t]`.
+A population with `threshold = None` never spikes (a readout: its voltage is the output).
+Populations with `graded = True` emit their input value instead of a spike (a relay; Loihi 2 graded spikes).
+
+Fixed point (`Graph.fixed`): parameters are Loihi integers and the arithmetic is Lava's bit-accurate CUBA
+(`lava.proc.lif.models.PyLifModelBitAcc`): `du`, `dv` in 1/4096 (12 bits), synaptic input and threshold
+left-shifted by 6, 24-bit current with wrap-around, 24-bit voltage saturating, bias = bias_mant << bias_exp,
+and a projection's output = (weight_mant @ s) shifted left by weight_exp (arithmetic right if negative).
+In float, `du`, `dv` are fractions in [0, 1] and `weight_exp` is 0.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Union
+
+import numpy as np
+
+Reset = Literal["hard", "soft", "none"]
+Timing = Literal["ideal", "pipelined"]
+
+
+@dataclass
+class Neuron:
+    """Parameters shared by a population. Float: fractions and volts-like units; fixed: Loihi integers.
+
+    threshold: fire when v > threshold (fixed: the mantissa vth, compared against vth << 6); None = never fires.
+    du, dv: fraction of current / voltage lost per step (fixed: 0..4096, Lava's du and dv).
+    reset: 'hard' sets v to reset_value, 'soft' subtracts reset_amount, 'none' keeps v (fixed: in v units).
+    """
+    threshold: Optional[float]
+    du: float = 1.0
+    dv: float = 0.0
+    reset: Reset = "hard"
+    reset_value: float = 0.0
+    reset_amount: float = 0.0
+    graded: bool = False
+
+
+@dataclass
+class Population:
+    """A group of identical neurons. `bias` broadcasts to `shape` (per channel `[C, 1, 1]` or full); fixed: bias
+    mantissa with `bias_exp`. `scale` (fixed only) is the integer value of one float unit of voltage, kept so
+    fixed-point states can be compared with float ones."""
+    name: str
+    shape: tuple[int, ...]
+    neuron: Neuron
+    bias: Optional[np.ndarray] = None
+    bias_exp: int = 0
+    is_input: bool = False
+    is_output: bool = False
+    scale: Optional[float] = None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass
+class Projection:
+    """Synapses from population `source` into population `target`.
+
+    kind 'dense': weight [F_out, F_in]; kind 'conv': weight [C_out, C_in/groups, kH, kW] with stride, padding,
+    dilation (each (h, w)) and groups. `delay`: extra steps of synaptic delay, an int, or an int array of the
+    source's shape (axonal delay per source neuron). `weight_exp` and `num_message_bits` are fixed-point only
+    (num_message_bits 0 = binary spikes, > 0 = graded input of that many bits).
+    """
+    name: str
+    source: str
+    target: str
+    kind: Literal["dense", "conv"]
+    weight: np.ndarray
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    delay: Union[int, np.ndarray] = 0
+    weight_exp: int = 0
+    num_message_bits: int = 0
+
+
+@dataclass
+class Graph:
+    """Populations (in an order valid for zero-lag projections), projections, and how the graph is timed."""
+    populations: list[Population] = field(default_factory=list)
+    projections: list[Projection] = field(default_factory=list)
+    timing: Timing = "ideal"
+    fixed: bool = False
+    meta: dict = field(default_factory=dict)
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def population(self, name: str) -> Population:
+        for pop in self.populations:
+            if pop.name == name:
+                return pop
+        raise KeyError(f"no population named '{name}'")
+
+    def into(self, name: str) -> list[Projection]:
+        """Projections whose target is population `name`, in graph order."""
+        return [proj for proj in self.projections if proj.target == name]
+
+    def out_of(self, name: str) -> list[Projection]:
+        return [proj for proj in self.projections if proj.source == name]
+
+    @property
+    def inputs(self) -> list[Population]:
+        return [pop for pop in self.populations if pop.is_input]
+
+    @property
+    def outputs(self) -> list[Population]:
+        return [pop for pop in self.populations if pop.is_output]
+
+    def lag(self, proj: Projection) -> np.ndarray | int:
+        """Steps between a source spike and its arrival at the target (see module docstring)."""
+        return proj.delay + (1 if self.timing == "pipelined" else 0)
+
+    def latency(self) -> int:
+        """Steps from an input at step t to the earliest effect on the output populations (longest-lag path)."""
+        depth = {pop.name: 0 for pop in self.inputs}
+        for pop in self.populations:
+            if pop.name in depth:
+                continue
+            lags = [depth[q.source] + int(np.max(self.lag(q))) for q in self.into(pop.name) if q.source in depth]
+            depth[pop.name] = max(lags) if lags else 0
+        return max(depth[pop.name] for pop in self.outputs) if self.outputs else 0
+
+    def copy(self) -> "Graph":
+        return dataclasses.replace(
+            self,
+            populations=[dataclasses.replace(p, neuron=dataclasses.replace(p.neuron),
+                                             bias=None if p.bias is None else p.bias.copy())
+                         for p in self.populations],
+            projections=[dataclasses.replace(q, weight=q.weight.copy()) for q in self.projections],
+            meta=dict(self.meta),
+        )
+
+    # -- checks ----------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ValueError (one line, naming the offender) if the graph is not well formed."""
+        names = [pop.name for pop in self.populations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate population names: {sorted({n for n in names if names.count(n) > 1})}")
+        order = {name: i for i, name in enumerate(names)}
+        for proj in self.projections:
+            for end in (proj.source, proj.target):
+                if end not in order:
+                    raise ValueError(f"projection '{proj.name}' refers to unknown population '{end}'")
+            if self.population(proj.target).is_input:
+                raise ValueError(f"projection '{proj.name}' targets input population '{proj.target}'")
+            if np.min(self.lag(proj)) == 0 and order[proj.source] >= order[proj.target]:
+                raise ValueError(f"projection '{proj.name}' has zero lag but does not go forward "
+                                 f"({proj.source} -> {proj.target})")
+            if not np.all(np.isfinite(proj.weight)):
+                raise ValueError(f"projection '{proj.name}' has non-finite weights")
+            expect = 2 if proj.kind == "dense" else 4
+            if proj.weight.ndim != expect:
+                raise ValueError(f"projection '{proj.name}' ({proj.kind}) weight has {proj.weight.ndim} dims, "
+                                 f"expected {expect}")
+        for pop in self.populations:
+            if pop.bias is not None and not np.all(np.isfinite(pop.bias)):
+                raise ValueError(f"population '{pop.name}' has non-finite bias")
