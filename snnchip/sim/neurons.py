@@ -1,0 +1,134 @@
+"""Neuron updates of one population for one step: float CUBA and Lava's bit-accurate fixed-point CUBA.
+
+States are flat tensors `[N, size]`; `a` is the synaptic input of the step (float, or int64 in fixed point).
+The fixed-point update reproduces `lava.proc.lif.models.PyLifModelBitAcc` operation by operation, including its
+int32 intermediate arithmetic, its one-step current wrap-around and its voltage clipping, so every integer
+matches Lava's CPU simulation.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..graph import Population
+
+UV_BITS = 24
+MAX_UV = 1 << (UV_BITS - 1)        # 2**23
+DECAY_SHIFT = 12                   # decays are in 1/4096
+DECAY_UNITY = 1 << DECAY_SHIFT
+ACT_SHIFT = 6                      # synaptic input is MSB-aligned by 6 bits
+VTH_SHIFT = 6                      # so is the threshold
+CURRENT_DECAY_OFFSET = 1           # Lava's ds_offset: the current decays by (du + 1) / 4096
+
+
+def wrap_int32(x: torch.Tensor) -> torch.Tensor:
+    """Two's-complement int32 overflow of an int64 tensor (Lava keeps u, v and activations in np.int32)."""
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def decay_fixed(x: torch.Tensor, keep: int) -> torch.Tensor:
+    """Lava's decay: sign(x * keep) * (|x * keep| >> 12), keep = 4096 - decay constant."""
+    prod = x * keep
+    return torch.sign(prod) * (prod.abs() >> DECAY_SHIFT)
+
+
+def bias_vector(pop: Population, dtype: torch.dtype, device) -> torch.Tensor:
+    """The population's bias broadcast to `[size]` (per channel `[C]` for a `(C, H, W)` shape is accepted)."""
+    if pop.bias is None:
+        return torch.zeros(pop.size, dtype=dtype, device=device)
+    bias = np.asarray(pop.bias)
+    if bias.ndim == 1 and len(pop.shape) == 3 and bias.shape[0] == pop.shape[0] and bias.shape[0] != pop.shape[2]:
+        bias = bias.reshape(-1, 1, 1)
+    try:
+        full = np.broadcast_to(bias, pop.shape)
+    except ValueError:
+        raise ValueError(f"population '{pop.name}': bias of shape {bias.shape} does not broadcast to "
+                         f"{pop.shape}") from None
+    return torch.as_tensor(np.array(full).reshape(-1), device=device).to(dtype)
+
+
+class FloatCuba:
+    """u = (1 - du) u + a;  v = (1 - dv) v + u + bias;  s = v > threshold;  then the reset (graph.py)."""
+
+    def __init__(self, pop: Population, dtype: torch.dtype, device) -> None:
+        n = pop.neuron
+        self.keep_u = 1.0 - float(n.du)
+        self.keep_v = 1.0 - float(n.dv)
+        self.bias = bias_vector(pop, dtype, device)
+        self.threshold = None if n.threshold is None else float(n.threshold)
+        self.reset = n.reset
+        self.reset_value = float(n.reset_value)
+        self.reset_amount = float(n.reset_amount)
+        self.graded = n.graded
+
+    def step(self, u, v, a):
+        """Returns (u, v, out); out is the spike tensor (0/1 in the state dtype) or, for a relay, `a`."""
+        if self.graded:
+            return a, a, a
+        u = u * self.keep_u + a
+        v = v * self.keep_v + u + self.bias
+        if self.threshold is None:
+            return u, v, torch.zeros_like(v)
+        spiked = v > self.threshold
+        if self.reset == "hard":
+            v = torch.where(spiked, torch.full_like(v, self.reset_value), v)
+        elif self.reset == "soft":
+            v = v - spiked.to(v.dtype) * self.reset_amount
+        return u, v, spiked.to(v.dtype)
+
+
+class FixedCuba:
+    """Lava's PyLifModelBitAcc on int64 tensors (see module docstring); soft reset: v -= reset_amount, clipped to
+    24 bits; hard reset: v = reset_value (both in raw voltage units)."""
+
+    def __init__(self, pop: Population, device) -> None:
+        n = pop.neuron
+        du, dv = int(n.du), int(n.dv)
+        if n.du != du or not 0 <= du < DECAY_UNITY:
+            raise ValueError(f"population '{pop.name}': fixed-point du must be an integer in 0..4095, got {n.du}")
+        if n.dv != dv or not 0 <= dv <= DECAY_UNITY:
+            raise ValueError(f"population '{pop.name}': fixed-point dv must be an integer in 0..4096, got {n.dv}")
+        self.keep_u = DECAY_UNITY - (du + CURRENT_DECAY_OFFSET)
+        self.keep_v = DECAY_UNITY - dv
+        mant = bias_vector(pop, torch.float64, device)
+        if not torch.equal(mant, mant.round()):
+            raise ValueError(f"population '{pop.name}': fixed-point bias mantissas must be integers")
+        mant = mant.long()
+        exp = int(pop.bias_exp)
+        self.bias = mant << exp if exp >= 0 else mant >> -exp
+        if n.threshold is None:
+            self.threshold = None
+        else:
+            if n.threshold != int(n.threshold):
+                raise ValueError(f"population '{pop.name}': fixed-point threshold must be an integer, "
+                                 f"got {n.threshold}")
+            self.threshold = int(n.threshold) << VTH_SHIFT
+        self.reset = n.reset
+        self.reset_value = int(n.reset_value)
+        self.reset_amount = int(n.reset_amount)
+        self.graded = n.graded
+
+    def step(self, u, v, a):
+        """u, v, a: int64 `[N, size]`. Returns (u, v, out) with out 0/1 (int64) or, for a relay, `a`."""
+        if self.graded:
+            return a, a, a
+        current = wrap_int32(decay_fixed(u, self.keep_u) + wrap_int32(a << ACT_SHIFT))
+        # Lava wraps once (not modulo): values above 2**23 lose 2**24, values at or below -2**23 gain it.
+        wrapped = torch.where(current > MAX_UV, current - 2 * MAX_UV, current)
+        u = torch.where(wrapped <= -MAX_UV, current + 2 * MAX_UV, wrapped)
+        v = wrap_int32(decay_fixed(v, self.keep_v) + u + self.bias).clamp(-MAX_UV + 1, MAX_UV - 1)
+        if self.threshold is None:
+            return u, v, torch.zeros_like(v)
+        spiked = v > self.threshold
+        if self.reset == "hard":
+            v = torch.where(spiked, torch.full_like(v, self.reset_value), v)
+        elif self.reset == "soft":
+            v = (v - spiked.long() * self.reset_amount).clamp(-MAX_UV + 1, MAX_UV - 1)
+        return u, v, spiked.long()
+
+
+def neuron_update(pop: Population, fixed: bool, dtype: torch.dtype, device):
+    """The update rule of `pop`: FixedCuba for a fixed-point graph, FloatCuba in `dtype` otherwise."""
+    if pop.neuron.reset not in ("hard", "soft", "none"):
+        raise ValueError(f"population '{pop.name}': unsupported reset '{pop.neuron.reset}'")
+    return FixedCuba(pop, device) if fixed else FloatCuba(pop, dtype, device)

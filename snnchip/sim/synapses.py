@@ -1,0 +1,152 @@
+"""Projections (dense and conv synapses) with Lava's integer semantics, batched in torch.
+
+A projection maps the source's outputs `[N, src_size]` to the target's synaptic input `[N, tgt_size]`.
+Delays split it into groups of synapses that share one lag; each group reads the source at `t - lag`.
+Fixed point, as `lava.proc.dense` / `lava.proc.conv`: the integer accumulation of a group is shifted by
+`weight_exp` (left, or arithmetic right for a negative exponent: the ACCUMULATED sum is shifted, as Lava's
+Dense does), and a conv's result wraps to 24 signed bits (Lava's Conv `signed_clamp`).
+
+The sums run in float32 when that is provably exact (binary spikes and every output's sum of |weights| below
+2**24) and in float64 otherwise (graded payloads): torch has no integer conv, and float64 is exact below 2**53.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..graph import Graph, Population, Projection
+from .counters import fan_out
+
+FLOAT32_EXACT = 1 << 24
+CONV_RESULT_BITS = 24
+
+
+def wrap_signed(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Modulo wrap of an int64 tensor into `bits` signed bits (Lava's `signed_clamp`)."""
+    half = 1 << (bits - 1)
+    return ((x + half) % (1 << bits)) - half
+
+
+def delay_groups(proj: Projection, src: Population, lag_extra: int) -> list[tuple[int, np.ndarray | None, str]]:
+    """Split a projection's delays into (lag, selector, kind) groups.
+
+    kind 'all': every synapse (selector None); 'source': a bool mask `[src_size]` of source neurons with that
+    delay (axonal delay per source neuron, delay array of the source's shape); 'synapse': a bool mask of the
+    dense weight's shape (per-synapse delay, as Lava's DelayDense; delay array of the weight's shape).
+    """
+    delay = proj.delay
+    if np.isscalar(delay) or np.ndim(delay) == 0:
+        d = int(delay)
+        if d != delay or d < 0:
+            raise ValueError(f"projection '{proj.name}': delay must be a non-negative integer, got {delay}")
+        return [(d + lag_extra, None, "all")]
+    delay = np.asarray(delay)
+    if not np.all(delay == np.round(delay)) or delay.min() < 0:
+        raise ValueError(f"projection '{proj.name}': delays must be non-negative integers")
+    delay = delay.astype(np.int64)
+    if tuple(delay.shape) == tuple(src.shape):
+        flat, kind = delay.reshape(-1), "source"
+    elif proj.kind == "dense" and tuple(delay.shape) == tuple(proj.weight.shape):
+        flat, kind = delay, "synapse"
+    else:
+        raise ValueError(f"projection '{proj.name}': delay of shape {delay.shape} is neither the source's shape "
+                         f"{src.shape} nor (dense) the weight's shape {proj.weight.shape}")
+    return [(int(d) + lag_extra, flat == d, kind) for d in np.unique(flat)]
+
+
+class Synapse:
+    """One projection, ready to run: `groups` of (lag, weight, source mask), applied by `__call__`."""
+
+    def __init__(self, graph: Graph, proj: Projection, dtype: torch.dtype, device) -> None:
+        self.name = proj.name
+        self.source, self.target = proj.source, proj.target
+        src, tgt = graph.population(proj.source), graph.population(proj.target)
+        self.src_shape, self.tgt_shape = tuple(src.shape), tuple(tgt.shape)
+        self.kind = proj.kind
+        self.fixed = graph.fixed
+        self.graded_input = src.neuron.graded
+        self.weight_exp = int(proj.weight_exp) if graph.fixed else 0
+        weight = np.asarray(proj.weight, dtype=np.float64)
+        if graph.fixed and not np.all(weight == np.round(weight)):
+            raise ValueError(f"projection '{proj.name}': fixed-point weights must be integers")
+        if not graph.fixed and proj.weight_exp != 0:
+            raise ValueError(f"projection '{proj.name}': weight_exp is fixed-point only, got {proj.weight_exp}")
+        self._check_shapes(proj, weight)
+        self.stride, self.padding = tuple(proj.stride), tuple(proj.padding)
+        self.dilation, self.groups_conv = tuple(proj.dilation), int(proj.groups)
+        if graph.fixed:
+            rows = np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1)
+            exact32 = not self.graded_input and rows.max(initial=0) < FLOAT32_EXACT
+            self.dtype = torch.float32 if exact32 else torch.float64
+        else:
+            self.dtype = dtype
+        lag_extra = 1 if graph.timing == "pipelined" else 0
+        fan = fan_out(proj, self.src_shape, self.tgt_shape)
+        self.groups, self.fan_out = [], []
+        for lag, select, kind in delay_groups(proj, src, lag_extra):
+            w = weight if kind != "synapse" else np.where(select, weight, 0.0)
+            mask = None
+            if kind == "source":
+                mask = torch.as_tensor(select, device=device)
+            self.groups.append((lag, torch.as_tensor(w, dtype=self.dtype, device=device), mask))
+            group_fan = select.sum(axis=0) if kind == "synapse" else fan
+            self.fan_out.append(torch.as_tensor(group_fan, dtype=torch.float64, device=device))
+        self.max_lag = max(lag for lag, _, _ in self.groups)
+        self.min_lag = min(lag for lag, _, _ in self.groups)
+
+    def _check_shapes(self, proj: Projection, weight: np.ndarray) -> None:
+        src_size, tgt_size = int(np.prod(self.src_shape)), int(np.prod(self.tgt_shape))
+        if proj.kind == "dense":
+            if weight.ndim != 2 or weight.shape != (tgt_size, src_size):
+                raise ValueError(f"projection '{proj.name}': dense weight {weight.shape} does not map "
+                                 f"{self.src_shape} to {self.tgt_shape} (expected ({tgt_size}, {src_size}))")
+        elif proj.kind == "conv":
+            if len(self.src_shape) != 3 or len(self.tgt_shape) != 3 or weight.ndim != 4:
+                raise ValueError(f"projection '{proj.name}': conv needs (C, H, W) populations and a 4-d weight")
+            c_in, groups = self.src_shape[0], int(proj.groups)
+            if c_in % groups or weight.shape[0] % groups or weight.shape[1] != c_in // groups:
+                raise ValueError(f"projection '{proj.name}': conv weight {weight.shape} does not fit {c_in} input "
+                                 f"channels in {groups} groups")
+            out = _conv_out_shape(self.src_shape[1:], weight.shape[2:], proj.stride, proj.padding, proj.dilation)
+            if (weight.shape[0], *out) != self.tgt_shape:
+                raise ValueError(f"projection '{proj.name}': conv output {(weight.shape[0], *out)} does not match "
+                                 f"target '{proj.target}' {self.tgt_shape}")
+        else:
+            raise ValueError(f"projection '{proj.name}': unsupported kind '{proj.kind}'")
+
+    def _apply(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.kind == "dense":
+            return x @ w.T
+        n = x.shape[0]
+        y = F.conv2d(x.view(n, *self.src_shape), w, stride=self.stride, padding=self.padding,
+                     dilation=self.dilation, groups=self.groups_conv)
+        return y.reshape(n, -1)
+
+    def __call__(self, inputs: list[torch.Tensor | None], count: bool = False):
+        """inputs[i]: the source's output `[N, src_size]` at `t - groups[i].lag`, or None before step 0.
+
+        Returns (a, events, ops): the synaptic input `[N, tgt_size]` (int64 in fixed point; None if nothing
+        arrived) and, if `count`, the arriving non-zero inputs and their synaptic operations (0-d tensors)."""
+        total, events, ops = None, 0, 0
+        for (lag, w, mask), fan, x in zip(self.groups, self.fan_out, inputs):
+            if x is None:
+                continue
+            if mask is not None:
+                x = x * mask
+            if count:
+                nz = (x != 0).to(torch.float64)
+                events = events + nz.sum()
+                ops = ops + (nz @ fan).sum()
+            y = self._apply(x.to(self.dtype), w)
+            if self.fixed:
+                y = y.round().long()
+                y = y << self.weight_exp if self.weight_exp >= 0 else y >> -self.weight_exp
+                if self.kind == "conv":
+                    y = wrap_signed(y, CONV_RESULT_BITS)
+            total = y if total is None else total + y
+        return total, events, ops
+
+
+def _conv_out_shape(size, kernel, stride, padding, dilation) -> tuple[int, int]:
+    return tuple((size[i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(2))
