@@ -33,7 +33,7 @@ def fan_out(proj: Projection, src_shape: tuple[int, ...], tgt_shape: tuple[int, 
     _, ho, wo = tgt_shape
     ones_out = torch.ones(1, c_out, ho, wo, dtype=torch.float64)
     ones_w = torch.ones(c_out, c_in_g, kh, kw, dtype=torch.float64)
-    full = [(ho - 1) * proj.stride[i] - 2 * proj.padding[i] + proj.dilation[i] * ((kh, kw)[i] - 1) + 1
+    full = [((ho, wo)[i] - 1) * proj.stride[i] - 2 * proj.padding[i] + proj.dilation[i] * ((kh, kw)[i] - 1) + 1
             for i in range(2)]
     extra = [(h, w)[i] - full[i] for i in range(2)]
     # Rows/columns that the strided kernel never reaches come back as output padding (fan-out 0).
