@@ -85,7 +85,9 @@ class Projection:
 
     kind 'dense': weight [F_out, F_in]; kind 'conv': weight [C_out, C_in/groups, kH, kW] with stride, padding,
     dilation (each (h, w)) and groups. `delay`: extra steps of synaptic delay, an int, or an int array of the
-    source's shape (axonal delay per source neuron). `weight_exp` and `num_message_bits` are fixed-point only
+    source's shape (axonal delay per source neuron), or, dense only, of the weight's shape `[F_out, F_in]`
+    (per-synapse delay, as Lava's DelayDense; netx's per-output-neuron delays). Each group of synapses sharing a
+    delay is summed and shifted by `weight_exp` on its own. `weight_exp` and `num_message_bits` are fixed-point only
     (num_message_bits 0 = binary spikes, > 0 = graded input of that many bits).
     """
     name: str
