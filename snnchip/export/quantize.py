@@ -42,7 +42,7 @@ BATCH = 32
 
 
 def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = None,
-             horizon: Optional[int] = None) -> tuple[Graph, QuantReport]:
+             horizon: Optional[int] = None, bias_exp: Optional[int] = None) -> tuple[Graph, QuantReport]:
     """Fixed-point copy of the float `graph` and what it cost.
 
     calibration: None, inputs x `[N, *input_shape, T]` (float, as the float graph takes them), or (x, labels).
@@ -50,9 +50,13 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
     from its range, and the report holds per-population spike agreement float vs fixed (and accuracies with
     labels). message_bits: payload bits of a graded input (default: from the data, else 8).
     horizon: steps a non-leaky readout must accumulate without saturating (default T + latency).
+    bias_exp: one bias exponent for every population (stock netx files fix it at 6); default: chosen per
+    population.
     """
     if graph.fixed:
         raise ValueError("quantize() needs a float graph; this one is already fixed point")
+    if bias_exp is not None and not 0 <= bias_exp <= BIAS_EXP_MAX:
+        raise UserError(f"bias exponent {bias_exp} is outside Loihi's 0..{BIAS_EXP_MAX}")
     graph.validate()
     x, labels = _split_calibration(calibration)
     if horizon is None:
@@ -80,7 +84,7 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
                 raise UserError(f"projection '{q.name}': graded relays other than the input are not supported "
                                 f"by the quantiser yet")
         _quantize_population(fixed, pop, incoming, pops, payload_max, in_scale, bits, horizon,
-                             None if stats is None else stats[pop.name], report)
+                             None if stats is None else stats[pop.name], report, bias_exp)
     fixed.validate()
     if x is not None:
         evaluate(graph, fixed, x, labels, report)
@@ -178,7 +182,8 @@ def _row_abs_max(q: Projection) -> float:
 
 
 # -- one population ------------------------------------------------------------------------------
-def _quantize_population(fixed_graph, pop, incoming, pops, payload_max, in_scale, bits, horizon, stat, report) -> None:
+def _quantize_population(fixed_graph, pop, incoming, pops, payload_max, in_scale, bits, horizon, stat, report,
+                         fixed_bias_exp) -> None:
     neuron = pop.neuron
     theta = neuron.threshold
     if theta is not None and theta < 0:
@@ -206,7 +211,7 @@ def _quantize_population(fixed_graph, pop, incoming, pops, payload_max, in_scale
     # u must never wrap (worst case); v saturates (explicitly) only beyond the chosen bound.
     limits = [UV_LIMIT / max(a_worst, 1e-300), UV_LIMIT / max(bound_v, 1e-300)]
     if b_max > 0:
-        limits.append(BIAS_MANT_MAX * (1 << BIAS_EXP_MAX) / b_max)
+        limits.append(BIAS_MANT_MAX * (1 << (BIAS_EXP_MAX if fixed_bias_exp is None else fixed_bias_exp)) / b_max)
     w_peak = max((float(np.abs(w).max(initial=0.0)) for w in float_w), default=0.0)
     if w_peak > 0:
         limits.append(MANT_MAX * 2.0 ** (W_EXP_MAX + 1 + ACT_SHIFT) / w_peak)
@@ -216,7 +221,7 @@ def _quantize_population(fixed_graph, pop, incoming, pops, payload_max, in_scale
     candidates = _candidate_scales(pop.name, theta, s_max)
     best = None
     for scale in candidates:
-        err = sum(_quantize_weight(w, scale)[3] for w in float_w) + _quantize_bias(bias, scale)[2]
+        err = sum(_quantize_weight(w, scale)[3] for w in float_w) + _quantize_bias(bias, scale, fixed_bias_exp)[2]
         if best is None or err < best[0]:
             best = (err, scale)
     scale = best[1]
@@ -231,7 +236,7 @@ def _quantize_population(fixed_graph, pop, incoming, pops, payload_max, in_scale
             name=q.name, source=q.source, target=q.target, kind=q.kind, synapses=synapse_count(fixed_graph, q),
             weight_bits=used, weight_exp=exp, saturated=sat,
             rel_error=float(np.sqrt(sq_err)) / norm if norm > 0 else 0.0, num_message_bits=q.num_message_bits))
-    mant, bias_exp, _, bias_sat = _quantize_bias(bias, scale, with_saturation=True)
+    mant, bias_exp, _, bias_sat = _quantize_bias(bias, scale, fixed_bias_exp, with_saturation=True)
     pop.bias = None if pop.bias is None else mant.reshape(np.shape(pop.bias))
     pop.bias_exp = bias_exp
     du = int(np.clip(round(float(neuron.du) * DECAY_UNITY) - 1, 0, DECAY_UNITY - 1))
@@ -277,13 +282,15 @@ def _quantize_weight(w: np.ndarray, scale: float):
     return (2 * m).astype(np.int32), exp, saturated, err, used
 
 
-def _quantize_bias(bias: np.ndarray, scale: float, with_saturation: bool = False):
-    """(mantissa int32, exponent 0..7, squared error in float units[, saturated count])."""
+def _quantize_bias(bias: np.ndarray, scale: float, exp: Optional[int] = None, with_saturation: bool = False):
+    """(mantissa int32, exponent 0..7 (the smallest that fits, unless given), squared error in float units
+    [, saturated count])."""
     x = bias * scale
     peak = float(np.abs(x).max(initial=0.0))
-    exp = 0
-    while exp < BIAS_EXP_MAX and peak / (1 << exp) > BIAS_MANT_MAX:
-        exp += 1
+    if exp is None:
+        exp = 0
+        while exp < BIAS_EXP_MAX and peak / (1 << exp) > BIAS_MANT_MAX:
+            exp += 1
     m = np.round(x / (1 << exp))
     sat = int(((m > BIAS_MANT_MAX) | (m < BIAS_MANT_MIN)).sum())
     m = np.clip(m, BIAS_MANT_MIN, BIAS_MANT_MAX)

@@ -139,3 +139,12 @@ def test_without_calibration_worst_case_bounds_prevent_any_wrap():
     assert all(p.peak_u < 1 for p in report.populations)
     with pytest.raises(ValueError, match="already fixed"):
         quantize(fixed)
+
+
+def test_a_fixed_bias_exponent_for_stock_netx():
+    g = small_graph()
+    fixed, report = quantize(g, calibration=spikes_in(), bias_exp=6)
+    assert all(p.bias_exp == 6 for p in fixed.populations if not p.is_input)
+    assert report.argmax_agreement >= 0.9
+    with pytest.raises(UserError, match="bias exponent"):
+        quantize(g, bias_exp=8)
