@@ -26,19 +26,25 @@ from .compose import MembraneSum, Term, conv_size
 from .fuse import fold, layer_weight
 
 InputKind = Literal["binary", "graded"]
+ShortcutMode = Literal["composed", "relay"]
 INPUT = "input"
 READOUT = "readout"
 
 
-def lower(model, *, input_kind: InputKind = "graded") -> Graph:
+def lower(model, *, input_kind: InputKind = "graded", shortcut: ShortcutMode = "composed") -> Graph:
     """Float64 graph (ideal timing) of `model` (a `train.models.SpikingResNet`); see the module docstring.
 
     input_kind: 'binary' if the input frames are 0/1 spikes, 'graded' (default, always exact) otherwise.
+    shortcut (MS-ResNet): 'composed' (default) gives every LIF population a projection from each earlier block,
+    spike-driven only (quadratic in the blocks per stage); 'relay' adds after each block a graded relay
+    population `<block>.relay` forwarding the running membrane sum (linear cost, graded payloads).
     Raises UserError naming the module for anything that cannot be mapped.
     """
     if input_kind not in ("binary", "graded"):
         raise UserError(f"input_kind must be 'binary' or 'graded', got '{input_kind}'")
-    return _Lowering(model, input_kind).run()
+    if shortcut not in ("composed", "relay"):
+        raise UserError(f"shortcut must be 'composed' or 'relay', got '{shortcut}'")
+    return _Lowering(model, input_kind, shortcut).run()
 
 
 def neuron_of(module, name: str) -> Neuron:
@@ -75,11 +81,13 @@ def _out_shape(shape: tuple[int, ...], weight: np.ndarray, geo: dict) -> tuple[i
 
 
 class _Lowering:
-    def __init__(self, model, input_kind: InputKind) -> None:
+    def __init__(self, model, input_kind: InputKind, shortcut: ShortcutMode) -> None:
         self.model = model
         self.input_kind = input_kind
+        self.relay = shortcut == "relay"
         self.names = {id(m): n for n, m in model.named_modules()}
-        self.graph = Graph(meta={"torch_names": {}, "source": "snnchip.export.lower", "input_kind": input_kind})
+        self.graph = Graph(meta={"torch_names": {}, "source": "snnchip.export.lower", "input_kind": input_kind,
+                                 "shortcut": shortcut})
 
     # -- helpers ---------------------------------------------------------------------------------
     def name(self, module) -> str:
@@ -180,7 +188,19 @@ class _Lowering:
             raise UserError(f"block '{self.name(block)}': residual {out_shape} and shortcut {state.shape} differ")
         state = MembraneSum(state.shape, list(state.terms), state.bias.copy())
         state.add(Term(lif2, w2, geo2["stride"], geo2["padding"]), b2)
-        return state
+        return self.relay_population(block, state) if self.relay else state
+
+    def relay_population(self, block, state: MembraneSum) -> MembraneSum:
+        """A graded relay emitting the spike-driven part of `state` (its bias stays with the LIF targets), and the
+        state as a single identity term of that relay."""
+        name = f"{self.name(block)}.relay"
+        self.graph.populations.append(Population(
+            name=name, shape=state.shape, neuron=Neuron(threshold=0.0, du=1.0, dv=1.0, graded=True)))
+        for term in state.terms:
+            self.project(term.source, name, term.weight,
+                         dict(stride=term.stride, padding=term.padding, dilation=(1, 1), groups=1))
+        c = state.shape[0]
+        return MembraneSum(state.shape, [Term(name, np.eye(c).reshape(c, c, 1, 1))], state.bias.copy())
 
     def shortcut_on_membrane(self, sc, state: MembraneSum) -> MembraneSum:
         where = self.name(sc)

@@ -72,19 +72,14 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
     fixed.meta["input_scale"] = in_scale
     fixed.meta["message_bits"] = bits
     pops = {p.name: p for p in fixed.populations}
-    payload_max = {inp.name: (1 << bits) - 1 if inp.neuron.graded else 1}
+    # What each population emits, for its targets: integer payload per float unit, and the largest |float value|.
+    units = {inp.name: (in_scale, ((1 << bits) - 1) / in_scale, bits) if inp.neuron.graded else (1.0, 1.0, 0)}
     for pop in fixed.populations:
         if pop.is_input:
             _quantize_input(pop, in_scale)
             continue
-        incoming = fixed.into(pop.name)
-        for q in incoming:
-            src = pops[q.source]
-            if src.neuron.graded and not src.is_input:
-                raise UserError(f"projection '{q.name}': graded relays other than the input are not supported "
-                                f"by the quantiser yet")
-        _quantize_population(fixed, pop, incoming, pops, payload_max, in_scale, bits, horizon,
-                             None if stats is None else stats[pop.name], report, bias_exp)
+        units[pop.name] = _quantize_population(fixed, pop, fixed.into(pop.name), pops, units, horizon,
+                                               None if stats is None else stats[pop.name], report, bias_exp)
     fixed.validate()
     if x is not None:
         evaluate(graph, fixed, x, labels, report)
@@ -182,23 +177,31 @@ def _row_abs_max(q: Projection) -> float:
 
 
 # -- one population ------------------------------------------------------------------------------
-def _quantize_population(fixed_graph, pop, incoming, pops, payload_max, in_scale, bits, horizon, stat, report,
-                         fixed_bias_exp) -> None:
+def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat, report,
+                         fixed_bias_exp) -> tuple[float, float, int]:
+    """Quantise `pop` and its incoming projections in place; returns what it emits: (payload per float unit,
+    largest |float value|, message bits) — a spike is (1, 1, 0); a relay's payload is its input, in units of
+    2**6 / S."""
     neuron = pop.neuron
     theta = neuron.threshold
-    if theta is not None and theta < 0:
+    relay = neuron.graded
+    if theta is not None and theta < 0 and not relay:
         raise UserError(f"population '{pop.name}': negative threshold {theta} cannot be represented")
-    float_w = []
-    for q in incoming:
-        src = pops[q.source]
-        w = np.asarray(q.weight, dtype=np.float64)
-        float_w.append(w / in_scale if src.neuron.graded else w)     # float weight per payload unit
+    # float weight per payload unit of the source, and the largest input one step can bring (float units)
+    float_w = [np.asarray(q.weight, dtype=np.float64) / units[q.source][0] for q in incoming]
+    a_worst = sum(_row_abs_max(q) * units[q.source][1] for q in incoming)
     bias = np.zeros(1) if pop.bias is None else np.asarray(pop.bias, dtype=np.float64)
     b_max = float(np.abs(bias).max(initial=0.0))
-    a_worst = sum(_row_abs_max(q) * payload_max.get(q.source, 1) * (1 / in_scale if pops[q.source].neuron.graded
-                                                                    else 1) for q in incoming)
+    if relay:
+        if b_max > 0:
+            raise UserError(f"population '{pop.name}': a graded relay cannot have a bias")
+        theta, b_max, bias = None, 0.0, np.zeros(1)
     keep_v = 1.0 - float(neuron.dv)
-    if stat is not None:
+    if relay:
+        # the payload is the step's input, a 24-bit signed graded spike: no state, no voltage bound
+        bound_a = bound_v = a_worst
+        bound_from = "worst-case"
+    elif stat is not None:
         bound_a = stat["a"] * CALIBRATION_MARGIN
         bound_v = (stat["v"] + stat["a"] + b_max) * CALIBRATION_MARGIN
         bound_from = "calibration"
@@ -208,7 +211,7 @@ def _quantize_population(fixed_graph, pop, incoming, pops, payload_max, in_scale
         if theta is not None and neuron.reset != "none":
             bound_v = max(bound_v, theta + a_worst + b_max)
         bound_from = "worst-case"
-    # u must never wrap (worst case); v saturates (explicitly) only beyond the chosen bound.
+    # u (or a relay's payload) must never wrap (worst case); v saturates (explicitly) only beyond the bound.
     limits = [UV_LIMIT / max(a_worst, 1e-300), UV_LIMIT / max(bound_v, 1e-300)]
     if b_max > 0:
         limits.append(BIAS_MANT_MAX * (1 << (BIAS_EXP_MAX if fixed_bias_exp is None else fixed_bias_exp)) / b_max)
@@ -231,7 +234,7 @@ def _quantize_population(fixed_graph, pop, incoming, pops, payload_max, in_scale
         norm = float(np.sqrt((w ** 2).sum()))
         q.weight = mant2
         q.weight_exp = exp
-        q.num_message_bits = bits if pops[q.source].neuron.graded else 0
+        q.num_message_bits = units[q.source][2]
         report.projections.append(ProjectionQuant(
             name=q.name, source=q.source, target=q.target, kind=q.kind, synapses=synapse_count(fixed_graph, q),
             weight_bits=used, weight_exp=exp, saturated=sat,
@@ -246,11 +249,17 @@ def _quantize_population(fixed_graph, pop, incoming, pops, payload_max, in_scale
     pop.neuron = Neuron(threshold=vth, du=du, dv=dv, reset=neuron.reset,
                         reset_value=int(round(neuron.reset_value * scale)),
                         reset_amount=int(round(neuron.reset_amount * scale)), graded=False)
+    if relay:
+        pop.neuron = Neuron(threshold=0, du=DECAY_UNITY - 1, dv=DECAY_UNITY - 1, graded=True)
     pop.scale = float(scale)
     report.populations.append(PopulationQuant(
         name=pop.name, shape=tuple(pop.shape), neurons=pop.size, scale=float(scale), vth=vth, bias_exp=bias_exp,
         bias_saturated=bias_sat, bound_a=float(bound_a), bound_v=float(bound_v), bound_from=bound_from,
         dv=dv, du=du, decay_error=float(decay_error)))
+    if relay:
+        payload_scale = scale / (1 << ACT_SHIFT)
+        return payload_scale, a_worst, int(math.ceil(a_worst * payload_scale)).bit_length() + 1
+    return 1.0, 1.0, 0
 
 
 def _candidate_scales(name: str, theta, s_max: float) -> list[float]:
@@ -305,7 +314,7 @@ def evaluate(graph: Graph, fixed: Graph, x, labels, report: QuantReport) -> None
     """Spike agreement per population, fixed-point peaks and saturations, class agreement and accuracies."""
     from ..sim import simulate
     x = _pad_for_latency(graph, x.double())
-    names = [p.name for p in graph.populations if not p.is_input]
+    names = [p.name for p in graph.populations if not p.is_input and not p.neuron.graded]
     agree = {n: 0.0 for n in names}
     peak_u = {n: 0 for n in names}
     peak_v = {n: 0 for n in names}
@@ -326,6 +335,8 @@ def evaluate(graph: Graph, fixed: Graph, x, labels, report: QuantReport) -> None
             fixed_cls.append(got.outputs[readout][..., -1].argmax(dim=1))
     count = x.shape[0]
     for p in report.populations:
+        if p.name not in agree:          # a relay's payload has no spikes to agree on
+            continue
         p.spike_agreement = agree[p.name] / count
         p.peak_u = peak_u[p.name] / (UV_LIMIT + 1)
         p.peak_v = peak_v[p.name] / (UV_LIMIT + 1)
