@@ -1,0 +1,39 @@
+"""Run a stock NetX file with lava-dl's own `netx.hdf5.Network` on Lava's fixed-point CPU simulator and read every
+block's spikes, u and v at every step (Lava's `(x, y, f, t)` layout)."""
+import numpy as np
+
+from snnchip.deploy.runconfig import TagRunConfig
+
+from lava.lib.dl import netx  # noqa: E402
+from lava.magma.core.run_conditions import RunSteps  # noqa: E402
+from lava.proc import io  # noqa: E402
+
+
+def run_netx_on_lava(path, steps, x=None, input_bias=None, reset_interval=None, num_layers=None):
+    """x: input `(*in_shape, T)` injected into the first block's neuron (or, for an input layer without a neuron,
+    into the first synapse); input_bias: replaces the input neuron's bias mantissa (netx's image input).
+    Returns a list over blocks of (s, u, v), each `(*shape, steps)`."""
+    net = netx.hdf5.Network(net_config=str(path), reset_interval=reset_interval, num_layers=num_layers)
+    if input_bias is not None:
+        net.in_layer.neuron.bias_mant.init = input_bias
+    if x is not None:
+        source = io.source.RingBuffer(data=x.astype(np.int32))
+        source.s_out.connect(net.inp)
+    sinks = []
+    for block in net.layers:
+        sink = io.sink.RingBuffer(shape=block.neuron.s_out.shape, buffer=steps)
+        block.neuron.s_out.connect(sink.a_in)
+        sinks.append(sink)
+    u = [[] for _ in net.layers]
+    v = [[] for _ in net.layers]
+    try:
+        for _ in range(steps):
+            net.run(condition=RunSteps(num_steps=1), run_cfg=TagRunConfig("fixed_pt"))
+            for i, block in enumerate(net.layers):
+                u[i].append(block.neuron.u.get().copy())
+                v[i].append(block.neuron.v.get().copy())
+        spikes = [sink.data.get().copy() for sink in sinks]
+    finally:
+        net.stop()
+    return [(spikes[i].astype(np.int64), np.stack(u[i], -1).astype(np.int64), np.stack(v[i], -1).astype(np.int64))
+            for i in range(len(net.layers))]
