@@ -1,12 +1,260 @@
-"""snn-energy: not implemented yet."""
-import argparse
+"""snn-energy: per-layer operation counts and energy of a spiking network, and of the same network as an ANN.
 
-from ..cli_util import one_line_errors
+    snn-energy model.pt --dataset digits-dvs [--compare-fixed] [--html r.html] [--markdown r.md] [--json]
+    snn-energy model.net --dataset digits-dvs          (NetX HDF5: counts from the simulator's counters)
+    snn-energy --arch ms_resnet34 --input-shape 3,224,224 [--T 6] --json      (no data: parameters, ANN FLOPs)
+
+Energy models: built-in `cmos45nm` (Horowitz, ISSCC 2014) and `loihi` (Davies et al., IEEE Micro 2018), or a
+JSON file of your own (`--energy-model FILE`, see docs/energy.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ..cli_util import UserError, one_line_errors
+from .energy_models import builtin_model_names, load_energy_model
+
+NETX_SUFFIXES = (".net", ".h5", ".hdf5")
+DEFAULT_MODELS = ("cmos45nm", "loihi")
+STATIC_DATASETS = ("cifar10",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="snn-energy", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("network", nargs="?", help="a checkpoint from snn-train (.pt) or a NetX HDF5 (.net/.h5)")
+    p.add_argument("--dataset", help="dataset to count on (digits-dvs, cifar10-dvs, nmnist, dvs-gesture, cifar10)")
+    p.add_argument("--split", default="test", help="dataset split (default: test)")
+    p.add_argument("--data-root", help="dataset root folder (default: the dataset's own default)")
+    p.add_argument("--samples", type=int, default=64, help="samples to count on (default 64)")
+    p.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default 16)")
+    p.add_argument("--T", type=int, help="time steps per sample (default: the model's / dataset's)")
+    p.add_argument("--arch", help="without data: an architecture name (e.g. ms_resnet34, ms_resnet20)")
+    p.add_argument("--input-shape", help="with --arch: C,H,W of one input frame, e.g. 3,224,224")
+    p.add_argument("--family", help="with --arch: model family override (cifar, imagenet, dvs)")
+    p.add_argument("--energy-model", action="append", metavar="NAME|FILE",
+                   help=f"energy model(s) to price with, repeatable (default: {', '.join(DEFAULT_MODELS)}; "
+                        f"built-in: {', '.join(builtin_model_names())})")
+    p.add_argument("--ann-frames", type=int,
+                   help="frames an ANN processes per sample (default: 1 for static images, T for event data)")
+    p.add_argument("--compare-fixed", action="store_true",
+                   help="checkpoint only: also export to Loihi fixed point, count with the simulator, and report "
+                        "per layer how its synaptic ops differ from the float model's and what the spike "
+                        "differences predict")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the JSON report to FILE")
+    p.add_argument("--markdown", metavar="FILE", help="write a Markdown report to FILE")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with plots to FILE")
+    return p
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write text to path via a temp file in the same folder and os.replace."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"cannot write '{path}': folder '{folder}' does not exist")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise UserError(f"--input-shape '{text}': expected integers C,H,W (e.g. 3,224,224)") from None
+    if len(shape) not in (1, 3) or any(s <= 0 for s in shape):
+        raise UserError(f"--input-shape '{text}': expected positive C,H,W (e.g. 3,224,224)")
+    return shape
+
+
+def arch_summary(args) -> dict:
+    from ..train.models import build_model, model_config
+    from .flops import flops_summary
+
+    if not args.input_shape:
+        raise UserError("--arch needs --input-shape C,H,W")
+    shape = parse_shape(args.input_shape)
+    overrides = {"in_channels": shape[0]}
+    if len(shape) == 3:
+        overrides["input_size"] = (shape[1], shape[2])
+    if args.T:
+        overrides["T"] = args.T
+    if args.family:
+        overrides["family"] = args.family
+    try:
+        config = model_config(args.arch, **overrides)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"--arch '{args.arch}': {exc}") from None
+    model = build_model(config)
+    summary = flops_summary(model, shape, int(config.T))
+    summary.update(tool="snn-energy", arch=args.arch, input_shape=list(shape))
+    return summary
+
+
+def _dataset_batches(args, T):
+    import torch
+    from ..train.data import load_dataset
+
+    try:
+        data = load_dataset(args.dataset, args.split, root=args.data_root, T=T)
+    except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
+        raise UserError(f"cannot load dataset '{args.dataset}' ({args.split}): {exc}") from None
+    count = min(args.samples, len(data))
+    if count <= 0:
+        raise UserError(f"dataset '{args.dataset}' ({args.split}) has no samples to count on")
+    xs = []
+    for i in range(count):
+        xs.append(torch.as_tensor(data[i][0], dtype=torch.float64))
+        if len(xs) == args.batch_size or i == count - 1:
+            yield torch.stack(xs)
+            xs = []
+
+
+def _load_inputs(args, T):
+    """Every requested sample as one list of batches (the same inputs feed the model and the simulator)."""
+    return list(_dataset_batches(args, T))
+
+
+def _progress(total: int, what: str):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=what, unit="sample", file=sys.stderr, leave=False)
+
+
+def checkpoint_report(args, pricings) -> dict:
+    from ..train.checkpoint import load_model
+    from .count import count_model, run_model
+    from .report import build_report
+
+    model = load_model(args.network).double().eval()
+    T = args.T or int(model.config.T)
+    batches = _load_inputs(args, T)
+    total = sum(int(b.shape[0]) for b in batches)
+    input_shape = tuple(batches[0].shape[1:-1])
+    with _progress(total, "float model") as bar:
+        counts = count_model(model, batches, input_shape, progress=bar)
+    frames = args.ann_frames or (1 if args.dataset in STATIC_DATASETS else counts.steps)
+    report = build_report(counts, pricings, ann_frames=frames,
+                          meta={"network": args.network, "network_kind": "checkpoint", "dataset": args.dataset,
+                                "split": args.split})
+    if args.compare_fixed:
+        import torch
+        from ..export.lower import lower
+        from ..export.quantize import encode_input, quantize
+        from ..export.timing import pipeline
+        from .compare import compare
+        from .count import count_graph
+
+        x = torch.cat(batches)
+        binary = bool(torch.all((x == 0) | (x == 1)))
+        graph = pipeline(lower(model, input_kind="binary" if binary else "graded"))
+        fixed, _ = quantize(graph, calibration=x)
+        with _progress(total, "float model (graph ops)") as bar:
+            activity, samples, _ = run_model(model, batches, progress=bar)
+        with _progress(total, "fixed-point sim") as bar:
+            sim = count_graph(fixed, [encode_input(fixed, b) for b in batches], progress=bar)
+        report["comparison"] = compare(fixed, activity, sim, samples)
+    return report
+
+
+def netx_report(args, pricings) -> dict:
+    import torch
+    try:
+        from ..export.netx_hdf5 import read_netx
+    except ImportError:  # engineer E's reader before it moves to the contract's module name
+        from ..export.netx_read import read_netx
+    from ..export.quantize import encode_input
+    from .count import count_graph
+    from .report import build_report
+
+    graph = read_netx(args.network)
+    T = args.T or int(graph.meta.get("T", 0)) or None
+    if T is None:
+        raise UserError(f"'{args.network}' does not record its number of time steps; pass --T")
+    batches = _load_inputs(args, T)
+    if graph.fixed:
+        batches = [encode_input(graph, b) for b in batches]
+    total = sum(int(b.shape[0]) for b in batches)
+    with _progress(total, "simulator") as bar:
+        counts = count_graph(graph, [torch.as_tensor(b) for b in batches], progress=bar)
+    frames = args.ann_frames or (1 if args.dataset in STATIC_DATASETS else counts.steps)
+    return build_report(counts, pricings, ann_frames=frames,
+                        meta={"network": args.network, "network_kind": "netx", "dataset": args.dataset,
+                              "split": args.split})
+
+
+def _print_summary(report: dict) -> None:
+    from .report import energy, si
+    t = report["totals"]
+    ps = t["per_sample"]
+    print(f"{report['network']}: {report['samples']} samples of {report['dataset']}, T = {report['T']}, "
+          f"firing rate {ps['firing_rate']:.4f}, synops {si(ps['synops'])}, MACs {si(ps['macs'])}, "
+          f"ANN FLOPs {si(ps['ann_flops'])} per sample")
+    for name, e in t["energy_pj_per_sample"].items():
+        ratio = "n/a" if e["ratio"] is None else f"{e['ratio']:.2f}"
+        print(f"  {name:16s} E(SNN) {energy(e['snn']):>12s}  E(ANN) {energy(e['ann']):>12s}  ratio {ratio}")
+    if "comparison" in report:
+        c = report["comparison"]
+        print(f"  fixed vs float synops: {c['synops_diff_percent']:+.3f} % "
+              f"({'explained by the spike differences' if c['explained'] else 'NOT explained by spikes'})")
 
 
 @one_line_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="snn-energy", description="not implemented yet")
-    parser.parse_args(argv)
-    print("snn-energy: not implemented yet")
-    return 1
+    args = build_parser().parse_args(argv)
+    if args.arch:
+        if args.network or args.dataset:
+            raise UserError("--arch counts without data; give either --arch or a network with --dataset")
+        summary = arch_summary(args)
+        text = json.dumps(summary, indent=2)
+        if args.output:
+            write_atomic(args.output, text + "\n")
+        if args.json:
+            print(text)
+        else:
+            f = summary["ann_flops_per_frame"]
+            print(f"{args.arch} {args.input_shape}: {summary['params'] / 1e6:.4g} M parameters, ANN FLOPs per "
+                  f"frame {f['full'] / 1e9:.4g} G (full), {f['paper'] / 1e9:.4g} G (seed 000 Table V convention)")
+        return 0
+    pricings = [p for spec in (args.energy_model or DEFAULT_MODELS) for p in load_energy_model(spec).pricings]
+    if not args.network:
+        raise UserError("give a network (checkpoint .pt or NetX .net/.h5) with --dataset, or --arch")
+    if not args.dataset:
+        raise UserError("--dataset is needed to count operations on data (or use --arch for FLOPs only)")
+    if not Path(args.network).is_file():
+        raise UserError(f"network '{args.network}' does not exist")
+    if args.samples <= 0 or args.batch_size <= 0:
+        raise UserError("--samples and --batch-size must be positive")
+    if args.ann_frames is not None and args.ann_frames <= 0:
+        raise UserError("--ann-frames must be positive")
+    is_netx = Path(args.network).suffix.lower() in NETX_SUFFIXES
+    if is_netx and args.compare_fixed:
+        raise UserError("--compare-fixed needs a checkpoint (it exports the float model itself)")
+    report = netx_report(args, pricings) if is_netx else checkpoint_report(args, pricings)
+
+    from .report import to_html, to_markdown
+    text = json.dumps(report, indent=2)
+    if args.output:
+        write_atomic(args.output, text + "\n")
+    if args.markdown:
+        write_atomic(args.markdown, to_markdown(report))
+    if args.html:
+        write_atomic(args.html, to_html(report))
+    if args.json:
+        print(text)
+    else:
+        _print_summary(report)
+    return 0

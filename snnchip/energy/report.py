@@ -1,0 +1,334 @@
+"""Energy reports: operation counts priced by energy models, as JSON, Markdown, and a self-contained HTML page.
+
+`build_report(counts, pricings, ann_frames=..., meta=...)` turns `count.ActivityCounts` into a JSON-ready dict:
+per synaptic layer (neurons of its source, synapses, firing rate and spikes of its source, synaptic ops, MACs,
+ANN FLOPs, SNN and ANN energy under each pricing, ANN/SNN ratio), per neuron layer (spikes, firing rate, neuron
+updates and their energy), and totals per sample and per time step. Energies are in pJ.
+
+Conventions: firing rate r = #spikes / (#neurons * T) (seed 000); ANN FLOPs = multiply-accumulates of one frame
+times `ann_frames` frames per sample (1 for a static image, T for event streams whose every frame an ANN
+processes, as seed 000 does for CIFAR10-DVS); the ratio is E(ANN) / E(SNN) as in seed 000's Table V.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Optional
+
+from .count import ActivityCounts
+from .energy_models import Pricing
+from .flops import PAPER_ROLES
+
+
+def _price(pricing: Pricing, side: str, **amounts) -> tuple[Optional[float], list[str]]:
+    """Energy (pJ) of the amounts a pricing covers, and the non-zero quantities it does not price. None when
+    the pricing covers none of the amounts, or only zero ones while others are non-zero (nothing it can say)."""
+    table = pricing.snn if side == "snn" else pricing.ann
+    total, unpriced, priced = 0.0, [], []
+    for quantity, amount in amounts.items():
+        if quantity in table:
+            total += amount * table[quantity].pj
+            priced.append(amount)
+        elif amount:
+            unpriced.append(quantity)
+    if not priced or (unpriced and not any(priced)):
+        return None, unpriced
+    return total, unpriced
+
+
+def _ratio(ann: Optional[float], snn: Optional[float]) -> Optional[float]:
+    return ann / snn if ann is not None and snn else None
+
+
+def build_report(counts: ActivityCounts, pricings: list[Pricing], *, ann_frames: int, meta: dict) -> dict:
+    """The report dict (see module docstring); values per sample unless a key says otherwise."""
+    n, T = counts.samples, counts.steps
+    neuron_rows, rate = [], {}
+    for nl in counts.neuron_layers:
+        r = nl.spikes / (nl.neurons * T * n) if nl.neurons else 0.0
+        rate[nl.name] = r
+        updates, active = nl.updates / n, nl.active_updates / n
+        row = {"name": nl.name, "shape": list(nl.shape), "neurons": nl.neurons, "spikes": nl.spikes / n,
+               "firing_rate": r, "neuron_updates": updates, "active_updates": active, "energy_pj": {}}
+        for p in pricings:
+            e, _ = _price(p, "snn", neuron_update_active=active, neuron_update_inactive=updates - active,
+                          spike=nl.spikes / n)
+            row["energy_pj"][p.name] = e
+        neuron_rows.append(row)
+    spikes_of = {nl.name: nl.spikes / n for nl in counts.neuron_layers}
+
+    layer_rows = []
+    for layer in counts.layers:
+        synops, macs = layer.synops / n, layer.macs / n
+        ann_flops = layer.synapses * ann_frames
+        row = {"name": layer.name, "kind": layer.kind, "role": layer.role, "source": layer.source,
+               "target": layer.target, "input": "spikes" if layer.spike_driven else "graded",
+               "neurons": layer.neurons, "synapses": layer.synapses, "params": layer.params,
+               "spikes": spikes_of.get(layer.source) if layer.spike_driven else None,
+               "firing_rate": rate.get(layer.source) if layer.spike_driven else None,
+               "input_events": layer.events / n, "synops": synops, "macs": macs, "ann_flops": ann_flops,
+               "energy_pj": {}}
+        for p in pricings:
+            snn, unpriced = _price(p, "snn", synop=synops, mac=macs)
+            ann, _ = _price(p, "ann", mac=ann_flops)
+            row["energy_pj"][p.name] = {"snn": snn, "ann": ann, "ratio": _ratio(ann, snn), "unpriced": unpriced}
+        layer_rows.append(row)
+
+    neurons_total = sum(nl.neurons for nl in counts.neuron_layers)
+    spikes_total = sum(nl.spikes for nl in counts.neuron_layers) / n
+    per_sample = {
+        "neurons": neurons_total, "spikes": spikes_total,
+        "firing_rate": spikes_total / (neurons_total * T) if neurons_total else 0.0,
+        "synops": sum(r["synops"] for r in layer_rows), "macs": sum(r["macs"] for r in layer_rows),
+        "neuron_updates": sum(r["neuron_updates"] for r in neuron_rows),
+        "active_updates": sum(r["active_updates"] for r in neuron_rows),
+        "ann_flops": sum(r["ann_flops"] for r in layer_rows),
+        "synapses": sum(r["synapses"] for r in layer_rows),
+        "params": sum(r["params"] for r in layer_rows),
+    }
+    energy = {}
+    for p in pricings:
+        snn_parts = [r["energy_pj"][p.name]["snn"] for r in layer_rows] + [r["energy_pj"][p.name] for r in neuron_rows]
+        snn = sum(e for e in snn_parts if e is not None) if any(e is not None for e in snn_parts) else None
+        ann_parts = [r["energy_pj"][p.name]["ann"] for r in layer_rows]
+        ann = sum(e for e in ann_parts if e is not None) if any(e is not None for e in ann_parts) else None
+        _, unpriced = _price(p, "snn", synop=per_sample["synops"], mac=per_sample["macs"],
+                             neuron_update_active=per_sample["active_updates"],
+                             neuron_update_inactive=per_sample["neuron_updates"] - per_sample["active_updates"],
+                             spike=per_sample["spikes"])
+        energy[p.name] = {"snn": snn, "ann": ann, "ratio": _ratio(ann, snn), "unpriced_snn": unpriced,
+                          "description": p.description}
+    per_step = {k: (v / T if k not in ("neurons", "firing_rate", "synapses", "params") else v)
+                for k, v in per_sample.items()}
+    per_step["ann_flops"] = per_sample["ann_flops"] / ann_frames
+
+    report = {
+        "tool": "snn-energy", **meta, "origin": counts.origin, "samples": n, "T": T, "ann_frames": ann_frames,
+        "conventions": {
+            "firing_rate": "#spikes / (#neurons * T) (seed 000)",
+            "synops": "spikes x fan-out (one accumulate per synapse reached)",
+            "macs": "non-zero graded inputs x fan-out (e.g. the encoding layer)",
+            "ann_flops": f"multiply-accumulates of the same network as an ANN, one per synapse and frame, "
+                         f"x {ann_frames} frame(s) per sample",
+            "ratio": "E(ANN) / E(SNN)",
+            "energy_unit": "pJ",
+        },
+        "pricings": {p.name: {"description": p.description,
+                              "snn": {q: {"pJ": f.pj, "figure": f.key, "label": f.label} for q, f in p.snn.items()},
+                              "ann": {q: {"pJ": f.pj, "figure": f.key, "label": f.label} for q, f in p.ann.items()}}
+                     for p in pricings},
+        "layers": layer_rows,
+        "neuron_layers": neuron_rows,
+        "totals": {"per_sample": per_sample, "per_step": per_step, "energy_pj_per_sample": energy,
+                   "energy_pj_per_step": {k: {"snn": None if v["snn"] is None else v["snn"] / T,
+                                              "ann": None if v["ann"] is None else v["ann"] / T,
+                                              "ratio": v["ratio"]} for k, v in energy.items()}},
+    }
+    if all(r["role"] is not None for r in layer_rows):
+        report["paper_convention"] = paper_convention(report, pricings)
+    return report
+
+
+def paper_convention(report: dict, pricings: list[Pricing]) -> dict:
+    """Seed 000 Table V: SyOPs and FLOPs of the residual-path convs and the FC only, priced AC / MAC."""
+    rows = [r for r in report["layers"] if r["role"] in PAPER_ROLES]
+    synops = sum(r["synops"] for r in rows)
+    flops = sum(r["ann_flops"] for r in rows)
+    out = {"roles": list(PAPER_ROLES), "synops": synops, "ann_flops": flops,
+           "firing_rate": report["totals"]["per_sample"]["firing_rate"], "energy_pj": {}}
+    for p in pricings:
+        snn, _ = _price(p, "snn", synop=synops)
+        ann, _ = _price(p, "ann", mac=flops)
+        out["energy_pj"][p.name] = {"snn": snn, "ann": ann, "ratio": _ratio(ann, snn)}
+    return out
+
+
+# -- formatting ------------------------------------------------------------------------------------------
+def si(value: Optional[float], unit: str = "") -> str:
+    """1234567 -> '1.23 M' (with unit); None -> 'n/a'."""
+    if value is None:
+        return "n/a"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}".rstrip()
+    return f"{value:.3g} {unit}".rstrip()
+
+
+def energy(pj: Optional[float]) -> str:
+    """pJ -> the most readable of pJ, nJ, uJ, mJ, J."""
+    if pj is None:
+        return "n/a"
+    for factor, unit in ((1e12, "J"), (1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ")):
+        if abs(pj) >= factor:
+            return f"{pj / factor:.4g} {unit}"
+    return f"{pj:.4g} pJ"
+
+
+def _ratio_text(r: Optional[float]) -> str:
+    return "n/a" if r is None else f"{r:.2f}"
+
+
+def _tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of the report's tables, shared by Markdown and HTML."""
+    names = list(report["pricings"])
+    tables = []
+    head = ["pricing", "E(SNN) / sample", "E(ANN) / sample", "E(ANN)/E(SNN)", "E(SNN) / step", "not priced"]
+    rows = []
+    for name in names:
+        e = report["totals"]["energy_pj_per_sample"][name]
+        step = report["totals"]["energy_pj_per_step"][name]
+        rows.append([name, energy(e["snn"]), energy(e["ann"]), _ratio_text(e["ratio"]), energy(step["snn"]),
+                     ", ".join(e["unpriced_snn"]) or "-"])
+    tables.append(("Energy per sample", head, rows))
+    ps, st = report["totals"]["per_sample"], report["totals"]["per_step"]
+    keys = ["neurons", "spikes", "firing_rate", "synops", "macs", "neuron_updates", "active_updates", "ann_flops",
+            "synapses", "params"]
+    tables.append(("Totals", ["quantity", "per sample", "per time step"],
+                   [[k, f"{ps[k]:.4f}" if k == "firing_rate" else si(ps[k]),
+                     f"{st[k]:.4f}" if k == "firing_rate" else si(st[k])] for k in keys]))
+    if "paper_convention" in report:
+        pc = report["paper_convention"]
+        rows = [[name, si(pc["ann_flops"]), energy(pc["energy_pj"][name]["ann"]), si(pc["synops"]),
+                 energy(pc["energy_pj"][name]["snn"]), _ratio_text(pc["energy_pj"][name]["ratio"])]
+                for name in names]
+        tables.append(("Seed 000 Table V convention (residual-path convs + FC)",
+                       ["pricing", "FLOPs", "E(ANN)", "SyOPs", "E(SNN)", "E(ANN)/E(SNN)"], rows))
+    first = names[0]
+    head = ["layer", "role", "input", "source neurons", "synapses", "firing rate", "spikes", "synops", "MACs",
+            "ANN FLOPs", f"E(SNN) {first}", f"E(ANN) {first}", "ratio"]
+    rows = []
+    for r in report["layers"]:
+        e = r["energy_pj"][first]
+        rows.append([r["name"], r["role"] or "-", r["input"], si(r["neurons"]), si(r["synapses"]),
+                     "-" if r["firing_rate"] is None else f"{r['firing_rate']:.4f}", si(r["spikes"]),
+                     si(r["synops"]), si(r["macs"]), si(r["ann_flops"]), energy(e["snn"]), energy(e["ann"]),
+                     _ratio_text(e["ratio"])])
+    tables.append(("Synaptic layers (per sample)", head, rows))
+    head = ["neuron layer", "neurons", "spikes", "firing rate", "updates", "active"] + \
+           [f"E {name}" for name in names]
+    rows = [[r["name"], si(r["neurons"]), si(r["spikes"]), f"{r['firing_rate']:.4f}", si(r["neuron_updates"]),
+             si(r["active_updates"])] + [energy(r["energy_pj"][name]) for name in names]
+            for r in report["neuron_layers"]]
+    tables.append(("Neuron layers (per sample; energy of neuron updates and spike sends)", head, rows))
+    if "comparison" in report:
+        c = report["comparison"]
+        head = ["population", "spikes (model)", "spikes (sim)", "neurons that differ", "synops (model)",
+                "synops (sim)", "difference", "predicted by spike differences", "difference %"]
+        rows = [[r["population"], si(r["spikes_model"]), si(r["spikes_sim"]), si(r["neurons_differing"]),
+                 si(r["synops_model"]), si(r["synops_sim"]), si(r["synops_diff"]), si(r["synops_diff_predicted"]),
+                 f"{r['synops_diff_percent']:.3f}"] for r in c["layers"]]
+        tables.append((c["title"], head, rows))
+    return tables
+
+
+def _header_lines(report: dict) -> list[str]:
+    lines = [f"network: {report.get('network', '?')} ({report.get('network_kind', '?')}), counts from "
+             f"{'the float model in training' if report['origin'] == 'model' else 'the simulator counters'}",
+             f"dataset: {report.get('dataset', '?')}, samples: {report['samples']}, T = {report['T']}, "
+             f"ANN frames per sample: {report['ann_frames']}"]
+    for name, p in report["pricings"].items():
+        figures = "; ".join(f"{q} {v['pJ']} pJ ({v['label']})" for q, v in {**p["snn"], **{
+            f"ANN {q}": v for q, v in p["ann"].items()}}.items())
+        lines.append(f"{name}: {p['description']}. Figures: {figures}")
+    return lines
+
+
+def to_markdown(report: dict) -> str:
+    out = ["# Energy report", ""] + [f"- {line}" for line in _header_lines(report)] + [""]
+    for title, head, rows in _tables(report):
+        out += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join(row) + " |" for row in rows]
+        out.append("")
+    return "\n".join(out)
+
+
+def _figures(report: dict) -> list[tuple[str, str]]:
+    """(caption, base64 PNG) of the report's plots."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def png(fig) -> str:
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=90)
+        plt.close(fig)
+        return base64.b64encode(buf.getvalue()).decode()
+
+    figs = []
+    nl = report["neuron_layers"]
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    ax.plot(range(len(nl)), [r["firing_rate"] for r in nl], "o-")
+    ax.set_xticks(range(len(nl)), [r["name"] for r in nl], rotation=70, fontsize=7)
+    ax.set_ylabel("firing rate (spikes / neuron / step)")
+    ax.set_title(f"Layer-wise firing rate (overall {report['totals']['per_sample']['firing_rate']:.4f})")
+    ax.grid(alpha=0.3)
+    figs.append(("Layer-wise firing rate, r = #spikes / (#neurons T), as seed 000 Fig. 3a", png(fig)))
+
+    layers = report["layers"]
+    x = list(range(len(layers)))
+    fig, ax = plt.subplots(figsize=(11, 4))
+    w = 0.28
+    ax.bar([i - w for i in x], [max(r["synops"], 1e-9) for r in layers], w, label="synaptic ops (AC)")
+    ax.bar(x, [max(r["macs"], 1e-9) for r in layers], w, label="MACs (graded inputs)")
+    ax.bar([i + w for i in x], [max(r["ann_flops"], 1e-9) for r in layers], w, label="ANN FLOPs (MAC)")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=1)
+    ax.set_xticks(x, [r["name"] for r in layers], rotation=70, fontsize=7)
+    ax.set_ylabel("operations per sample")
+    ax.set_title("Operations per layer")
+    ax.legend(fontsize=8)
+    figs.append(("Operations per synaptic layer and sample", png(fig)))
+
+    priced = [n for n in report["pricings"] if any(r["energy_pj"][n]["ann"] is not None for r in layers)]
+    if priced:
+        name = priced[0]
+        fig, ax = plt.subplots(figsize=(11, 4))
+        ax.bar([i - 0.2 for i in x], [(r["energy_pj"][name]["snn"] or 0) / 1e6 for r in layers], 0.4, label="SNN")
+        ax.bar([i + 0.2 for i in x], [(r["energy_pj"][name]["ann"] or 0) / 1e6 for r in layers], 0.4, label="ANN")
+        ax.set_xticks(x, [r["name"] for r in layers], rotation=70, fontsize=7)
+        ax.set_ylabel("µJ per sample")
+        ax.set_title(f"Energy per layer, {name}")
+        ax.legend(fontsize=8)
+        figs.append((f"Energy per synaptic layer under {name}", png(fig)))
+
+    totals = report["totals"]["energy_pj_per_sample"]
+    names = list(totals)
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    xs = list(range(len(names)))
+    ax.bar([i - 0.2 for i in xs], [(totals[n]["snn"] or 0) / 1e6 for n in names], 0.4, label="SNN")
+    ax.bar([i + 0.2 for i in xs], [(totals[n]["ann"] or 0) / 1e6 for n in names], 0.4, label="ANN")
+    for i, n in enumerate(names):
+        if totals[n]["ratio"] is not None:
+            ax.annotate(f"x{totals[n]['ratio']:.1f}", (i, max(totals[n]["snn"] or 0, totals[n]["ann"] or 0) / 1e6),
+                        ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(xs, names, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("µJ per sample (log)")
+    ax.set_title("SNN vs ANN energy per sample (n/a bars: not priced)")
+    ax.legend(fontsize=8)
+    figs.append(("SNN vs ANN energy per sample under each pricing", png(fig)))
+    return figs
+
+
+def to_html(report: dict) -> str:
+    """A self-contained page: header, plots as embedded PNG, tables."""
+    esc = html.escape
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Energy report</title><style>",
+             "body{font-family:sans-serif;margin:24px;max-width:1200px}table{border-collapse:collapse;"
+             "font-size:12px;margin-bottom:18px}td,th{border:1px solid #bbb;padding:3px 6px;text-align:right}"
+             "td:first-child,th:first-child{text-align:left}th{background:#eee}figure{margin:12px 0}"
+             "figcaption{font-size:13px;color:#444}img{max-width:100%}li{font-size:13px}",
+             "</style></head><body><h1>Energy report</h1><ul>"]
+    parts += [f"<li>{esc(line)}</li>" for line in _header_lines(report)]
+    parts.append("</ul>")
+    for caption, data in _figures(report):
+        parts.append(f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{esc(caption)}</figcaption></figure>")
+    for title, head, rows in _tables(report):
+        parts.append(f"<h2>{esc(title)}</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows]
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
