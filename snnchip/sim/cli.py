@@ -1,12 +1,263 @@
-"""snn-sim: not implemented yet."""
-import argparse
+"""snn-sim: run a NetX HDF5 network (stock lava-dl or exported by snn-export) bit-exactly, fast, in batches.
 
-from ..cli_util import one_line_errors
+Recording mode: `snn-sim NET --input SPIKES.npy --record DIR` runs one raw input tensor and writes, for every
+layer i (the population order, i.e. netx's `net.layers[i]`), `layer-<i>.npy` (spikes), `layer-<i>-u.npy` and
+`layer-<i>-v.npy` in Lava's layout: `(x, y, f, t)` = (W, H, C, T) for conv-shaped layers, `(F, t)` for dense ones,
+with a leading batch axis if the input had one; `index.json` maps indices to layer names and shapes.
+The input uses the same layout: `(x, y, f, t)` or `(N, x, y, f, t)` (our exported files too: the graph's
+(C, H, W) reversed), integers (spikes, or graded payloads).
+
+Dataset mode: `snn-sim NET --dataset NAME --json` classifies a data set: readout = argmax of the readout
+population's final voltage for our exported networks (graph.meta['readout']), of output spike counts otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..cli_util import UserError, one_line_errors
+
+FILE_PREFIX = "layer"
+
+
+def _read_graph(path: str):
+    try:
+        from ..export.netx_hdf5 import read_netx
+    except ImportError:
+        from ..export.netx_read import read_netx
+    return read_netx(path)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """np.save, atomically (temp file in the same folder, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _save_json(path: Path, obj) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(obj, handle, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def xyf(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Lava's (x, y, f) order of a graph shape (C, H, W); 1-d shapes are unchanged."""
+    return tuple(shape[::-1])
+
+
+def to_graph_layout(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(x, y, f, T) or (N, x, y, f, T) in Lava's order -> [N, *shape, T]. Singleton axes may be left out
+    (e.g. ntidigits' (64, T) input for a (1, 1, 64) layer)."""
+    lava = xyf(shape)
+    body = x.shape[:-1]
+    if body == lava:
+        x = x[None]
+    elif len(body) == len(lava) + 1 and body[1:] == lava:
+        pass
+    else:
+        squeeze = tuple(d for d in lava if d != 1)
+        if tuple(d for d in body if d != 1) == squeeze:
+            x = x.reshape(1, *lava, x.shape[-1])
+        elif len(body) >= 1 and tuple(d for d in body[1:] if d != 1) == squeeze:
+            x = x.reshape(body[0], *lava, x.shape[-1])
+        else:
+            raise UserError(f"input of shape {x.shape} does not fit the input layer: expected (x, y, f, t) = "
+                            f"({', '.join(map(str, lava))}, T), optionally with a leading batch axis")
+    if len(shape) == 3:
+        x = x.transpose(0, 3, 2, 1, 4)
+    return np.ascontiguousarray(x)
+
+
+def to_lava_layout(a: np.ndarray, batched: bool) -> np.ndarray:
+    """[N, *shape, T] -> (N, x, y, f, T), or without N for a single unbatched sample."""
+    if a.ndim == 5:
+        a = a.transpose(0, 3, 2, 1, 4)
+    return a if batched else a[0]
+
+
+def _load_integers(path: str, what: str) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())})") from None
+    if x.dtype == bool:
+        x = x.astype(np.int64)
+    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)) or not np.array_equal(x, np.round(x)):
+        raise UserError(f"{path}: {what} must hold integers")
+    return x.astype(np.int64)
+
+
+def record_mode(graph, args) -> dict:
+    from . import simulate
+    pop = graph.inputs[0]
+    if len(graph.inputs) != 1:
+        raise UserError(f"{args.net}: the network has {len(graph.inputs)} inputs; recording supports one")
+    if args.input_bias:
+        bias = _load_integers(args.input_bias, "the input bias")
+        if tuple(bias.shape) != xyf(pop.shape):
+            raise UserError(f"{args.input_bias}: input bias of shape {bias.shape}, expected (x, y, f) = "
+                            f"{xyf(pop.shape)}")
+        # netx's image input: the input neuron's bias mantissa, with netx's bias exponent 6
+        pop.bias, pop.bias_exp = bias.transpose(*range(bias.ndim)[::-1]), 6
+    if args.input:
+        raw = _load_integers(args.input, "the input (spikes or graded payloads)")
+        if raw.ndim < 2:
+            raise UserError(f"{args.input}: input of shape {raw.shape} has no time axis")
+        batched = raw.ndim == len(pop.shape) + 2
+        x = to_graph_layout(raw, pop.shape)
+    else:
+        if not args.steps:
+            raise UserError("give --input SPIKES.npy, or --input-bias with --steps")
+        batched = False
+        x = np.zeros((1, *pop.shape, args.steps), dtype=np.int64)
+    res = simulate(graph, torch.from_numpy(x), record=("spikes", "u", "v"), device=args.device,
+                   reset_interval=args.reset_interval, reset_offset=args.reset_offset)
+    files = []
+    if args.record:
+        out = Path(args.record)
+        out.mkdir(parents=True, exist_ok=True)
+        for i, p in enumerate(graph.populations):
+            entry = {"index": i, "layer": p.name, "shape_xyf": list(xyf(p.shape)), "graded": p.neuron.graded}
+            for q, suffix in (("spikes", ""), ("u", "-u"), ("v", "-v")):
+                a = getattr(res, q)[p.name].cpu().numpy()
+                a = a.astype(bool) if q == "spikes" and not p.neuron.graded else a.astype(
+                    np.int32 if graph.fixed else a.dtype)
+                name = f"{FILE_PREFIX}-{i}{suffix}.npy"
+                _save_npy(out / name, to_lava_layout(a, batched))
+                entry[q] = name
+            files.append(entry)
+        _save_json(out / "index.json", {"network": str(args.net), "layout": "(x, y, f, t) per layer, (N, ...) "
+                                        "if batched", "layers": files})
+    return {"network": str(args.net), "steps": int(x.shape[-1]), "batch": int(x.shape[0]),
+            "record": args.record, "counters": res.counters.summary()}
+
+
+def dataset_mode(graph, args) -> dict:
+    from tqdm import tqdm
+
+    from . import simulate
+    try:
+        from ..train.data import load_dataset
+    except ImportError as exc:
+        raise UserError(f"dataset loading is unavailable ({exc})") from None
+    data = load_dataset(args.dataset, args.split, root=args.data_root)
+    count = len(data) if args.samples is None else min(args.samples, len(data))
+    if count < 1:
+        raise UserError(f"data set '{args.dataset}' ({args.split}) has no samples")
+    pop = graph.inputs[0]
+    readout = graph.meta.get("readout")
+    latency = graph.latency()
+    correct, seen, totals = 0, 0, None
+    bar = tqdm(range(0, count, args.batch_size), desc="snn-sim", unit="batch", disable=args.json)
+    for start in bar:
+        items = [data[i] for i in range(start, min(start + args.batch_size, count))]
+        x = torch.stack([torch.as_tensor(item[0]) for item in items])
+        y = torch.as_tensor([int(item[1]) for item in items])
+        if tuple(x.shape[1:-1]) != tuple(pop.shape):
+            raise UserError(f"data set '{args.dataset}' gives samples of shape {tuple(x.shape[1:])}, the network's "
+                            f"input layer is {tuple(pop.shape)} x T")
+        if graph.fixed:
+            from ..export.quantize import encode_input
+            x = encode_input(graph, x)
+        # run the latency's extra steps so the output sees every input step
+        x = torch.cat([x, torch.zeros(*x.shape[:-1], latency, dtype=x.dtype)], dim=-1)
+        res = simulate(graph, x, device=args.device, record=(graph.outputs[0].name,) if not readout else ())
+        if readout:
+            scores = res.outputs[readout][..., -1]
+        else:
+            scores = res.spikes[graph.outputs[0].name].sum(-1)
+        pred = scores.reshape(len(items), -1).argmax(-1).cpu()
+        correct += int((pred == y).sum())
+        seen += len(items)
+        summary = res.counters.summary()
+        totals = _accumulate(totals, summary, len(items))
+        bar.set_postfix(acc=f"{correct / seen:.3f}")
+    layers = {name: {k: v / seen for k, v in c.items()} for name, c in totals["populations"].items()}
+    projections = {name: {k: v / seen for k, v in c.items()} for name, c in totals["projections"].items()}
+    return {"network": str(args.net), "dataset": args.dataset, "split": args.split, "samples": seen,
+            "accuracy": correct / seen, "per_sample": {k: v / seen for k, v in totals["per_sample"].items()},
+            "layers": layers, "projections": projections}
+
+
+def _accumulate(totals, summary, n):
+    """Sum per-sample counters weighted by the batch size (firing rates too: averaged at the end)."""
+    def scaled(d):
+        return {k: (scaled(v) if isinstance(v, dict) else v * n) for k, v in d.items()}
+    part = {k: scaled(summary[k]) for k in ("per_sample", "populations", "projections")}
+    if totals is None:
+        return part
+
+    def add(a, b):
+        return {k: (add(a[k], b[k]) if isinstance(a[k], dict) else a[k] + b[k]) for k in a}
+    return add(totals, part)
+
+
+def _print_table(report: dict) -> None:
+    layers = report.get("layers") or report["counters"]["populations"]
+    print(f"{'layer':<28}{'spikes/sample':>15}{'firing rate':>13}")
+    for name, c in layers.items():
+        print(f"{name:<28}{c['output_spikes']:>15.1f}{c['firing_rate']:>13.4f}")
+    per = report.get("per_sample") or report["counters"]["per_sample"]
+    print(f"per sample: {per['synops']:.0f} synaptic ops, {per['macs']:.0f} MACs, "
+          f"{per['neuron_updates']:.0f} neuron updates")
+    if "accuracy" in report:
+        print(f"accuracy on {report['samples']} samples of {report['dataset']} ({report['split']}): "
+              f"{100 * report['accuracy']:.2f}%")
 
 
 @one_line_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="snn-sim", description="not implemented yet")
-    parser.parse_args(argv)
-    print("snn-sim: not implemented yet")
-    return 1
+    parser = argparse.ArgumentParser(
+        prog="snn-sim", description=__doc__.split("\n\n")[0],
+        epilog="Recording files: layer-<i>.npy (spikes), layer-<i>-u.npy, layer-<i>-v.npy in Lava's (x, y, f, t) "
+               "layout, plus index.json.")
+    parser.add_argument("net", help="NetX HDF5 file (stock lava-dl, or written by snn-export)")
+    parser.add_argument("--input", help="raw input .npy, (x, y, f, t) or (N, x, y, f, t), integers")
+    parser.add_argument("--input-bias", help="image .npy (x, y, f) given as the input neuron's bias (netx style)")
+    parser.add_argument("--steps", type=int, help="number of steps when the input comes only from --input-bias")
+    parser.add_argument("--record", metavar="DIR", help="write every layer's spikes, u and v per step here")
+    parser.add_argument("--reset-interval", type=int, help="netx periodic state reset every R steps")
+    parser.add_argument("--reset-offset", type=int, default=0, help="phase of the reset (added to each depth)")
+    parser.add_argument("--dataset", help="classify a data set (digits-dvs, cifar10-dvs, nmnist, dvs-gesture)")
+    parser.add_argument("--data-root", help="folder of the data set")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--samples", type=int, help="only the first N samples")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args(argv)
+    if bool(args.dataset) == bool(args.input or args.input_bias):
+        raise UserError("give either --dataset NAME, or --input / --input-bias (with --record DIR)")
+    if args.batch_size < 1 or (args.samples is not None and args.samples < 1):
+        raise UserError("--batch-size and --samples must be positive")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {args.device}: no CUDA device available")
+    graph = _read_graph(args.net)
+    try:
+        report = dataset_mode(graph, args) if args.dataset else record_mode(graph, args)
+    except ValueError as exc:
+        raise UserError(" ".join(str(exc).split())) from None
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_table(report)
+    return 0
