@@ -152,14 +152,20 @@ def _quantize_input(pop: Population, in_scale: float) -> None:
 def _float_stats(graph: Graph, x) -> dict[str, dict]:
     """Per population: peak |u| (= |a| for du = 1), peak |v| and the spikes of the float graph on x."""
     from ..sim import simulate
+    reset = _sample_reset(graph, x)
     x = _pad_for_latency(graph, x.double())
     stats = {p.name: {"a": 0.0, "v": 0.0} for p in graph.populations}
     for start in range(0, x.shape[0], BATCH):
-        res = simulate(graph, x[start:start + BATCH], record=("u", "v"), count=False)
+        res = simulate(graph, x[start:start + BATCH], record=("u", "v"), count=False, reset_interval=reset)
         for name, s in stats.items():
             s["a"] = max(s["a"], float(res.u[name].abs().max()))
             s["v"] = max(s["v"], float(res.v[name].abs().max()))
     return stats
+
+
+def _sample_reset(graph: Graph, x: torch.Tensor) -> Optional[int]:
+    """A pipelined graph's populations start at their depth (docs/graph-ir.md, Timing): reset each one there."""
+    return int(x.shape[-1]) if graph.timing == "pipelined" else None
 
 
 def _pad_for_latency(graph: Graph, x: torch.Tensor) -> torch.Tensor:
@@ -313,6 +319,9 @@ def _quantize_bias(bias: np.ndarray, scale: float, exp: Optional[int] = None, wi
 def evaluate(graph: Graph, fixed: Graph, x, labels, report: QuantReport) -> None:
     """Spike agreement per population, fixed-point peaks and saturations, class agreement and accuracies."""
     from ..sim import simulate
+    reset = _sample_reset(graph, x)
+    steps = int(x.shape[-1])
+    depth = graph.meta.get("depth", {}) if graph.timing == "pipelined" else {}
     x = _pad_for_latency(graph, x.double())
     names = [p.name for p in graph.populations if not p.is_input and not p.neuron.graded]
     agree = {n: 0.0 for n in names}
@@ -323,10 +332,13 @@ def evaluate(graph: Graph, fixed: Graph, x, labels, report: QuantReport) -> None
     readout = graph.outputs[0].name if graph.outputs else None
     for start in range(0, x.shape[0], BATCH):
         xb = x[start:start + BATCH]
-        ref = simulate(graph, xb, record=("spikes",), count=False)
-        got = simulate(fixed, encode_input(fixed, xb), record=("spikes", "u", "v"), count=False)
+        ref = simulate(graph, xb, record=("spikes",), count=False, reset_interval=reset)
+        got = simulate(fixed, encode_input(fixed, xb), record=("spikes", "u", "v"), count=False,
+                       reset_interval=reset)
         for n in names:
-            agree[n] += float((ref.spikes[n] == got.spikes[n].to(ref.spikes[n].dtype)).double().mean()) * len(xb)
+            window = slice(depth.get(n, 0), depth.get(n, 0) + steps)      # the steps that hold the sample
+            same = ref.spikes[n][..., window] == got.spikes[n][..., window].to(ref.spikes[n].dtype)
+            agree[n] += float(same.double().mean()) * len(xb)
             peak_u[n] = max(peak_u[n], int(got.u[n].abs().max()))
             peak_v[n] = max(peak_v[n], int(got.v[n].abs().max()))
             sat[n] += int((got.v[n].abs() >= UV_LIMIT).sum())
