@@ -65,7 +65,8 @@ def build_report(counts: ActivityCounts, pricings: list[Pricing], *, ann_frames:
         row = {"name": layer.name, "kind": layer.kind, "role": layer.role, "source": layer.source,
                "target": layer.target, "input": "spikes" if layer.spike_driven else "graded",
                "neurons": layer.neurons, "synapses": layer.synapses, "params": layer.params,
-               "spikes": spikes_of.get(layer.source) if layer.spike_driven else None,
+               # a spiking input population is no neuron layer of the model; its spikes are the events
+               "spikes": spikes_of.get(layer.source, layer.events / n) if layer.spike_driven else None,
                "firing_rate": rate.get(layer.source) if layer.spike_driven else None,
                "input_events": layer.events / n, "synops": synops, "macs": macs, "ann_flops": ann_flops,
                "energy_pj": {}}
@@ -223,20 +224,27 @@ def _tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def _header_lines(report: dict) -> list[str]:
-    lines = [f"network: {report.get('network', '?')} ({report.get('network_kind', '?')}), counts from "
-             f"{'the float model in training' if report['origin'] == 'model' else 'the simulator counters'}",
-             f"dataset: {report.get('dataset', '?')}, samples: {report['samples']}, T = {report['T']}, "
-             f"ANN frames per sample: {report['ann_frames']}"]
+    origin = "the float model in training" if report["origin"] == "model" else "the simulator's counters"
+    return [f"network: {report.get('network', '?')} ({report.get('network_kind', '?')}), counts from {origin}",
+            f"dataset: {report.get('dataset', '?')} ({report.get('split', '?')}), samples: {report['samples']}, "
+            f"T = {report['T']}, ANN frames per sample: {report['ann_frames']}",
+            "firing rate = #spikes / (#neurons T); synops = spikes x fan-out; MACs = non-zero graded inputs x "
+            "fan-out; ANN FLOPs: one multiply-accumulate per synapse and frame; ratio = E(ANN) / E(SNN)"]
+
+
+def _figure_table(report: dict) -> tuple[str, list[str], list[list[str]]]:
+    rows = []
     for name, p in report["pricings"].items():
-        figures = "; ".join(f"{q} {v['pJ']} pJ ({v['label']})" for q, v in {**p["snn"], **{
-            f"ANN {q}": v for q, v in p["ann"].items()}}.items())
-        lines.append(f"{name}: {p['description']}. Figures: {figures}")
-    return lines
+        for side in ("snn", "ann"):
+            for quantity, f in p[side].items():
+                rows.append([name, f"{side.upper()} {quantity}", f"{f['pJ']:g}", f["label"]])
+    return ("Energy figures (pJ per operation, labelled as their sources label them)",
+            ["pricing", "operation", "pJ", "source's figure"], rows)
 
 
 def to_markdown(report: dict) -> str:
     out = ["# Energy report", ""] + [f"- {line}" for line in _header_lines(report)] + [""]
-    for title, head, rows in _tables(report):
+    for title, head, rows in _tables(report) + [_figure_table(report)]:
         out += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(row) + " |" for row in rows]
         out.append("")
@@ -326,7 +334,7 @@ def to_html(report: dict) -> str:
     for caption, data in _figures(report):
         parts.append(f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>{esc(caption)}</figcaption></figure>")
-    for title, head, rows in _tables(report):
+    for title, head, rows in _tables(report) + [_figure_table(report)]:
         parts.append(f"<h2>{esc(title)}</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows]
         parts.append("</table>")
