@@ -32,6 +32,7 @@ class SimResult:
     spikes/u/v: recorded populations (spikes: 0/1, or the payload of a graded relay). outputs: the voltage of
     every output population (fixed point: raw 24-bit integers; divide by `Population.scale` for float units).
     counters: activity counts (see `snnchip.sim.counters`), None if counting was off.
+    Fixed-point results are int64 tensors.
     """
     spikes: dict[str, torch.Tensor] = field(default_factory=dict)
     u: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -107,7 +108,9 @@ def _inputs(graph: Graph, x, dtype, device) -> tuple[dict[str, torch.Tensor], in
             if value.is_floating_point():
                 if not bool(torch.isfinite(value).all()) or not torch.equal(value, value.round()):
                     raise ValueError(f"input '{pop.name}': a fixed-point graph takes integer inputs")
-            value = value.to(torch.int64)
+            if value.numel() and float(value.abs().max()) >= 2 ** 53:
+                raise ValueError(f"input '{pop.name}': values beyond 2**53 cannot be simulated exactly")
+            value = value.to(torch.float64)     # integers, exactly (see neurons.py)
         else:
             value = value.to(dtype)
         out[pop.name] = value.to(device).reshape(batch, pop.size, steps)
@@ -149,10 +152,15 @@ def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Option
         raise ValueError(f"reset_interval must be a positive number of steps, got {reset_interval}")
     offsets = _reset_offsets(graph, reset_offset) if reset_interval else {}
 
-    state_dtype = torch.int64 if graph.fixed else dtype
-    updates = {pop.name: neuron_update(pop, graph.fixed, dtype, device) for pop in graph.populations}
+    state_dtype = torch.float64 if graph.fixed else dtype
     synapses = [Synapse(graph, proj, dtype, device) for proj in graph.projections]
     into = {pop.name: [s for s in synapses if s.target == pop.name] for pop in graph.populations}
+    bounds = {name: float(value.abs().max()) if value.numel() else 0.0 for name, value in ext.items()}
+    for pop in graph.populations:
+        if pop.name not in bounds:
+            bounds[pop.name] = sum(syn.bound + len(syn.groups) for syn in into[pop.name])
+    updates = {pop.name: neuron_update(pop, graph.fixed, dtype, device, bounds[pop.name])
+               for pop in graph.populations}
     history_len = {pop.name: 1 for pop in graph.populations}
     for syn in synapses:
         history_len[syn.source] = max(history_len[syn.source], syn.max_lag + 1)
@@ -199,7 +207,8 @@ def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Option
                 out_v[name].append(v[name])
 
     def stacked(name, values):
-        return torch.stack(values, dim=-1).reshape(batch, *graph.population(name).shape, steps)
+        out = torch.stack(values, dim=-1).reshape(batch, *graph.population(name).shape, steps)
+        return out.to(torch.int64) if graph.fixed else out
 
     result = SimResult(outputs={name: stacked(name, vals) for name, vals in out_v.items()},
                        counters=counter.result() if count else None)

@@ -1,9 +1,11 @@
 """Neuron updates of one population for one step: float CUBA and Lava's bit-accurate fixed-point CUBA.
 
-States are flat tensors `[N, size]`; `a` is the synaptic input of the step (float, or int64 in fixed point).
-The fixed-point update reproduces `lava.proc.lif.models.PyLifModelBitAcc` operation by operation, including its
-int32 intermediate arithmetic, its one-step current wrap-around and its voltage clipping, so every integer
-matches Lava's CPU simulation.
+States are flat tensors `[N, size]`; `a` is the synaptic input of the step. The fixed-point update reproduces
+`lava.proc.lif.models.PyLifModelBitAcc` operation by operation (its one-step current wrap-around, its voltage
+clipping, and, when the inputs can be large enough for it to matter, its int32 overflow), so every integer matches
+Lava's CPU simulation. It computes on integers held in float64, which is exact below 2**53 (the largest
+intermediate, u * 4096, stays below 2**36) and needs fewer tensor operations than int64 shifts and signs:
+Lava's sign(x) * (|x| >> 12) is trunc(x / 4096).
 """
 from __future__ import annotations
 
@@ -19,17 +21,17 @@ DECAY_UNITY = 1 << DECAY_SHIFT
 ACT_SHIFT = 6                      # synaptic input is MSB-aligned by 6 bits
 VTH_SHIFT = 6                      # so is the threshold
 CURRENT_DECAY_OFFSET = 1           # Lava's ds_offset: the current decays by (du + 1) / 4096
+INT32_HALF = float(1 << 31)
 
 
 def wrap_int32(x: torch.Tensor) -> torch.Tensor:
-    """Two's-complement int32 overflow of an int64 tensor (Lava keeps u, v and activations in np.int32)."""
-    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    """Two's-complement int32 overflow of integers held in a float64 tensor."""
+    return torch.remainder(x + INT32_HALF, 2 * INT32_HALF) - INT32_HALF
 
 
 def decay_fixed(x: torch.Tensor, keep: int) -> torch.Tensor:
-    """Lava's decay: sign(x * keep) * (|x * keep| >> 12), keep = 4096 - decay constant."""
-    prod = x * keep
-    return torch.sign(prod) * (prod.abs() >> DECAY_SHIFT)
+    """Lava's decay sign(x * keep) * (|x * keep| >> 12) = trunc(x * keep / 4096), keep = 4096 - decay constant."""
+    return torch.trunc(x * (keep / DECAY_UNITY))
 
 
 def bias_vector(pop: Population, dtype: torch.dtype, device) -> torch.Tensor:
@@ -71,17 +73,20 @@ class FloatCuba:
             return u, v, torch.zeros_like(v)
         spiked = v > self.threshold
         if self.reset == "hard":
-            v = torch.where(spiked, torch.full_like(v, self.reset_value), v)
+            v = torch.where(spiked, self.reset_value, v)
         elif self.reset == "soft":
             v = v - spiked.to(v.dtype) * self.reset_amount
         return u, v, spiked.to(v.dtype)
 
 
 class FixedCuba:
-    """Lava's PyLifModelBitAcc on int64 tensors (see module docstring); soft reset: v -= reset_amount, clipped to
-    24 bits; hard reset: v = reset_value (both in raw voltage units)."""
+    """Lava's PyLifModelBitAcc on integer-valued float64 tensors (see module docstring); soft reset:
+    v -= reset_amount, clipped to 24 bits; hard reset: v = reset_value (both in raw voltage units).
 
-    def __init__(self, pop: Population, device) -> None:
+    `input_bound`: the largest |a| the population can receive (inf if unknown); below 2**24 Lava's int32
+    arithmetic cannot overflow and its emulation is skipped."""
+
+    def __init__(self, pop: Population, device, input_bound: float = float("inf")) -> None:
         n = pop.neuron
         du, dv = int(n.du), int(n.dv)
         if n.du != du or not 0 <= du < DECAY_UNITY:
@@ -93,42 +98,49 @@ class FixedCuba:
         mant = bias_vector(pop, torch.float64, device)
         if not torch.equal(mant, mant.round()):
             raise ValueError(f"population '{pop.name}': fixed-point bias mantissas must be integers")
-        mant = mant.long()
         exp = int(pop.bias_exp)
-        self.bias = mant << exp if exp >= 0 else mant >> -exp
+        self.bias = mant * 2.0 ** exp if exp >= 0 else torch.floor(mant * 2.0 ** exp)
+        # |decayed u| <= 2**23 and |a << 6| < 2**30 keep Lava's int32 sums exact; so does a bias below 2**30.
+        self.emulate_int32 = input_bound >= (1 << 24) or float(self.bias.abs().amax()) >= (1 << 30)
         if n.threshold is None:
             self.threshold = None
         else:
             if n.threshold != int(n.threshold):
                 raise ValueError(f"population '{pop.name}': fixed-point threshold must be an integer, "
                                  f"got {n.threshold}")
-            self.threshold = int(n.threshold) << VTH_SHIFT
+            self.threshold = float(int(n.threshold) << VTH_SHIFT)
         self.reset = n.reset
-        self.reset_value = int(n.reset_value)
-        self.reset_amount = int(n.reset_amount)
+        self.reset_value = float(int(n.reset_value))
+        self.reset_amount = float(int(n.reset_amount))
         self.graded = n.graded
 
     def step(self, u, v, a):
-        """u, v, a: int64 `[N, size]`. Returns (u, v, out) with out 0/1 (int64) or, for a relay, `a`."""
+        """u, v, a: integer-valued float64 `[N, size]`. Returns (u, v, out), out 0/1 or, for a relay, `a`."""
         if self.graded:
             return a, a, a
-        current = wrap_int32(decay_fixed(u, self.keep_u) + wrap_int32(a << ACT_SHIFT))
+        if self.emulate_int32:
+            current = wrap_int32(decay_fixed(u, self.keep_u) + wrap_int32(a * (1 << ACT_SHIFT)))
+        else:
+            current = decay_fixed(u, self.keep_u) + a * (1 << ACT_SHIFT)
         # Lava wraps once (not modulo): values above 2**23 lose 2**24, values at or below -2**23 gain it.
         wrapped = torch.where(current > MAX_UV, current - 2 * MAX_UV, current)
         u = torch.where(wrapped <= -MAX_UV, current + 2 * MAX_UV, wrapped)
-        v = wrap_int32(decay_fixed(v, self.keep_v) + u + self.bias).clamp(-MAX_UV + 1, MAX_UV - 1)
+        v = decay_fixed(v, self.keep_v) + u + self.bias
+        if self.emulate_int32:
+            v = wrap_int32(v)
+        v = v.clamp(-MAX_UV + 1, MAX_UV - 1)
         if self.threshold is None:
             return u, v, torch.zeros_like(v)
         spiked = v > self.threshold
         if self.reset == "hard":
-            v = torch.where(spiked, torch.full_like(v, self.reset_value), v)
+            v = torch.where(spiked, self.reset_value, v)
         elif self.reset == "soft":
-            v = (v - spiked.long() * self.reset_amount).clamp(-MAX_UV + 1, MAX_UV - 1)
-        return u, v, spiked.long()
+            v = (v - spiked * self.reset_amount).clamp(-MAX_UV + 1, MAX_UV - 1)
+        return u, v, spiked.to(v.dtype)
 
 
-def neuron_update(pop: Population, fixed: bool, dtype: torch.dtype, device):
-    """The update rule of `pop`: FixedCuba for a fixed-point graph, FloatCuba in `dtype` otherwise."""
+def neuron_update(pop: Population, fixed: bool, dtype: torch.dtype, device, input_bound: float = float("inf")):
+    """The update rule of `pop`: FixedCuba for a fixed-point graph (`input_bound` as there), FloatCuba in `dtype`."""
     if pop.neuron.reset not in ("hard", "soft", "none"):
         raise ValueError(f"population '{pop.name}': unsupported reset '{pop.neuron.reset}'")
-    return FixedCuba(pop, device) if fixed else FloatCuba(pop, dtype, device)
+    return FixedCuba(pop, device, input_bound) if fixed else FloatCuba(pop, dtype, device)

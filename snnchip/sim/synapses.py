@@ -4,10 +4,12 @@ A projection maps the source's outputs `[N, src_size]` to the target's synaptic 
 Delays split it into groups of synapses that share one lag; each group reads the source at `t - lag`.
 Fixed point, as `lava.proc.dense` / `lava.proc.conv`: the integer accumulation of a group is shifted by
 `weight_exp` (left, or arithmetic right for a negative exponent: the ACCUMULATED sum is shifted, as Lava's
-Dense does), and a conv's result wraps to 24 signed bits (Lava's Conv `signed_clamp`).
+Dense does), and a conv's result wraps to 24 signed bits (Lava's Conv `signed_clamp`). Integers travel as
+float64 (exact below 2**53; see neurons.py).
 
 The sums run in float32 when that is provably exact (binary spikes and every output's sum of |weights| below
-2**24) and in float64 otherwise (graded payloads): torch has no integer conv, and float64 is exact below 2**53.
+2**24: measured about twice as fast as float64 on CPU) and in float64 otherwise (graded payloads): torch has no
+integer conv.
 """
 from __future__ import annotations
 
@@ -23,9 +25,9 @@ CONV_RESULT_BITS = 24
 
 
 def wrap_signed(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """Modulo wrap of an int64 tensor into `bits` signed bits (Lava's `signed_clamp`)."""
-    half = 1 << (bits - 1)
-    return ((x + half) % (1 << bits)) - half
+    """Modulo wrap of integers (held in float64) into `bits` signed bits (Lava's `signed_clamp`)."""
+    half = float(1 << (bits - 1))
+    return torch.remainder(x + half, 2 * half) - half
 
 
 def delay_groups(proj: Projection, src: Population, lag_extra: int) -> list[tuple[int, np.ndarray | None, str]]:
@@ -75,10 +77,14 @@ class Synapse:
         self._check_shapes(proj, weight)
         self.stride, self.padding = tuple(proj.stride), tuple(proj.padding)
         self.dilation, self.groups_conv = tuple(proj.dilation), int(proj.groups)
+        rows = float(np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1).max(initial=0))
+        # the largest |output| for binary input spikes (inf for graded payloads): see neurons.FixedCuba
+        self.bound_raw = float("inf") if self.graded_input else rows * 2.0 ** max(self.weight_exp, 0)
+        self.bound = self.bound_raw
+        if self.kind == "conv":    # the 24-bit wrap bounds a conv's output whatever its input
+            self.bound = min(self.bound, float(1 << (CONV_RESULT_BITS - 1)))
         if graph.fixed:
-            rows = np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1)
-            exact32 = not self.graded_input and rows.max(initial=0) < FLOAT32_EXACT
-            self.dtype = torch.float32 if exact32 else torch.float64
+            self.dtype = torch.float32 if not self.graded_input and rows < FLOAT32_EXACT else torch.float64
         else:
             self.dtype = dtype
         lag_extra = 1 if graph.timing == "pipelined" else 0
@@ -91,7 +97,10 @@ class Synapse:
                 mask = torch.as_tensor(select, device=device)
             self.groups.append((lag, torch.as_tensor(w, dtype=self.dtype, device=device), mask))
             group_fan = select.sum(axis=0) if kind == "synapse" else fan
-            self.fan_out.append(torch.as_tensor(group_fan, dtype=torch.float64, device=device))
+            # a uniform fan-out (dense) is counted as events x fan-out, without a product per neuron
+            uniform = group_fan.size and np.all(group_fan == group_fan[0])
+            self.fan_out.append(float(group_fan[0]) if uniform else
+                                torch.as_tensor(group_fan, dtype=torch.float64, device=device))
         self.max_lag = max(lag for lag, _, _ in self.groups)
         self.min_lag = min(lag for lag, _, _ in self.groups)
 
@@ -126,8 +135,8 @@ class Synapse:
     def __call__(self, inputs: list[torch.Tensor | None], count: bool = False):
         """inputs[i]: the source's output `[N, src_size]` at `t - groups[i].lag`, or None before step 0.
 
-        Returns (a, events, ops): the synaptic input `[N, tgt_size]` (int64 in fixed point; None if nothing
-        arrived) and, if `count`, the arriving non-zero inputs and their synaptic operations (0-d tensors)."""
+        Returns (a, events, ops): the synaptic input `[N, tgt_size]` (None if nothing arrived) and, if `count`,
+        the arriving non-zero inputs and their synaptic operations (0-d tensors)."""
         total, events, ops = None, 0, 0
         for (lag, w, mask), fan, x in zip(self.groups, self.fan_out, inputs):
             if x is None:
@@ -135,14 +144,18 @@ class Synapse:
             if mask is not None:
                 x = x * mask
             if count:
-                nz = (x != 0).to(torch.float64)
-                events = events + nz.sum()
-                ops = ops + (nz @ fan).sum()
+                nz = (x != 0).to(torch.float64) if self.graded_input else x.to(torch.float64)
+                n_events = nz.sum()
+                events = events + n_events
+                ops = ops + (n_events * fan if isinstance(fan, float) else (nz @ fan).sum())
             y = self._apply(x.to(self.dtype), w)
             if self.fixed:
-                y = y.round().long()
-                y = y << self.weight_exp if self.weight_exp >= 0 else y >> -self.weight_exp
-                if self.kind == "conv":
+                y = y.to(torch.float64)
+                if self.weight_exp > 0:
+                    y = y * float(1 << self.weight_exp)
+                elif self.weight_exp < 0:     # arithmetic right shift = floor division by 2**-exp
+                    y = torch.floor(y * 2.0 ** self.weight_exp)
+                if self.kind == "conv" and self.bound_raw >= 1 << (CONV_RESULT_BITS - 1):
                     y = wrap_signed(y, CONV_RESULT_BITS)
             total = y if total is None else total + y
         return total, events, ops
