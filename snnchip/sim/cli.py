@@ -130,7 +130,7 @@ def record_mode(graph, args) -> dict:
         batched = False
         x = np.zeros((1, *pop.shape, args.steps), dtype=np.int64)
     res = simulate(graph, torch.from_numpy(x), record=("spikes", "u", "v"), device=args.device,
-                   reset_interval=args.reset_interval, reset_offset=args.reset_offset)
+                   reset_interval=args.reset_interval, reset_offset=args.reset_offset, compile=args.compile)
     files = []
     if args.record:
         out = Path(args.record)
@@ -180,7 +180,8 @@ def dataset_mode(graph, args) -> dict:
             x = encode_input(graph, x)
         # run the latency's extra steps so the output sees every input step
         x = torch.cat([x, torch.zeros(*x.shape[:-1], latency, dtype=x.dtype)], dim=-1)
-        res = simulate(graph, x, device=args.device, record=(graph.outputs[0].name,) if not readout else ())
+        res = simulate(graph, x, device=args.device, record=(graph.outputs[0].name,) if not readout else (),
+                       compile=args.compile)
         if readout:
             scores = res.outputs[readout][..., -1]
         else:
@@ -243,6 +244,9 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, help="only the first N samples")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    parser.add_argument("--compile", action="store_true",
+                        help="fuse the fixed-point neuron updates with torch.compile (same integers; pays a "
+                             "one-off compilation, worth it for data sets)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
     if bool(args.dataset) == bool(args.input or args.input_bias):

@@ -79,7 +79,8 @@ def _parse_record(graph: Graph, record) -> tuple[set[str], set[str]]:
     return quantities, pops
 
 
-def _inputs(graph: Graph, x, dtype, device) -> tuple[dict[str, torch.Tensor], int, int]:
+def _inputs(graph: Graph, x, dtype, device) -> tuple[dict[str, torch.Tensor], dict[str, float], int, int]:
+    """The inputs as `[N, size, T]` tensors on `device`, their largest magnitudes, N and T."""
     inputs = graph.inputs
     if not inputs:
         raise ValueError("the graph has no input population")
@@ -92,7 +93,7 @@ def _inputs(graph: Graph, x, dtype, device) -> tuple[dict[str, torch.Tensor], in
     if missing or extra:
         raise ValueError(f"inputs given for {sorted(x)}, but the graph's input populations are "
                          f"{[pop.name for pop in inputs]}")
-    out, batch, steps = {}, None, None
+    out, peaks, batch, steps = {}, {}, None, None
     for pop in inputs:
         value = torch.as_tensor(np.asarray(x[pop.name]) if not isinstance(x[pop.name], torch.Tensor)
                                 else x[pop.name])
@@ -104,17 +105,18 @@ def _inputs(graph: Graph, x, dtype, device) -> tuple[dict[str, torch.Tensor], in
         elif (value.shape[0], value.shape[-1]) != (batch, steps):
             raise ValueError(f"input '{pop.name}' has N={value.shape[0]}, T={value.shape[-1]}; "
                              f"other inputs have N={batch}, T={steps}")
+        peaks[pop.name] = float(value.abs().max()) if value.numel() else 0.0
         if graph.fixed:
             if value.is_floating_point():
                 if not bool(torch.isfinite(value).all()) or not torch.equal(value, value.round()):
                     raise ValueError(f"input '{pop.name}': a fixed-point graph takes integer inputs")
-            if value.numel() and float(value.abs().max()) >= 2 ** 53:
+            if peaks[pop.name] >= 2 ** 53:
                 raise ValueError(f"input '{pop.name}': values beyond 2**53 cannot be simulated exactly")
             value = value.to(torch.float64)     # integers, exactly (see neurons.py)
         else:
             value = value.to(dtype)
         out[pop.name] = value.to(device).reshape(batch, pop.size, steps)
-    return out, batch, steps
+    return out, peaks, batch, steps
 
 
 def _float_dtype(graph: Graph) -> torch.dtype:
@@ -134,19 +136,22 @@ def _reset_offsets(graph: Graph, reset_offset) -> dict[str, int]:
 
 
 def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Optional[int] = None,
-             reset_offset: Union[None, int, Mapping[str, int]] = None, count: bool = True) -> SimResult:
+             reset_offset: Union[None, int, Mapping[str, int]] = None, count: bool = True,
+             compile: bool = False) -> SimResult:
     """Simulate `graph` on `x` (`[N, *input_shape, T]`, or a dict input name -> tensor).
 
     Float graphs run in float64 if every weight is float64, else float32; fixed graphs take integer inputs
     (spikes, or graded payloads) and run in Lava's integer arithmetic. `record`: see `_parse_record`.
     `reset_interval`/`reset_offset`: periodic state reset (module docstring); an int offset shifts every
-    population's depth, a dict sets offsets by name. `count`: collect activity counters.
+    population's depth, a dict sets offsets by name. `count`: collect activity counters. `compile`: fuse each
+    fixed-point neuron update into one torch.compile kernel (same integers; a one-off compilation of tens of
+    seconds, worth it for long runs).
     Raises ValueError (one line) for a malformed graph or input.
     """
     graph.validate()
     device = torch.device(device)
     dtype = _float_dtype(graph)
-    ext, batch, steps = _inputs(graph, x, dtype, device)
+    ext, bounds, batch, steps = _inputs(graph, x, dtype, device)
     quantities, rec_pops = _parse_record(graph, record)
     if reset_interval is not None and int(reset_interval) < 1:
         raise ValueError(f"reset_interval must be a positive number of steps, got {reset_interval}")
@@ -155,11 +160,10 @@ def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Option
     state_dtype = torch.float64 if graph.fixed else dtype
     synapses = [Synapse(graph, proj, dtype, device) for proj in graph.projections]
     into = {pop.name: [s for s in synapses if s.target == pop.name] for pop in graph.populations}
-    bounds = {name: float(value.abs().max()) if value.numel() else 0.0 for name, value in ext.items()}
     for pop in graph.populations:
         if pop.name not in bounds:
             bounds[pop.name] = sum(syn.bound + len(syn.groups) for syn in into[pop.name])
-    updates = {pop.name: neuron_update(pop, graph.fixed, dtype, device, bounds[pop.name])
+    updates = {pop.name: neuron_update(pop, graph.fixed, dtype, device, bounds[pop.name], compile)
                for pop in graph.populations}
     history_len = {pop.name: 1 for pop in graph.populations}
     for syn in synapses:
@@ -192,9 +196,12 @@ def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Option
                         counter.projection(syn.name, ev, ops, syn.graded_input)
                         events = events + ev
                     if contrib is not None:
-                        a = contrib if a is None else a + contrib
+                        # fixed point: two exact float32 sums need not add exactly in float32
+                        a = contrib if a is None else (a.to(state_dtype) if graph.fixed else a) + contrib
                 if a is None:
                     a = torch.zeros(batch, size[name], dtype=state_dtype, device=device)
+                elif pop.neuron.graded:
+                    a = a.to(state_dtype)
             u[name], v[name], out = updates[name].step(u[name], v[name], a)
             history[name][t % history_len[name]] = out
             if count:

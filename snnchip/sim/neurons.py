@@ -34,6 +34,37 @@ def decay_fixed(x: torch.Tensor, keep: int) -> torch.Tensor:
     return torch.trunc(x * (keep / DECAY_UNITY))
 
 
+RESETS = {"hard": 0, "soft": 1, "none": 2}
+
+
+def fixed_cuba_step(u, v, a, bias, keep_u, keep_v, threshold, reset: int, reset_value, reset_amount):
+    """One bit-accurate step without int32-overflow emulation (see FixedCuba), written as one pure function so
+    that `torch.compile` can fuse it: every value is an integer below 2**53, so fusion cannot change a bit.
+    keep_u, keep_v: decay factors / 4096; threshold (inf: never), reset_value, reset_amount: 0-d tensors."""
+    current = torch.trunc(u * keep_u) + a * float(1 << ACT_SHIFT)
+    wrapped = torch.where(current > MAX_UV, current - 2 * MAX_UV, current)
+    u = torch.where(wrapped <= -MAX_UV, current + 2 * MAX_UV, wrapped)
+    v = (torch.trunc(v * keep_v) + u + bias).clamp(-MAX_UV + 1, MAX_UV - 1)
+    spiked = v > threshold
+    if reset == 0:
+        v = torch.where(spiked, reset_value, v)
+    elif reset == 1:
+        v = (v - spiked * reset_amount).clamp(-MAX_UV + 1, MAX_UV - 1)
+    return u, v, spiked.to(v.dtype)
+
+
+_COMPILED = {}
+
+
+def compiled_fixed_step():
+    """`fixed_cuba_step` compiled once per process for dynamic shapes (torch.compile; needs a C++ compiler)."""
+    if "step" not in _COMPILED:
+        # variants: batch or layer of size 1 (specialised), float32/float64 input, three resets
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        _COMPILED["step"] = torch.compile(fixed_cuba_step, dynamic=True)
+    return _COMPILED["step"]
+
+
 def bias_vector(pop: Population, dtype: torch.dtype, device) -> torch.Tensor:
     """The population's bias broadcast to `[size]` (per channel `[C]` for a `(C, H, W)` shape is accepted)."""
     if pop.bias is None:
@@ -84,9 +115,10 @@ class FixedCuba:
     v -= reset_amount, clipped to 24 bits; hard reset: v = reset_value (both in raw voltage units).
 
     `input_bound`: the largest |a| the population can receive (inf if unknown); below 2**24 Lava's int32
-    arithmetic cannot overflow and its emulation is skipped."""
+    arithmetic cannot overflow and its emulation is skipped. `compile`: run the step as one fused kernel
+    (`compiled_fixed_step`) whenever no int32 emulation is needed."""
 
-    def __init__(self, pop: Population, device, input_bound: float = float("inf")) -> None:
+    def __init__(self, pop: Population, device, input_bound: float = float("inf"), compile: bool = False) -> None:
         n = pop.neuron
         du, dv = int(n.du), int(n.dv)
         if n.du != du or not 0 <= du < DECAY_UNITY:
@@ -113,12 +145,23 @@ class FixedCuba:
         self.reset_value = float(int(n.reset_value))
         self.reset_amount = float(int(n.reset_amount))
         self.graded = n.graded
+        self.kernel = compiled_fixed_step() if compile and not self.emulate_int32 and not self.graded else None
+        if self.kernel is not None:
+            def scalar(x):
+                return torch.tensor(x, dtype=torch.float64, device=device)
+            self.kernel_args = (scalar(self.keep_u / DECAY_UNITY), scalar(self.keep_v / DECAY_UNITY),
+                                scalar(float("inf") if self.threshold is None else self.threshold),
+                                RESETS[self.reset], scalar(self.reset_value), scalar(self.reset_amount))
 
     def step(self, u, v, a):
         """u, v, a: integer-valued float64 `[N, size]`. Returns (u, v, out), out 0/1 or, for a relay, `a`."""
         if self.graded:
             return a, a, a
+        if self.kernel is not None:
+            keep_u, keep_v, threshold, reset, value, amount = self.kernel_args
+            return self.kernel(u, v, a, self.bias, keep_u, keep_v, threshold, reset, value, amount)
         if self.emulate_int32:
+            a = a.to(torch.float64)
             current = wrap_int32(decay_fixed(u, self.keep_u) + wrap_int32(a * (1 << ACT_SHIFT)))
         else:
             current = decay_fixed(u, self.keep_u) + a * (1 << ACT_SHIFT)
@@ -139,8 +182,10 @@ class FixedCuba:
         return u, v, spiked.to(v.dtype)
 
 
-def neuron_update(pop: Population, fixed: bool, dtype: torch.dtype, device, input_bound: float = float("inf")):
-    """The update rule of `pop`: FixedCuba for a fixed-point graph (`input_bound` as there), FloatCuba in `dtype`."""
-    if pop.neuron.reset not in ("hard", "soft", "none"):
+def neuron_update(pop: Population, fixed: bool, dtype: torch.dtype, device, input_bound: float = float("inf"),
+                  compile: bool = False):
+    """The update rule of `pop`: FixedCuba for a fixed-point graph (`input_bound`, `compile` as there), FloatCuba
+    in `dtype` otherwise (never compiled: fusion may contract float operations and change rounding)."""
+    if pop.neuron.reset not in RESETS:
         raise ValueError(f"population '{pop.name}': unsupported reset '{pop.neuron.reset}'")
-    return FixedCuba(pop, device, input_bound) if fixed else FloatCuba(pop, dtype, device)
+    return FixedCuba(pop, device, input_bound, compile) if fixed else FloatCuba(pop, dtype, device)

@@ -135,8 +135,9 @@ class Synapse:
     def __call__(self, inputs: list[torch.Tensor | None], count: bool = False):
         """inputs[i]: the source's output `[N, src_size]` at `t - groups[i].lag`, or None before step 0.
 
-        Returns (a, events, ops): the synaptic input `[N, tgt_size]` (None if nothing arrived) and, if `count`,
-        the arriving non-zero inputs and their synaptic operations (0-d tensors)."""
+        Returns (a, events, ops): the synaptic input `[N, tgt_size]` (None if nothing arrived; fixed point: exact
+        integers, in float32 when below 2**24, else float64) and, if `count`, the arriving non-zero inputs and
+        their synaptic operations (0-d tensors)."""
         total, events, ops = None, 0, 0
         for (lag, w, mask), fan, x in zip(self.groups, self.fan_out, inputs):
             if x is None:
@@ -149,7 +150,8 @@ class Synapse:
                 events = events + n_events
                 ops = ops + (n_events * fan if isinstance(fan, float) else (nz @ fan).sum())
             y = self._apply(x.to(self.dtype), w)
-            if self.fixed:
+            if self.fixed and (self.weight_exp or self.kind == "conv" and self.bound_raw >= 1 << 23):
+                # float32 sums are exact integers and stay so when added to float64: convert only to shift/wrap
                 y = y.to(torch.float64)
                 if self.weight_exp > 0:
                     y = y * float(1 << self.weight_exp)
@@ -157,7 +159,7 @@ class Synapse:
                     y = torch.floor(y * 2.0 ** self.weight_exp)
                 if self.kind == "conv" and self.bound_raw >= 1 << (CONV_RESULT_BITS - 1):
                     y = wrap_signed(y, CONV_RESULT_BITS)
-            total = y if total is None else total + y
+            total = y if total is None else (total.to(torch.float64) if self.fixed else total) + y
         return total, events, ops
 
 

@@ -4,7 +4,7 @@ The networks are built from Lava's own processes (tests/sim/lava_harness.py): LI
 Conv, RingBuffer. Each test keeps Lava runs to a handful of processes and steps.
 """
 import numpy as np
-import pytest
+import torch
 
 from snnchip.graph import Graph, Neuron, Population, Projection
 from snnchip.sim import population_depths, simulate
@@ -27,7 +27,7 @@ def assert_same(graph, x, lava, reset_interval=None):
     return res, spikes
 
 
-def test_conv_stride_groups_dilation_fan_in_and_delays_match_lava():
+def conv_graph():
     rng = np.random.default_rng(7)
     steps = 8
     pops = [
@@ -52,8 +52,26 @@ def test_conv_stride_groups_dilation_fan_in_and_delays_match_lava():
     ]
     graph = Graph(pops, projs, timing="pipelined", fixed=True)
     x = rng.integers(0, 3, (4, 7, 6, steps)) * 64
+    return graph, x
+
+
+def test_conv_stride_groups_dilation_fan_in_and_delays_match_lava():
+    graph, x = conv_graph()
     _, spikes = assert_same(graph, x, run_graph_on_lava(graph, x))
     assert spikes > 20, "the network must be active for the comparison to mean anything"
+
+
+def test_compiled_neuron_kernel_gives_the_same_integers():
+    """simulate(compile=True) fuses the fixed-point update with torch.compile: not one integer may change."""
+    graph, x = conv_graph()
+    x = np.stack([x, np.roll(x, 1, axis=-1)])
+    eager = simulate(graph, x, record=("spikes", "u", "v"), reset_interval=5)
+    fused = simulate(graph, x, record=("spikes", "u", "v"), reset_interval=5, compile=True)
+    for q in ("spikes", "u", "v"):
+        for name, value in getattr(eager, q).items():
+            assert torch.equal(value, getattr(fused, q)[name]), (q, name)
+    assert sum(int(s.sum()) for s in eager.spikes.values()) > 20
+
 
 
 def test_graded_input_negative_exponent_wraparound_and_clipping_match_lava():
