@@ -32,6 +32,12 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
+def timed_sim(graph, x, compile: bool, **kwargs):
+    """simulate after a two-step warm-up on the same batch (allocator, MKL-DNN and compiled kernels)."""
+    simulate(graph, x[..., :2], count=False, compile=compile, **kwargs)
+    return timed(lambda: simulate(graph, x, count=False, compile=compile, **kwargs))
+
+
 # -- networks -----------------------------------------------------------------------------------
 def ms_resnet_graph(name: str, overrides: dict, seed: int = 0):
     """(fixed pipelined graph, float input samples [S, *shape, T], T) for a random-weight MS-ResNet."""
@@ -78,23 +84,28 @@ def bench_graph(label: str, graph, steps: int, args) -> None:
     lava_s1, t1 = lava_run_graph(graph, flat[:, :args.s1 * steps + latency], steps)
     lava_s2, t2 = lava_run_graph(graph, flat, steps)
     lava_per_sample = (t2 - t1) / (args.s2 - args.s1)
-    ours, t_sim = timed(lambda: simulate(graph, stream[None], reset_interval=steps, count=False))
+    ours, _ = timed(lambda: simulate(graph, stream[None], reset_interval=steps, count=False))
     same = all(np.array_equal(lava_s2[(name, "v")], ours.outputs[name][0].reshape(-1, total).numpy())
                for name in ours.outputs if (name, "v") in lava_s2)
-    report(label, t1, args.s1, lava_per_sample, t_sim / args.s2, same, graph, samples, steps, latency, args)
+    report(label, t1, args.s1, lava_per_sample, stream[None], same, graph, samples, steps, latency, args)
 
 
-def report(label, t1, s1, lava_per_sample, sim_per_sample, same, graph, samples, steps, latency, args):
+def report(label, t1, s1, lava_per_sample, stream, same, graph, samples, steps, latency, args):
+    """Print Lava's rate and simulate's (the Lava stream at batch 1, eager and compiled; a batch, compiled)."""
+    n_stream = (stream.shape[-1] - latency) // steps
+    _, t_eager = timed_sim(graph, stream, False, reset_interval=steps)
+    _, t_fused = timed_sim(graph, stream, True, reset_interval=steps)
     batch = samples[:args.batch]
     padded = torch.cat([batch, torch.zeros(*batch.shape[:-1], latency, dtype=batch.dtype)], dim=-1)
-    simulate(graph, padded[:1], count=False)                  # warm-up (allocator, MKL-DNN kernels)
-    _, t_batch = timed(lambda: simulate(graph, padded, count=False))
-    lava_rate, sim1_rate, simb_rate = 1 / lava_per_sample, 1 / sim_per_sample, args.batch / t_batch
-    print(f"Lava CPU (fixed_pt): {lava_rate:10.4f} samples/s steady ({lava_per_sample:.2f} s/sample; "
+    _, t_batch = timed_sim(graph, padded, True)
+    lava_rate = 1 / lava_per_sample
+    print(f"Lava CPU (fixed_pt):          {lava_rate:10.4f} samples/s steady ({lava_per_sample:.2f} s/sample; "
           f"the {s1}-sample run took {t1:.1f} s with compilation and start-up)")
-    print(f"simulate, batch 1:   {sim1_rate:10.2f} samples/s   ratio {sim1_rate / lava_rate:8.1f}x   "
-          f"outputs equal to Lava's: {'yes' if same else 'NO'}")
-    print(f"simulate, batch {args.batch}:  {simb_rate:10.2f} samples/s   ratio {simb_rate / lava_rate:8.1f}x")
+    for what, rate in ((f"simulate, batch 1:          ", n_stream / t_eager),
+                       (f"simulate --compile, batch 1:", n_stream / t_fused),
+                       (f"simulate --compile, batch {args.batch}:", args.batch / t_batch)):
+        print(f"{what} {rate:10.2f} samples/s   ratio {rate / lava_rate:8.1f}x")
+    print(f"outputs of simulate equal to Lava's on the same stream: {'yes' if same else 'NO'}")
     sys.stdout.flush()
 
 
@@ -136,10 +147,10 @@ def bench_pilotnet(args) -> None:
     lava_per_sample = (t2 - t1) / (args.s2 - args.s1)
     total = args.s2 * steps + latency
     x = torch.zeros(1, *graph.inputs[0].shape, total, dtype=torch.int64)
-    ours, t_sim = timed(lambda: simulate(graph, x, reset_interval=steps, record=("v",), count=False))
+    ours = simulate(graph, x, reset_interval=steps, record=("v",), count=False)
     same = np.array_equal(v_lava, ours.v[graph.populations[-2].name][0, ..., -1].numpy())
     samples = torch.zeros(args.batch, *graph.inputs[0].shape, steps, dtype=torch.int64)
-    report("pilotnet", t1, args.s1, lava_per_sample, t_sim / args.s2, same, graph, samples, steps, latency, args)
+    report("pilotnet", t1, args.s1, lava_per_sample, x, same, graph, samples, steps, latency, args)
 
 
 NETWORKS = {
