@@ -18,6 +18,7 @@ the squared error of every incoming weight and the bias, in float units of v.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional
 
@@ -67,8 +68,10 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
     report.input_scale = in_scale
     stats = _float_stats(graph, x) if x is not None else None
 
-    fixed = graph.copy()
-    fixed.fixed = True
+    # Shallow copy: every weight, bias and neuron of `fixed` is replaced below, never modified in place.
+    fixed = dataclasses.replace(graph, fixed=True, meta=dict(graph.meta),
+                                populations=[dataclasses.replace(p) for p in graph.populations],
+                                projections=[dataclasses.replace(q) for q in graph.projections])
     fixed.meta["input_scale"] = in_scale
     fixed.meta["message_bits"] = bits
     pops = {p.name: p for p in fixed.populations}

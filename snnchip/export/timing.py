@@ -9,6 +9,8 @@ population arrives in the same step. The pipelined graph then computes the ideal
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..graph import Graph
@@ -34,8 +36,10 @@ def pipeline(graph: Graph) -> Graph:
                                  f"recurrent graphs cannot be pipelined")
             arrivals.append(depth[q.source] + 1 - int(q.delay))
         depth[pop.name] = max(arrivals) if arrivals else 0
-    out = graph.copy()
-    out.timing = "pipelined"
+    # Shallow: weights are shared with the ideal graph (pipelining changes delays only; deep nets hold GBs).
+    out = dataclasses.replace(graph, timing="pipelined", meta=dict(graph.meta),
+                              populations=[dataclasses.replace(p) for p in graph.populations],
+                              projections=[dataclasses.replace(q) for q in graph.projections])
     for q in out.projections:
         q.delay = depth[q.target] - depth[q.source] - 1 + int(q.delay)
         if q.delay < 0:
