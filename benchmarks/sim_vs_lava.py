@@ -33,8 +33,8 @@ def timed(fn):
 
 
 def timed_sim(graph, x, compile: bool, **kwargs):
-    """simulate after a two-step warm-up on the same batch (allocator, MKL-DNN and compiled kernels)."""
-    simulate(graph, x[..., :2], count=False, compile=compile, **kwargs)
+    """simulate after a warm-up run on the same input (allocator, MKL-DNN and every compiled kernel variant)."""
+    simulate(graph, x, count=False, compile=compile, **kwargs)
     return timed(lambda: simulate(graph, x, count=False, compile=compile, **kwargs))
 
 
