@@ -159,7 +159,8 @@ def dataset_mode(graph, args) -> dict:
         from ..train.data import load_dataset
     except ImportError as exc:
         raise UserError(f"dataset loading is unavailable ({exc})") from None
-    data = load_dataset(args.dataset, args.split, root=args.data_root)
+    # our exported graphs carry the T they were trained with; stock files take the data set's own
+    data = load_dataset(args.dataset, args.split, root=args.data_root, T=graph.meta.get("T"))
     count = len(data) if args.samples is None else min(args.samples, len(data))
     if count < 1:
         raise UserError(f"data set '{args.dataset}' ({args.split}) has no samples")
