@@ -88,6 +88,7 @@ class Synapse:
         else:
             self.dtype = dtype
         lag_extra = 1 if graph.timing == "pipelined" else 0
+        self.skip_silent = torch.device(device).type == "cpu"
         fan = fan_out(proj, self.src_shape, self.tgt_shape)
         self.groups, self.fan_out = [], []
         for lag, select, kind in delay_groups(proj, src, lag_extra):
@@ -144,6 +145,10 @@ class Synapse:
                 continue
             if mask is not None:
                 x = x * mask
+            # silent inputs (pipeline fill and drain, quiet layers) cost one check instead of a conv; on a GPU the
+            # check would synchronise, so it is CPU only
+            if self.skip_silent and not bool(x.any()):
+                continue
             if count:
                 nz = (x != 0).to(torch.float64) if self.graded_input else x.to(torch.float64)
                 n_events = nz.sum()
