@@ -170,8 +170,11 @@ def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Option
         history_len[syn.source] = max(history_len[syn.source], syn.max_lag + 1)
     history = {name: [None] * n for name, n in history_len.items()}
     size = {pop.name: pop.size for pop in graph.populations}
-    zeros = {name: torch.zeros(batch, n, dtype=state_dtype, device=device) for name, n in size.items()}
-    u, v = dict(zeros), dict(zeros)      # states are replaced, never written in place
+    # states are replaced, never written in place, so zeros can be shared; u, v and a get distinct ones (a
+    # compiled kernel specialises on aliased arguments)
+    zeros = {q: {name: torch.zeros(batch, n, dtype=state_dtype, device=device) for name, n in size.items()}
+             for q in "uva"}
+    u, v = dict(zeros["u"]), dict(zeros["v"])
     traces = {q: {name: [] for name in rec_pops} for q in quantities}
     out_names = [pop.name for pop in graph.outputs]
     out_v = {name: [] for name in out_names}
@@ -181,7 +184,7 @@ def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Option
         for pop in graph.populations:
             name = pop.name
             if reset_interval and (t - offsets[name]) % reset_interval == 0:
-                u[name], v[name] = zeros[name], zeros[name]
+                u[name], v[name] = zeros["u"][name], zeros["v"][name]
             if pop.is_input:
                 a = ext[name][..., t]
                 events = (a != 0).sum() if count else 0
@@ -198,7 +201,7 @@ def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Option
                         # fixed point: two exact float32 sums need not add exactly in float32
                         a = contrib if a is None else (a.to(state_dtype) if graph.fixed else a) + contrib
                 if a is None:
-                    a = zeros[name]
+                    a = zeros["a"][name]
                 elif pop.neuron.graded:
                     a = a.to(state_dtype)
             u[name], v[name], out = updates[name].step(u[name], v[name], a)
