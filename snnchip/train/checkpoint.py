@@ -1,0 +1,88 @@
+"""Checkpoints: the model's configuration and weights (plus training state), written atomically and read with
+`torch.load(weights_only=True)`, so nothing but tensors and plain types is ever unpickled."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..cli_util import UserError
+from .models import ModelConfig, SpikingResNet, build_model
+
+FORMAT = "snnchip-checkpoint"
+VERSION = 1
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists so the checkpoint holds only types weights_only loading accepts."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def save_checkpoint(path, model: SpikingResNet, **extra) -> None:
+    """Write `{'format', 'version', 'config', 'state_dict', **extra}` atomically (temp file + rename).
+    Side branches (training only) are left out of `state_dict`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("side_branches.")}
+    payload = {"format": FORMAT, "version": VERSION, "config": _plain(dataclasses.asdict(model.config)),
+               "state_dict": state, **extra}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path) -> dict:
+    """The checkpoint dict; one-line UserError for a missing, truncated, corrupt or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a readable checkpoint (corrupt or truncated: {first[:120]})") from None
+    except Exception as exc:  # weights_only refuses foreign pickles with UnpicklingError
+        raise UserError(f"{path}: refused to load ({type(exc).__name__}: "
+                        f"{str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ''})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserError(f"{path}: not an snnchip checkpoint (no '{FORMAT}' format tag)")
+    if payload.get("version") != VERSION:
+        raise UserError(f"{path}: checkpoint version {payload.get('version')} is not supported (expected {VERSION})")
+    return payload
+
+
+def config_from_dict(data: dict, where: str = "checkpoint") -> ModelConfig:
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(f"{where}: unknown model configuration field(s) {unknown}")
+    try:
+        return ModelConfig(**data)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{where}: invalid model configuration ({exc})") from None
+
+
+def load_model(path) -> SpikingResNet:
+    """Rebuild the model from a checkpoint (eval mode, CPU, without side branches)."""
+    payload = load_checkpoint(path)
+    model = build_model(config_from_dict(payload["config"], str(path)))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise UserError(f"{path}: weights do not match the stored configuration "
+                        f"({str(exc).strip().splitlines()[0][:120]})") from None
+    return model.eval()
