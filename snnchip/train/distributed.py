@@ -132,8 +132,8 @@ def _synced_forward(norm):
 
 
 def _affine(norm):
-    """(gain, bias) applied after standardisation in training mode."""
-    return norm.weight, norm.bias
+    """(gain, bias) applied after standardisation in training mode (tdBN's gain includes alpha * V_th)."""
+    return getattr(norm, "gain", norm.weight), norm.bias
 
 
 def sync_norms(model) -> int:
