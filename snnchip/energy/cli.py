@@ -258,3 +258,7 @@ def main(argv=None) -> int:
     else:
         _print_summary(report)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
