@@ -18,6 +18,9 @@ def layer_weight(layer, name: str) -> np.ndarray:
     weight = getattr(layer, "weight", None)
     if weight is None:
         raise UserError(f"layer '{name}' ({type(layer).__name__}) has no weight")
+    hook = getattr(layer, "pre_hook_fx", None)      # a training-time weight transform (e.g. quantisation)
+    if hook is not None:
+        weight = hook(weight)
     w = weight.detach().cpu().double().numpy()
     expect = 4 if _is_conv(layer) else 2
     while w.ndim > expect and w.shape[-1] == 1:
