@@ -21,7 +21,6 @@ from .energy_models import builtin_model_names, load_energy_model
 
 NETX_SUFFIXES = (".net", ".h5", ".hdf5")
 DEFAULT_MODELS = ("cmos45nm", "loihi")
-STATIC_DATASETS = ("cifar10",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +128,12 @@ def _load_inputs(args, T):
     return list(_dataset_batches(args, T))
 
 
+def _ann_frames(dataset: str, steps: int) -> int:
+    """An ANN runs once on a static image (no sensor) and once per frame on event data."""
+    from ..train.data import dataset_info
+    return 1 if dataset_info(dataset).sensor_size is None else steps
+
+
 def _progress(total: int, what: str):
     from tqdm import tqdm
     return tqdm(total=total, desc=what, unit="sample", file=sys.stderr, leave=False)
@@ -146,7 +151,7 @@ def checkpoint_report(args, pricings) -> dict:
     input_shape = tuple(batches[0].shape[1:-1])
     with _progress(total, "float model") as bar:
         counts = count_model(model, batches, input_shape, progress=bar)
-    frames = args.ann_frames or (1 if args.dataset in STATIC_DATASETS else counts.steps)
+    frames = args.ann_frames or _ann_frames(args.dataset, counts.steps)
     report = build_report(counts, pricings, ann_frames=frames,
                           meta={"network": args.network, "network_kind": "checkpoint", "dataset": args.dataset,
                                 "split": args.split})
@@ -190,7 +195,7 @@ def netx_report(args, pricings) -> dict:
     total = sum(int(b.shape[0]) for b in batches)
     with _progress(total, "simulator") as bar:
         counts = count_graph(graph, [torch.as_tensor(b) for b in batches], progress=bar)
-    frames = args.ann_frames or (1 if args.dataset in STATIC_DATASETS else counts.steps)
+    frames = args.ann_frames or _ann_frames(args.dataset, counts.steps)
     return build_report(counts, pricings, ann_frames=frames,
                         meta={"network": args.network, "network_kind": "netx", "dataset": args.dataset,
                               "split": args.split})
