@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=256, help="calibration samples (default 256)")
     p.add_argument("--eval-samples", type=int, default=512,
                    help="test samples for the float vs fixed accuracy with --calibrate (default 512, 0 = skip)")
+    p.add_argument("--dry-run", action="store_true", help="lower, quantise and report; write no file")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
     return p
 
@@ -86,6 +87,8 @@ def main(argv=None) -> int:
     if input_kind == "auto":
         binary = calib is not None and bool(((calib[0] == 0) | (calib[0] == 1)).all())
         input_kind = "binary" if binary else "graded"
+    elif input_kind == "binary" and calib is not None and not bool(((calib[0] == 0) | (calib[0] == 1)).all()):
+        raise UserError(f"--input binary, but '{args.calibrate}' has values other than 0 and 1")
 
     graph = lower(model, input_kind=input_kind, shortcut=args.shortcut)
     if timing == "pipelined":
@@ -93,26 +96,30 @@ def main(argv=None) -> int:
     graph.meta["checkpoint"] = str(path)
 
     if args.target == "loihi":
-        from .netx_hdf5 import write_netx
         from .quantize import evaluate, quantize
         fixed, report = quantize(graph, calibration=calib)
         if test is not None:
             evaluate(graph, fixed, test[0], test[1], report)
             report.notes.append(f"spike agreement and accuracy on {len(test[1])} '{args.calibrate}' test samples")
         out = Path(args.output or path.with_suffix(".net"))
-        write_netx(fixed, str(out))
+        if not args.dry_run:
+            from .netx_hdf5 import write_netx
+            write_netx(fixed, str(out))
     else:
-        from .onnx_export import export_onnx
         report = layer_report(graph)
         out = Path(args.output or path.with_suffix(".onnx"))
-        export_onnx(graph, str(out))
+        if not args.dry_run:
+            from .onnx_export import export_onnx
+            export_onnx(graph, str(out))
 
     if args.json:
-        print(json.dumps({"output": str(out), "target": args.target, "timing": timing, "input": input_kind,
-                          "latency": graph.latency(), **report.to_dict()}, indent=1, default=_json_default))
+        summary = {"output": None if args.dry_run else str(out), "target": args.target, "timing": timing,
+                   "input": input_kind, "latency": graph.latency()}
+        print(json.dumps({**summary, **report.to_dict()}, indent=1, default=_json_default))
     else:
         print(report.table())
-        print(f"wrote {out} ({args.target}, {timing} timing, latency {graph.latency()} steps, {input_kind} input)")
+        what = "dry run, nothing written" if args.dry_run else f"wrote {out}"
+        print(f"{what} ({args.target}, {timing} timing, latency {graph.latency()} steps, {input_kind} input)")
     return 0
 
 
