@@ -21,7 +21,17 @@ def atomic_save_npz(path, **arrays) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)     # mkstemp's 0600 would hide a shared cache from other users
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def dataset_dir(root, name: str) -> Path:
+    """The folder of dataset `name`: `root/name` if that exists, else `root` itself (the user pointed at the
+    dataset folder directly); `root` defaults to `default_root()`."""
+    base = Path(root) if root is not None else default_root()
+    return base / name if (base / name).is_dir() else base

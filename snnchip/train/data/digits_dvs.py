@@ -21,7 +21,7 @@ import numpy as np
 from .cache import atomic_save_npz, default_root
 from .dvs_emulator import DVSSensor, emulate
 
-VERSION = 1
+VERSION = 2
 SENSOR = DVSSensor(height=16, width=16)
 SCALE = 1.5                     # 8x8 digit -> 12x12 pixels on the sensor
 SACCADE_US = 100_000
