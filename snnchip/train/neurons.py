@@ -67,41 +67,48 @@ def neuron_config(name: str = "lif", **overrides) -> NeuronConfig:
 
 
 class _MultiStep(torch.autograd.Function):
-    """Spikes [..., T] from input currents [..., T]; backward is hand-written BPTT."""
+    """Spikes [..., T] from input currents [..., T]; backward is hand-written BPTT.
+
+    Internally time-major (`[T, ...]`, contiguous), so each step works on a contiguous slice."""
 
     @staticmethod
     def forward(ctx, current: torch.Tensor, cfg: NeuronConfig) -> torch.Tensor:
-        steps = current.shape[-1]
-        u = torch.zeros_like(current[..., 0])
-        h_all = torch.empty_like(current)
-        spikes = torch.empty_like(current)
-        for t in range(steps):
-            h = u * cfg.decay + current[..., t]
-            o = (h > cfg.threshold).to(current.dtype)
-            h_all[..., t] = h
-            spikes[..., t] = o
-            u = after_reset(h, o, cfg)
+        cur = current.movedim(-1, 0).contiguous()
+        h_all = torch.empty_like(cur)
+        spikes = torch.empty_like(cur)
+        u = torch.zeros_like(cur[0])
+        for t in range(cur.shape[0]):
+            h = torch.add(cur[t], u, alpha=cfg.decay) if t else cur[t]
+            h_all[t] = h
+            fired = h > cfg.threshold
+            spikes[t] = fired
+            if cfg.reset == "hard":
+                u = h.masked_fill(fired, cfg.reset_value)
+            elif cfg.reset == "soft":
+                u = h - cfg.spike_value * spikes[t]
+            else:
+                u = h
         ctx.save_for_backward(h_all, spikes)
         ctx.cfg = cfg
-        return spikes
+        return spikes.movedim(0, -1)
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):
         h_all, spikes = ctx.saved_tensors
         cfg = ctx.cfg
-        surrogate = SURROGATES[cfg.surrogate]
         seen = mpr(h_all) if cfg.mpr else h_all
-        dspike = surrogate(seen - cfg.threshold, cfg.surrogate_width)
+        dspike = SURROGATES[cfg.surrogate](seen - cfg.threshold, cfg.surrogate_width)
         if cfg.mpr:
             dspike = dspike * mpr_grad(h_all)
-        keep = (1 - spikes) if cfg.reset == "hard" else torch.ones_like(spikes)
-        grad_current = torch.empty_like(grad_spikes)
-        grad_u = torch.zeros_like(grad_spikes[..., 0])
-        for t in range(grad_spikes.shape[-1] - 1, -1, -1):
-            grad_h = grad_spikes[..., t] * dspike[..., t] + grad_u * keep[..., t]
-            grad_current[..., t] = grad_h
-            grad_u = grad_h * cfg.decay
-        return grad_current, None
+        grad_o = grad_spikes.movedim(-1, 0)
+        grad_h_all = grad_o * dspike  # the direct term of every step, then BPTT adds the leak path
+        keep = (1 - spikes) * cfg.decay if cfg.reset == "hard" else None
+        for t in range(grad_h_all.shape[0] - 2, -1, -1):
+            if keep is None:
+                grad_h_all[t].add_(grad_h_all[t + 1], alpha=cfg.decay)
+            else:
+                grad_h_all[t].addcmul_(grad_h_all[t + 1], keep[t])
+        return grad_h_all.movedim(0, -1), None
 
 
 class SpikingNeuron(torch.nn.Module):
