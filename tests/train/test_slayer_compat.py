@@ -1,0 +1,46 @@
+"""A sequential network of CUBA-compatible blocks goes through slayer's own export and loads in stock netx."""
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from snnchip.train.layers import Conv, Dense
+from snnchip.train.neurons import SpikingNeuron, neuron_config
+from snnchip.train.slayer_compat import SequentialSNN, export_netx, run_slayer, to_slayer
+
+
+def make_net(preset):
+    torch.manual_seed(0)
+    cfg = neuron_config(preset)
+    net = SequentialSNN([(Conv(2, 4, 3, 2, 1), SpikingNeuron(cfg)), (Conv(4, 8, 3, 1, 1), SpikingNeuron(cfg)),
+                         (Dense(8 * 4 * 4, 5, bias=False), SpikingNeuron(cfg))])
+    with torch.no_grad():  # put the weights on slayer's 8-bit grid (steps of 1/32)
+        for synapse in net.synapses:
+            synapse.weight.copy_((synapse.weight * 2 * 32).round().clamp(-128, 127) / 32)
+    return net
+
+
+def test_slayer_blocks_give_identical_spikes():
+    net = make_net("if")
+    x = (torch.rand(3, 2, 8, 8, 12) > 0.5).float()
+    ours, theirs = net(x), run_slayer(to_slayer(net), x)
+    assert ours.sum() > 0
+    assert torch.equal(ours, theirs)
+
+
+def test_export_through_slayer_loads_in_stock_netx(tmp_path):
+    from lava.lib.dl import netx
+    path = export_netx(make_net("lif"), (2, 8, 8), tmp_path / "seq.net")
+    with h5py.File(path) as f:
+        types = [np.asarray(f["layer"][k]["type"][()]).reshape(-1)[0] for k in sorted(f["layer"], key=int)]
+        assert [t.decode() if isinstance(t, bytes) else str(t) for t in types] == ["conv", "conv", "flatten", "dense"]
+        vdecay = f["layer"]["0"]["neuron"]["vDecay"][()]
+    assert vdecay == 3072  # 0.75 of 4096 lost per step: tau_mem = 0.25 kept
+    net = netx.hdf5.Network(net_config=str(path), input_shape=(8, 8, 2))
+    assert [type(layer).__name__ for layer in net.layers] == ["Conv", "Conv", "Dense"]
+    assert net.layers[-1].neuron.s_out.shape == (5,)
+
+
+def test_soft_reset_is_not_cuba():
+    with pytest.raises(ValueError, match="hard reset"):
+        SequentialSNN([(Dense(4, 2, bias=False), SpikingNeuron(neuron_config("srif")))])
