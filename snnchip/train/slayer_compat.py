@@ -1,7 +1,8 @@
 """A plain sequential network of CUBA-compatible blocks, exported through lava-dl slayer's own path.
 
-`SequentialSNN` chains (synapse, neuron) pairs — `Conv` / `Dense` with a hard-reset `SpikingNeuron` — the
-network shape slayer's `block.cuba` blocks express. `to_slayer` rebuilds it from `lava.lib.dl.slayer.block.cuba`
+`SequentialSNN` chains (synapse, neuron) pairs — `Conv` / `Dense` with a hard-reset `SpikingNeuron`, or a
+`RecurrentDense` (which holds its neuron; exported as netx `dense_rec`) — the network shape slayer's
+`block.cuba` blocks express. `to_slayer` rebuilds it from `lava.lib.dl.slayer.block.cuba`
 blocks with the same weights (our layers use slayer's weight layout), and `export_netx` writes it with the
 blocks' own `export_hdf5`, giving a file stock `lava.lib.dl.netx.hdf5.Network` loads.
 
@@ -22,17 +23,18 @@ import h5py
 import torch
 from torch import nn
 
-from .layers import Conv, Dense
+from .layers import Conv, Dense, RecurrentDense
 from .neurons import NeuronConfig, SpikingNeuron
 
 
 class SequentialSNN(nn.Module):
     """`[N, C, H, W, T]` through (Conv | Dense, SpikingNeuron) pairs; Dense layers flatten their input."""
 
-    def __init__(self, layers: list[tuple[nn.Module, SpikingNeuron]]):
+    def __init__(self, layers: list):
         super().__init__()
-        self.synapses = nn.ModuleList(s for s, _ in layers)
-        self.neurons = nn.ModuleList(n for _, n in layers)
+        pairs = [(item, item.neuron) if isinstance(item, RecurrentDense) else item for item in layers]
+        self.synapses = nn.ModuleList(s for s, _ in pairs)
+        self.neurons = nn.ModuleList(n for _, n in pairs)
         for i, neuron in enumerate(self.neurons):
             cfg = neuron.config
             if cfg.reset != "hard" or cfg.reset_value != 0 or cfg.mpr:
@@ -40,9 +42,7 @@ class SequentialSNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for synapse, neuron in zip(self.synapses, self.neurons):
-            if isinstance(synapse, Dense):
-                x = x.reshape(x.shape[0], -1, x.shape[-1])
-            x = neuron(synapse(x))
+            x = synapse(x) if isinstance(synapse, RecurrentDense) else neuron(synapse(x))
         return x
 
 
@@ -67,6 +67,17 @@ def to_slayer(net: SequentialSNN) -> nn.ModuleList:
             block = slayer.block.cuba.Conv(params, synapse.in_channels, synapse.out_channels,
                                            synapse.kernel_size, stride=synapse.stride, padding=synapse.padding,
                                            dilation=synapse.dilation, groups=synapse.groups, delay_shift=False)
+        elif isinstance(synapse, RecurrentDense):
+            if spatial:
+                blocks.append(slayer.block.cuba.Flatten())
+                spatial = False
+            block = slayer.block.cuba.Recurrent(params, synapse.ff.in_features, synapse.ff.out_features,
+                                                delay_shift=False)
+            with torch.no_grad():
+                block.recurrent_synapse.weight.copy_(synapse.rec_weight.reshape(block.recurrent_synapse.weight.shape))
+                block.input_synapse.weight.copy_(synapse.weight.reshape(block.input_synapse.weight.shape))
+            blocks.append(block)
+            continue
         elif isinstance(synapse, Dense):
             if synapse.bias is not None:
                 raise ValueError("a CUBA dense block has no bias; build the Dense with bias=False")
@@ -89,8 +100,8 @@ def run_slayer(blocks: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def export_netx(net: SequentialSNN, input_shape: tuple[int, int, int], path) -> Path:
-    """Write `net` (input `[C, H, W]`) as NetX HDF5 through slayer's `export_hdf5`, atomically."""
+def export_netx(net: SequentialSNN, input_shape: tuple[int, ...], path) -> Path:
+    """Write `net` (input `[C, H, W]` or `[F]`) as NetX HDF5 through slayer's `export_hdf5`, atomically."""
     blocks = to_slayer(net)
     with torch.no_grad():  # slayer's blocks learn their output shapes from a forward pass
         run_slayer(blocks, torch.zeros(1, *input_shape, 2))
