@@ -206,6 +206,11 @@ def _tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                      si(r["synops"]), si(r["macs"]), si(r["ann_flops"]), energy(e["snn"]), energy(e["ann"]),
                      _ratio_text(e["ratio"])])
     tables.append(("Synaptic layers (per sample)", head, rows))
+    rows = [[r["name"]] + [f"{energy(r['energy_pj'][name]['snn'])} / {energy(r['energy_pj'][name]['ann'])} "
+                           f"({_ratio_text(r['energy_pj'][name]['ratio'])})" for name in names]
+            for r in report["layers"]]
+    tables.append(("Energy per synaptic layer and sample under each pricing: E(SNN) / E(ANN) (ratio)",
+                   ["layer"] + names, rows))
     head = ["neuron layer", "neurons", "spikes", "firing rate", "updates", "active"] + \
            [f"E {name}" for name in names]
     rows = [[r["name"], si(r["neurons"]), si(r["spikes"]), f"{r['firing_rate']:.4f}", si(r["neuron_updates"]),
