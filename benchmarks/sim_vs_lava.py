@@ -8,7 +8,7 @@ For each network the same fixed-point graph and the same samples go through:
   eager and with the compiled neuron kernel;
 - simulate batched: B rows, each streaming K samples (so the pipeline latency is paid once per row, as on Lava).
 Lava runs first for every network (its processes fork; torch stays single-threaded meanwhile), then simulate
-runs with `--threads` torch threads (default: every core, as Lava's processes use every core).
+runs with `--threads` torch threads (default 1; Lava's processes use every core).
 
 Networks: an MS-ResNet sized for digits-dvs, an MS-ResNet20 sized for CIFAR10-DVS (2x48x48, T=10), random
 weights (speed does not depend on training), and lava-dl's PilotNet LIF (a real sequential netx file).
@@ -202,7 +202,9 @@ def main() -> int:
     parser.add_argument("--per-row", type=int, default=4, help="samples streamed in each batch row")
     parser.add_argument("--s1", type=int, default=1, help="samples in Lava's first run")
     parser.add_argument("--s2", type=int, default=4, help="samples in Lava's second run")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads for simulate")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for simulate (default 1: on this shared 2-core machine a second thread "
+                             "measured 20x slower per operation, waiting for a core)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {os.cpu_count()} CPU cores, no GPU used", flush=True)

@@ -245,6 +245,8 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, help="only the first N samples")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core; use 1 on a "
+                        "machine shared with other work, where waiting threads slow every operation)")
     parser.add_argument("--compile", action="store_true",
                         help="fuse the fixed-point neuron updates with torch.compile (same integers; pays a "
                              "one-off compilation, worth it for data sets)")
@@ -256,6 +258,10 @@ def main(argv=None) -> int:
         raise UserError("--batch-size and --samples must be positive")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {args.device}: no CUDA device available")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError("--threads must be positive")
+        torch.set_num_threads(args.threads)
     graph = _read_graph(args.net)
     try:
         report = dataset_mode(graph, args) if args.dataset else record_mode(graph, args)

@@ -11,6 +11,7 @@ pairs whose receptive field actually covers it, given padding, stride, dilation 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,22 +26,29 @@ PROJECTION_KEYS = ("input_spikes", "synops", "macs")
 
 def fan_out(proj: Projection, src_shape: tuple[int, ...], tgt_shape: tuple[int, ...]) -> np.ndarray:
     """Number of synapses leaving each source neuron, `[src_size]` int64."""
-    src_size, tgt_size = int(np.prod(src_shape)), int(np.prod(tgt_shape))
     if proj.kind == "dense":
-        return np.full(src_size, tgt_size, dtype=np.int64)
-    c_out, c_in_g, kh, kw = proj.weight.shape
+        return np.full(int(np.prod(src_shape)), int(np.prod(tgt_shape)), dtype=np.int64)
+    return _conv_fan_out(tuple(proj.weight.shape), tuple(src_shape), tuple(tgt_shape), tuple(proj.stride),
+                         tuple(proj.padding), tuple(proj.dilation), int(proj.groups))
+
+
+@functools.lru_cache(maxsize=256)
+def _conv_fan_out(weight_shape, src_shape, tgt_shape, stride, padding, dilation, groups) -> np.ndarray:
+    """Fan-out depends on the geometry only: a transposed conv of ones counts, for each input, the
+    (output channel, output position, kernel tap) triples that reach it (float32: exact, counts < 2**24)."""
+    c_out, c_in_g, kh, kw = weight_shape
     _, h, w = src_shape
     _, ho, wo = tgt_shape
-    ones_out = torch.ones(1, c_out, ho, wo, dtype=torch.float64)
-    ones_w = torch.ones(c_out, c_in_g, kh, kw, dtype=torch.float64)
-    full = [((ho, wo)[i] - 1) * proj.stride[i] - 2 * proj.padding[i] + proj.dilation[i] * ((kh, kw)[i] - 1) + 1
-            for i in range(2)]
+    ones_out = torch.ones(1, c_out, ho, wo)
+    ones_w = torch.ones(c_out, c_in_g, kh, kw)
+    full = [((ho, wo)[i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * ((kh, kw)[i] - 1) + 1 for i in range(2)]
     extra = [(h, w)[i] - full[i] for i in range(2)]
     # Rows/columns that the strided kernel never reaches come back as output padding (fan-out 0).
-    counts = F.conv_transpose2d(ones_out, ones_w, stride=tuple(proj.stride), padding=tuple(proj.padding),
-                                output_padding=tuple(extra), groups=int(proj.groups),
-                                dilation=tuple(proj.dilation))
-    return counts.reshape(-1).round().long().numpy()
+    counts = F.conv_transpose2d(ones_out, ones_w, stride=stride, padding=padding, output_padding=tuple(extra),
+                                groups=groups, dilation=dilation)
+    counts = counts.reshape(-1).round().long().numpy()
+    counts.flags.writeable = False
+    return counts
 
 
 @dataclass

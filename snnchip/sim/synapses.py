@@ -89,19 +89,16 @@ class Synapse:
             self.dtype = dtype
         lag_extra = 1 if graph.timing == "pipelined" else 0
         self.skip_silent = torch.device(device).type == "cpu"
-        fan = fan_out(proj, self.src_shape, self.tgt_shape)
-        self.groups, self.fan_out = [], []
+        self.proj, self.device = proj, device
+        self.groups, self._selects = [], []
         for lag, select, kind in delay_groups(proj, src, lag_extra):
             w = weight if kind != "synapse" else np.where(select, weight, 0.0)
             mask = None
             if kind == "source":
                 mask = torch.as_tensor(select, device=device)
             self.groups.append((lag, torch.as_tensor(w, dtype=self.dtype, device=device), mask))
-            group_fan = select.sum(axis=0) if kind == "synapse" else fan
-            # a uniform fan-out (dense) is counted as events x fan-out, without a product per neuron
-            uniform = group_fan.size and np.all(group_fan == group_fan[0])
-            self.fan_out.append(float(group_fan[0]) if uniform else
-                                torch.as_tensor(group_fan, dtype=torch.float64, device=device))
+            self._selects.append(select if kind == "synapse" else None)
+        self._fan_out = None
         self.max_lag = max(lag for lag, _, _ in self.groups)
         self.min_lag = min(lag for lag, _, _ in self.groups)
 
@@ -125,6 +122,20 @@ class Synapse:
         else:
             raise ValueError(f"projection '{proj.name}': unsupported kind '{proj.kind}'")
 
+    @property
+    def fan_out(self) -> list:
+        """Per delay group: the fan-out of each source neuron (`[src_size]` float64), or one float if uniform
+        (dense: counted as events x fan-out without a product per neuron). Computed on first use."""
+        if self._fan_out is None:
+            fan = fan_out(self.proj, self.src_shape, self.tgt_shape)
+            self._fan_out = []
+            for select in self._selects:
+                group_fan = select.sum(axis=0) if select is not None else fan
+                uniform = group_fan.size and np.all(group_fan == group_fan[0])
+                self._fan_out.append(float(group_fan[0]) if uniform else
+                                     torch.tensor(group_fan, dtype=torch.float64, device=self.device))
+        return self._fan_out
+
     def _apply(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if self.kind == "dense":
             return x @ w.T
@@ -140,7 +151,8 @@ class Synapse:
         integers, in float32 when below 2**24, else float64) and, if `count`, the arriving non-zero inputs and
         their synaptic operations (0-d tensors)."""
         total, events, ops = None, 0, 0
-        for (lag, w, mask), fan, x in zip(self.groups, self.fan_out, inputs):
+        fans = self.fan_out if count else [None] * len(self.groups)
+        for (lag, w, mask), fan, x in zip(self.groups, fans, inputs):
             if x is None:
                 continue
             if mask is not None:
