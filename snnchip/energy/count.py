@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .flops import INPUT, LayerTracer, SynapticLayer, synaptic_layers
+from .flops import LayerTracer, SynapticLayer, synaptic_layers
 
 
 @dataclass

@@ -1,6 +1,5 @@
 """Counts from the simulator's counters on lava-dl's stock NetX network (pipelined, fixed point): every
 population and projection is counted over its own T-step window of the sample."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

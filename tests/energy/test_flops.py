@@ -1,6 +1,7 @@
 """Parameters and ANN FLOPs of the real architectures: seed 000's Table V / IV numbers and fvcore on the
 equivalent plain torch ANN."""
-import pytest
+import json
+
 import torch
 import torch.nn as nn
 
@@ -70,7 +71,6 @@ def test_full_flops_agree_with_fvcore_on_equivalent_ann():
 
 def test_ms_resnet34_table_v_flops_within_one_percent(capsys):
     assert main(["--arch", "ms_resnet34", "--input-shape", "3,224,224", "--json"]) == 0
-    import json
     out = json.loads(capsys.readouterr().out)
     paper = out["ann_flops_per_frame"]["paper"]
     assert abs(paper - 3.53e9) / 3.53e9 < 0.01, paper

@@ -3,7 +3,6 @@ import base64
 import json
 import re
 
-import numpy as np
 import pytest
 
 from snnchip.energy.count import ActivityCounts, LayerCount, NeuronLayerCount
