@@ -188,3 +188,140 @@ def test_malformed_stock_files_name_layer_and_problem(tmp_path, edit, words):
         read_netx(copy_tiny(tmp_path, edit))
     for word in words:
         assert word in one_line(exc)
+
+
+# -- writer ---------------------------------------------------------------------------------------------------
+
+def assert_same_graph(a, b):
+    """Every field of every population and projection equal (arrays by value, shape and dtype), and the meta."""
+    assert (a.timing, a.fixed) == (b.timing, b.fixed)
+    assert len(a.populations) == len(b.populations) and len(a.projections) == len(b.projections)
+    for p, q in zip(a.populations, b.populations):
+        assert (p.name, tuple(p.shape), p.neuron, p.bias_exp, p.is_input, p.is_output, p.scale) == \
+               (q.name, tuple(q.shape), q.neuron, q.bias_exp, q.is_input, q.is_output, q.scale), p.name
+        assert (p.bias is None) == (q.bias is None), p.name
+        if p.bias is not None:
+            assert p.bias.dtype == q.bias.dtype and np.array_equal(p.bias, q.bias), p.name
+    for p, q in zip(a.projections, b.projections):
+        for key in ("name", "source", "target", "kind", "stride", "padding", "dilation", "groups", "weight_exp",
+                    "num_message_bits"):
+            assert getattr(p, key) == getattr(q, key), (p.name, key)
+        assert p.weight.dtype == q.weight.dtype and np.array_equal(p.weight, q.weight), p.name
+        assert np.array_equal(p.delay, q.delay) and np.ndim(p.delay) == np.ndim(q.delay), p.name
+    assert_same_meta(a.meta, b.meta)
+
+
+def assert_same_meta(a, b):
+    assert type(a) is type(b) or isinstance(a, (int, float)) and isinstance(b, (int, float)), (a, b)
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same_meta(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same_meta(x, y)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    else:
+        assert a == b
+
+
+def sequential_fixed_graph(seed=0):
+    """A small stock-compatible fixed graph: LIF input -> conv -> conv -> (flatten) dense -> dense readout."""
+    from snnchip.graph import Graph, Neuron, Population, Projection
+    rng = np.random.default_rng(seed)
+
+    def lif(vth, du=4095, dv=1024):
+        return Neuron(threshold=vth, du=du, dv=dv)
+    pops = [Population("in", (2, 9, 8), lif(5), is_input=True),
+            Population("c1", (6, 5, 3), lif(40, du=3000, dv=2048), bias=rng.integers(-20, 40, (6, 1, 1)),
+                       bias_exp=6),
+            Population("c2", (5, 5, 3), lif(30), bias=rng.integers(-5, 30, (5, 5, 3)), bias_exp=6),
+            Population("d1", (12,), lif(25, dv=512), bias=rng.integers(-5, 20, 12), bias_exp=6),
+            Population("out", (3,), Neuron(threshold=None, du=4095, dv=0), is_output=True)]
+    projs = [Projection("in->c1", "in", "c1", "conv", rng.integers(-60, 80, (6, 2, 3, 3)), stride=(2, 2),
+                        padding=(1, 0)),
+             Projection("c1->c2", "c1", "c2", "conv", rng.integers(-40, 60, (5, 6, 3, 3)), padding=(1, 1)),
+             Projection("c2->d1", "c2", "d1", "dense", rng.integers(-30, 40, (12, 75))),
+             Projection("d1->out", "d1", "out", "dense", rng.integers(-100, 120, (3, 12)),
+                        delay=rng.integers(0, 3, (3, 12)))]
+    graph = Graph(pops, projs, timing="pipelined", fixed=True,
+                  meta={"depth": {p.name: i for i, p in enumerate(pops)}, "T": 12, "scales": np.arange(3.0),
+                        "pair": (1, 2)})
+    graph.validate()
+    return graph
+
+
+def test_round_trip_of_stock_files_is_identical(tmp_path):
+    from snnchip.export.netx_hdf5 import write_netx
+    for name, kwargs in (("tiny.net", {}), ("gts/pilotnet_lif/network.net", {}),
+                         ("gts/ntidigits/ntidigits.net", {"num_layers": 5})):
+        graph = read_netx(STOCK / name, **kwargs)
+        write_netx(graph, tmp_path / "copy.net")
+        assert_same_graph(graph, read_netx(tmp_path / "copy.net"))
+
+
+def test_written_sequential_file_loads_in_stock_netx_with_the_same_parameters(tmp_path, netx):
+    from snnchip.export.netx_hdf5 import write_netx
+    graph = sequential_fixed_graph()
+    path = tmp_path / "seq.net"
+    write_netx(graph, path, require_stock=True)
+    assert_same_graph(graph, read_netx(path))
+    with h5py.File(path) as f:
+        assert [layer_type_of(f["layer"][str(i)]) for i in range(len(f["layer"]))] == \
+            ["input", "conv", "conv", "flatten", "dense", "dense"]
+    net = netx.hdf5.Network(net_config=str(path))
+    assert [type(b).__name__ for b in net.layers] == ["Input", "Conv", "Conv", "Dense", "Dense"]
+    stock = read_netx(path, num_layers=99)           # the file read as netx reads it (no extension)
+    for pop, block in zip(stock.populations, net.layers):
+        check_population_against_netx(pop, block)
+    for proj, mine, block in zip(stock.projections, graph.projections, net.layers[1:]):
+        assert np.array_equal(proj.weight, mine.weight) and np.array_equal(proj.delay, mine.delay)
+        if proj.kind == "dense":
+            np.testing.assert_array_equal(proj.weight, lava_effective_dense(block.synapse))
+    assert stock.populations[-1].neuron.threshold == 1 << 17       # never fires, as netx's default readout
+
+
+def layer_type_of(group):
+    from snnchip.export.netx_read import layer_type
+    return layer_type(group)
+
+
+def test_residual_graphs_round_trip_float_and_fixed(tmp_path):
+    """A lowered MS-ResNet (fan-in, delays after pipelining) round-trips exactly, float and fixed."""
+    import torch
+    from snnchip.export.lower import lower
+    from snnchip.export.netx_hdf5 import write_netx
+    from snnchip.export.quantize import quantize
+    from snnchip.export.timing import pipeline
+    from snnchip.train.models import build_model, model_config
+    torch.manual_seed(0)
+    model = build_model(model_config("ms_resnet8", widths=(4, 4, 8), in_channels=2, num_classes=3,
+                                     input_size=(8, 8), T=4)).eval()
+    for shortcut in ("composed", "relay"):
+        float_graph = pipeline(lower(model, shortcut=shortcut))
+        fixed_graph, _ = quantize(float_graph)
+        assert any(len(float_graph.into(p.name)) > 1 for p in float_graph.populations)
+        for graph in (float_graph, fixed_graph):
+            write_netx(graph, tmp_path / "res.net")
+            assert_same_graph(graph, read_netx(tmp_path / "res.net"))
+        with pytest.raises(UserError) as exc:
+            write_netx(fixed_graph, tmp_path / "stock.net", require_stock=True)
+        assert "stock netx" in one_line(exc) and not (tmp_path / "stock.net").exists()
+
+
+def test_write_is_atomic_and_leaves_no_temp_file(tmp_path):
+    from snnchip.export.netx_hdf5 import write_netx
+    graph = sequential_fixed_graph()
+    path = tmp_path / "net.net"
+    path.write_bytes(b"old")
+    graph.meta["bad"] = object()
+    with pytest.raises(UserError) as exc:
+        write_netx(graph, path)
+    assert "meta" in one_line(exc)
+    assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["net.net"]
+    del graph.meta["bad"]
+    write_netx(graph, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.net"]
+    assert_same_graph(graph, read_netx(path))

@@ -1,0 +1,236 @@
+"""Write a `Graph` as a NetX HDF5 file: netx's vocabulary for every population plus this project's extension.
+
+Every population becomes one `layer/<i>` group in netx's vocabulary (`input`, `conv`, `dense`, with a `flatten`
+layer before a dense layer whose source is `(C, H, W)`), holding the weight of its first incoming projection,
+its neuron (`CUBA`: iDecay = du + 1, vDecay = dv, vThMant = threshold) and its bias. Everything the netx
+vocabulary cannot say is stored where netx does not look: exact population fields as `snnchip_*` attributes of
+each layer group, and every projection (source, target, weight, delay, weight_exp, message bits) under the
+`snnchip/projections/<k>` group, whose first-projection weights are hard links to the layer datasets (stored
+once). Graph metadata is tagged JSON. See docs/hdf5-format.md.
+
+A sequential fixed-point graph (see `stock_incompatibilities`) loads in stock `lava.lib.dl.netx.hdf5.Network`
+with the same arithmetic as the graph.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..cli_util import UserError
+from ..graph import Graph, Population, Projection
+from .netx_read import ATTR, EXTENSION, FORMAT, NETX_BIAS_EXP, NETX_MAX_DELAY, VERSION, netx_dense_exact
+
+# Threshold written for a population that never fires: 2**17 << 6 = 2**23 lies above Lava's largest voltage
+# (2**23 - 1), exactly as netx's own default readout neuron.
+NEVER_FIRES = 1 << 17
+
+
+def encode_meta(meta: dict) -> str:
+    """JSON with numpy arrays and tuples tagged so that `netx_read.decode_meta` restores them exactly."""
+    def tag(obj: Any, key: str) -> Any:
+        if isinstance(obj, np.ndarray):
+            return {"__ndarray__": obj.tolist(), "dtype": obj.dtype.str, "shape": list(obj.shape)}
+        if isinstance(obj, tuple):
+            return {"__tuple__": [tag(v, key) for v in obj]}
+        if isinstance(obj, list):
+            return [tag(v, key) for v in obj]
+        if isinstance(obj, dict):
+            if not all(isinstance(k, str) for k in obj):
+                raise UserError(f"graph meta '{key}' has non-string keys; cannot store it")
+            return {k: tag(v, f"{key}.{k}") for k, v in obj.items()}
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if obj is None or isinstance(obj, (bool, int, float, str)):
+            return obj
+        raise UserError(f"graph meta '{key}' holds a {type(obj).__name__}, which cannot be stored")
+    return json.dumps(tag(meta, "meta"))
+
+
+def stock_incompatibilities(graph: Graph) -> list[str]:
+    """Why stock netx would not compute exactly what this graph computes ([] = it does). Stock netx builds a
+    chain: one input, then each population fed by exactly one projection from the previous population."""
+    reasons = []
+    if not graph.fixed:
+        reasons.append("the graph is not fixed point")
+    if graph.timing != "pipelined":
+        reasons.append("the graph's timing is not pipelined (Lava takes one step per hop)")
+    pops = graph.populations
+    if not pops or not pops[0].is_input or sum(p.is_input for p in pops) != 1:
+        reasons.append("the first population must be the only input")
+    for prev, pop in zip(pops, pops[1:]):
+        into = graph.into(pop.name)
+        if len(into) != 1 or into[0].source != prev.name:
+            reasons.append(f"population '{pop.name}' is not fed by exactly one projection from '{prev.name}'")
+            continue
+        proj = into[0]
+        if proj.weight_exp != 0:
+            reasons.append(f"projection '{proj.name}' has weight_exp {proj.weight_exp} (netx derives its own)")
+        if proj.kind == "dense" and not netx_dense_exact(np.asarray(proj.weight)):
+            reasons.append(f"projection '{proj.name}' has weights netx's 8-bit optimiser would change")
+        if proj.kind == "conv" and np.any(np.asarray(proj.delay) != 0):
+            reasons.append(f"projection '{proj.name}' is a conv with delays (netx ignores them)")
+        if proj.kind == "conv" and len(prev.shape) != 3:
+            reasons.append(f"projection '{proj.name}' is a conv from the non-(C, H, W) population '{prev.name}'")
+        if prev.neuron.graded and (not prev.is_input or proj.num_message_bits):
+            # netx's neurons emit spikes, and its first synapse takes binary input (input_message_bits 0).
+            reasons.append(f"population '{prev.name}' sends graded values netx cannot express")
+    for pop in pops:
+        n = pop.neuron
+        if pop.is_input and n.graded:
+            if pop.bias is not None and np.any(pop.bias != 0):
+                reasons.append(f"relay input '{pop.name}' has a bias")
+            continue
+        if n.reset != "hard" or n.reset_value != 0:
+            reasons.append(f"population '{pop.name}' does not hard-reset to 0")
+        if n.threshold is not None and not 0 <= n.threshold < NEVER_FIRES:
+            reasons.append(f"population '{pop.name}' has threshold {n.threshold} outside 0..{NEVER_FIRES - 1}")
+        has_bias = pop.bias is not None and np.any(pop.bias != 0)
+        if has_bias and pop.is_input:
+            reasons.append(f"input '{pop.name}' has a bias (netx's Input block drops it)")
+        if has_bias and pop.bias_exp != NETX_BIAS_EXP:
+            reasons.append(f"population '{pop.name}' has bias_exp {pop.bias_exp} (netx fixes it at 6)")
+    return reasons
+
+
+def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False) -> None:
+    """Write `graph` to `path` atomically (a temp file in the same folder, then os.replace). With
+    `require_stock`, raise UserError unless stock netx would compute exactly what the graph computes."""
+    try:
+        graph.validate()
+    except ValueError as exc:
+        raise UserError(f"cannot write {path}: {exc}") from None
+    if require_stock:
+        reasons = stock_incompatibilities(graph)
+        if reasons:
+            raise UserError(f"cannot write {path} for stock netx: {reasons[0]}"
+                            + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
+    path = Path(path)
+    meta = encode_meta(graph.meta)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"cannot write {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as handle:
+            _write(graph, handle, meta)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _write(graph: Graph, handle: h5py.File, meta: str) -> None:
+    layers = handle.create_group("layer")
+    primary: dict[str, Projection] = {}
+    for proj in graph.projections:
+        if proj.source != proj.target:
+            primary.setdefault(proj.target, proj)
+    first_weight: dict[str, h5py.Dataset] = {}
+    out_bits = {pop.name: max([q.num_message_bits for q in graph.out_of(pop.name)], default=0)
+                for pop in graph.populations}
+    index = 0
+    for pop in graph.populations:
+        proj = primary.get(pop.name)
+        if not pop.is_input and proj is None:
+            raise UserError(f"population '{pop.name}' is neither an input nor fed by a projection; netx has no "
+                            f"layer for it")
+        if proj is not None and proj.kind == "dense" and len(graph.population(proj.source).shape) != 1:
+            flat = layers.create_group(str(index))
+            _type(flat, "flatten")
+            flat.create_dataset("shape", data=np.array([graph.population(proj.source).size, 1, 1]))
+            index += 1
+        group = layers.create_group(str(index))
+        index += 1
+        _population(group, pop, graph.fixed, out_bits[pop.name])
+        if proj is not None:
+            first_weight[pop.name] = _synapse(group, proj, pop, graph)
+    ext = handle.create_group(EXTENSION)
+    ext.attrs.update(format=FORMAT, version=VERSION, timing=graph.timing, fixed=graph.fixed, meta=meta)
+    edges = ext.create_group("projections")
+    for k, proj in enumerate(graph.projections):
+        edge = edges.create_group(str(k))
+        _attrs(edge, name=proj.name, source=proj.source, target=proj.target, kind=proj.kind,
+               stride=np.array(proj.stride), padding=np.array(proj.padding), dilation=np.array(proj.dilation),
+               groups=proj.groups, weight_exp=proj.weight_exp, num_message_bits=proj.num_message_bits)
+        if primary.get(proj.target) is proj:
+            edge["weight"] = first_weight[proj.target]           # hard link: stored once
+        else:
+            edge.create_dataset("weight", data=np.asarray(proj.weight))
+        edge.create_dataset("delay", data=np.asarray(proj.delay))
+
+
+def _type(group: h5py.Group, name: str) -> None:
+    group.create_dataset("type", (1,), "S10", [name.encode("ascii")])
+
+
+def _attrs(node: h5py.HLObject, **values: Any) -> None:
+    for key, value in values.items():
+        if value is not None:              # absent attribute = None
+            node.attrs[ATTR + key] = value
+
+
+def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) -> None:
+    n = pop.neuron
+    _attrs(group, population=pop.name, shape=np.array(pop.shape), threshold=n.threshold, du=n.du, dv=n.dv,
+           reset=n.reset, reset_value=n.reset_value, reset_amount=n.reset_amount, graded=n.graded,
+           bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
+    if pop.is_input:
+        _type(group, "input")
+        group.create_dataset("shape", data=np.array(pop.shape))
+        if n.graded:
+            return            # netx: an input layer without a neuron passes its input to the first synapse
+    neuron = group.create_group("neuron")
+    neuron.create_dataset("type", data="CUBA")
+    # Fixed: Lava's integers (iDecay = du + 1 as netx reads it). Float: the same keys as fractions of 4096.
+    unit = 1 if fixed else 4096
+    neuron.create_dataset("iDecay", data=(n.du + 1) if fixed else n.du * unit)
+    neuron.create_dataset("vDecay", data=n.dv * unit)
+    neuron.create_dataset("vThMant", data=NEVER_FIRES if n.threshold is None else n.threshold)
+    neuron.create_dataset("refDelay", data=1)
+    neuron.create_dataset("gradedSpike", data=bool(n.graded))
+    if out_bits:
+        neuron.create_dataset("messageBits", data=out_bits)
+    if pop.bias is not None:
+        bias = np.asarray(pop.bias)
+        _attrs(group, bias_shape=np.array(bias.shape))
+        if len(pop.shape) == 3 and bias.size == pop.shape[0]:
+            group.create_dataset("bias", data=bias.reshape(-1))                    # per channel
+        elif len(pop.shape) == 3 and bias.shape == pop.shape:
+            _attrs(group, bias_xyf=True)                                             # per neuron, Lava's (x, y, f)
+            group.create_dataset("bias", data=bias.transpose(2, 1, 0))
+        else:
+            group.create_dataset("bias", data=bias)
+
+
+def _synapse(group: h5py.Group, proj: Projection, pop: Population, graph: Graph) -> h5py.Dataset:
+    """Write the netx synapse keys of `pop`'s layer from its first projection; returns the weight dataset."""
+    source = graph.population(proj.source)
+    weight = np.asarray(proj.weight)
+    if proj.kind == "conv":
+        _type(group, "conv")
+        group.create_dataset("shape", data=np.array(pop.shape))
+        for key, value in (("stride", proj.stride), ("padding", proj.padding), ("dilation", proj.dilation),
+                           ("kernelSize", weight.shape[2:])):
+            group.create_dataset(key, data=np.array(value))
+        group.create_dataset("groups", data=proj.groups)
+        group.create_dataset("inChannels", data=source.shape[0])
+        group.create_dataset("outChannels", data=weight.shape[0])
+    else:
+        _type(group, "dense")
+        group.create_dataset("shape", data=np.array([pop.size]))
+        group.create_dataset("inFeatures", data=weight.shape[1])
+        group.create_dataset("outFeatures", data=weight.shape[0])
+        delay = np.asarray(proj.delay)
+        if np.any(delay != 0) and np.max(delay) <= NETX_MAX_DELAY:
+            # netx expands a vector by its length, ambiguous when F_in == F_out: write per synapse.
+            if delay.ndim and delay.shape != weight.shape:
+                delay = np.broadcast_to(delay.reshape(1, -1), weight.shape)
+            group.create_dataset("delay", data=delay)
+    return group.create_dataset("weight", data=weight)
