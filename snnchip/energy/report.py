@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from typing import Optional
 
 from .count import ActivityCounts
@@ -256,6 +257,19 @@ def to_markdown(report: dict) -> str:
     return "\n".join(out)
 
 
+def stage_rates(neuron_layers: list[dict]) -> dict[int, dict[str, float]]:
+    """Firing rate of `stages.<s>.<b>.lif1` / `lif2` averaged over the blocks of each stage (neuron-weighted):
+    {stage: {'lif1': r, 'lif2': r}}; empty when the layer names do not follow the model contract."""
+    sums: dict[int, dict[str, list[float]]] = {}
+    for r in neuron_layers:
+        match = re.fullmatch(r"stages\.(\d+)\.\d+\.(lif[12])", r["name"])
+        if match:
+            acc = sums.setdefault(int(match.group(1)), {}).setdefault(match.group(2), [0.0, 0.0])
+            acc[0] += r["spikes"]
+            acc[1] += r["neuron_updates"]  # neurons * T
+    return {s: {k: v[0] / v[1] for k, v in d.items() if v[1]} for s, d in sorted(sums.items())}
+
+
 def _figures(report: dict) -> list[tuple[str, str]]:
     """(caption, base64 PNG) of the report's plots."""
     import matplotlib
@@ -278,6 +292,20 @@ def _figures(report: dict) -> list[tuple[str, str]]:
     ax.set_title(f"Layer-wise firing rate (overall {report['totals']['per_sample']['firing_rate']:.4f})")
     ax.grid(alpha=0.3)
     figs.append(("Layer-wise firing rate, r = #spikes / (#neurons T), as seed 000 Fig. 3a", png(fig)))
+
+    stages = stage_rates(nl)
+    if stages:
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        xs = list(range(len(stages)))
+        for key, marker in (("lif1", "^-"), ("lif2", "s-")):
+            ax.plot(xs, [stages[s].get(key, float("nan")) for s in stages], marker, label=f"{key} (stage mean)")
+        ax.set_xticks(xs, [f"stage {s + 1}" for s in stages])
+        ax.set_ylabel("firing rate")
+        ax.set_title("Firing rate of the two LIFs of each residual path, per stage")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        figs.append(("Per stage, the first (triangles) and second (squares) LIF of the residual paths, averaged "
+                     "over the stage's blocks as in seed 000 Fig. 3a", png(fig)))
 
     layers = report["layers"]
     x = list(range(len(layers)))

@@ -121,5 +121,5 @@ def test_cli_checkpoint_report(model, tmp_path, capsys):
         e = layer["energy_pj"]["cmos45nm/fp32"]
         assert e["snn"] == pytest.approx(layer["synops"] * 0.9 + layer["macs"] * 4.6)
         assert e["ann"] == pytest.approx(layer["ann_flops"] * 4.6)
-    assert "paper_convention" in report and html.read_text().count("data:image/png;base64,") == 4
+    assert "paper_convention" in report and html.read_text().count("data:image/png;base64,") == 5
     model.double()
