@@ -1,0 +1,211 @@
+"""Turn a pipelined `Graph` (sequential or residual, float or fixed point) into a network of Lava processes.
+
+Every population becomes one neuron process over its flattened neurons (C order, as the graph flattens):
+`lava.proc.lif.LIFReset` for hard reset to 0, our `SoftResetLIF` for soft reset (and no reset), our `Readout`
+for a population without threshold, our `GradedRelay` for a graded population. Every projection becomes one
+synapse process: `lava.proc.dense.Dense` (or `DelayDense` when it has a delay) for dense projections, our
+`ConvSynapse` for convolutions (stock `lava.proc.conv.Conv` ignores `weight_exp`). Fan-in needs nothing more:
+several `a_out` connected to one `a_in` are summed by Lava.
+
+Lava's synapses take one step (the graph's pipelined timing), so only pipelined graphs are accepted. Samples
+stream back to back, `steps_per_sample` apart; population p restarts at the first step of each sample's arrival,
+i.e. at its depth (`graph.meta['depth']`, as netx resets each layer at its own offset). Every projection must
+then be aligned (depth[target] = depth[source] + lag), otherwise a sample would leak into the next.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..graph import Graph, Population, Projection
+from ..sim.executor import population_depths
+from ..sim.neurons import bias_vector
+from ..stack import require_lava
+
+require_lava()
+
+from lava.magma.core.process.process import AbstractProcess  # noqa: E402
+from lava.magma.core.run_conditions import RunSteps  # noqa: E402
+from lava.proc import io  # noqa: E402
+from lava.proc.dense.process import DelayDense, Dense  # noqa: E402
+from lava.proc.lif.process import LIFReset  # noqa: E402
+
+from .processes import ConvSynapse, GradedRelay, Readout, SoftResetLIF  # noqa: E402
+
+GRADED_BITS = 24  # message width used for a graded source whose projection does not name one
+
+
+@dataclass
+class LavaNetwork:
+    """The Lava processes of a graph, built for `num_steps` steps of samples `steps_per_sample` apart.
+
+    neurons / synapses: population / projection name -> Lava process. depth: population -> pipeline depth.
+    sinks: (population, 'spikes' | 'v') -> `io.sink.RingBuffer` recording that quantity at every step.
+    """
+    graph: Graph
+    steps_per_sample: int
+    num_steps: int
+    depth: dict[str, int]
+    neurons: dict[str, AbstractProcess] = field(default_factory=dict)
+    synapses: dict[str, AbstractProcess] = field(default_factory=dict)
+    sinks: dict[tuple[str, str], AbstractProcess] = field(default_factory=dict)
+
+    @property
+    def latency(self) -> int:
+        """Steps from an input to the deepest output population."""
+        return max(self.depth[pop.name] for pop in self.graph.outputs)
+
+    def run(self, stream: dict[str, np.ndarray], run_cfg) -> dict[tuple[str, str], np.ndarray]:
+        """Inject `stream` (input population -> `[size, num_steps]`), run, and return every sink's record
+        `[size, num_steps]`. The processes are stopped afterwards; a LavaNetwork runs once."""
+        for name, data in stream.items():
+            pop = self.graph.population(name)
+            if data.shape != (pop.size, self.num_steps):
+                raise ValueError(f"input stream for '{name}' has shape {data.shape}, "
+                                 f"expected {(pop.size, self.num_steps)}")
+            source = io.source.RingBuffer(data=data)
+            source.s_out.connect(self.neurons[name].a_in)
+        anchor = next(iter(self.neurons.values()))
+        try:
+            with warnings.catch_warnings():
+                # Lava also tries to import every sibling module of a process's module as a top-level module;
+                # ours use package-relative imports, so that search fails harmlessly (models are found first).
+                warnings.filterwarnings("ignore", message="Cannot import module")
+                anchor.run(condition=RunSteps(num_steps=self.num_steps), run_cfg=run_cfg)
+            return {key: np.asarray(sink.data.get()) for key, sink in self.sinks.items()}
+        finally:
+            anchor.stop()
+
+
+def build_lava(graph: Graph, *, steps_per_sample: int, num_steps: int, record=()) -> LavaNetwork:
+    """Lava processes for `graph` (pipelined; float or fixed). Records the output populations (voltage of a
+    readout, spikes of a spiking output) and the spikes of every population named in `record`.
+    Raises ValueError (one line, naming the population or projection) for what Lava cannot run exactly."""
+    graph.validate()
+    if graph.timing != "pipelined":
+        raise ValueError("the graph has ideal timing, but every Lava synapse takes a step: pipeline it first "
+                         "(snnchip.export.timing.pipeline)")
+    if not graph.inputs or not graph.outputs:
+        raise ValueError("the graph needs at least one input and one output population")
+    if steps_per_sample < 1:
+        raise ValueError(f"steps_per_sample must be >= 1, got {steps_per_sample}")
+    depth = population_depths(graph)
+    for proj in graph.projections:
+        lags = np.unique(graph.lag(proj))
+        if not np.all(depth[proj.source] + lags == depth[proj.target]):
+            raise ValueError(f"projection '{proj.name}' is not aligned: {proj.source} (depth "
+                             f"{depth[proj.source]}) + lag {lags.tolist()} != {proj.target} (depth "
+                             f"{depth[proj.target]}); samples would leak into each other")
+    net = LavaNetwork(graph, steps_per_sample, num_steps, depth)
+    for pop in graph.populations:
+        net.neurons[pop.name] = neuron_process(pop, graph.fixed, steps_per_sample, depth[pop.name])
+    for proj in graph.projections:
+        src, tgt = graph.population(proj.source), graph.population(proj.target)
+        syn = synapse_process(proj, src, graph.fixed)
+        net.neurons[proj.source].s_out.connect(syn.s_in)
+        syn.a_out.connect(net.neurons[proj.target].a_in)
+        net.synapses[proj.name] = syn
+    for name in record:
+        graph.population(name)  # KeyError names an unknown population
+    for pop in graph.populations:
+        proc = net.neurons[pop.name]
+        wanted = []
+        if pop.is_output and hasattr(proc, "v_out"):
+            wanted.append(("v", proc.v_out))
+        if (pop.is_output and pop.neuron.threshold is not None) or pop.name in record:
+            wanted.append(("spikes", proc.s_out))
+        for what, port in wanted:
+            sink = io.sink.RingBuffer(shape=(pop.size,), buffer=num_steps)
+            port.connect(sink.a_in)
+            net.sinks[(pop.name, what)] = sink
+    return net
+
+
+def neuron_process(pop: Population, fixed: bool, steps_per_sample: int, depth: int) -> AbstractProcess:
+    """The Lava process of one population, restarting at steps `depth + k * steps_per_sample` (0-based)."""
+    n = pop.neuron
+    shape = (pop.size,)
+    if n.graded:
+        return GradedRelay(shape=shape, name=pop.name)
+    # Lava's models reset when the 1-based time step t satisfies t % interval == offset.
+    timing = dict(reset_interval=steps_per_sample, reset_offset=(depth + 1) % steps_per_sample)
+    bias = bias_vector(pop, _torch_dtype(fixed), "cpu").numpy()
+    if fixed:
+        if pop.bias is not None and not np.all(np.asarray(pop.bias) == np.round(pop.bias)):
+            raise ValueError(f"population '{pop.name}': fixed-point bias mantissas must be integers")
+        _check_int(pop.name, "du", n.du, 0, 4095)
+        _check_int(pop.name, "dv", n.dv, 0, 4095)
+        params = dict(du=int(n.du), dv=int(n.dv), bias_mant=bias, bias_exp=np.full(shape, int(pop.bias_exp)))
+    else:
+        params = dict(du=float(n.du), dv=float(n.dv), bias_mant=bias, bias_exp=np.zeros(shape))
+    number = int if fixed else float
+    if n.threshold is None:
+        return Readout(shape=shape, name=pop.name, **params, **timing)
+    if n.reset == "hard":
+        if n.reset_value != 0:
+            raise ValueError(f"population '{pop.name}': hard reset to {n.reset_value} (Lava's LIF resets to 0)")
+        return LIFReset(shape=shape, name=pop.name, vth=number(n.threshold), **params, **timing)
+    amount = n.reset_amount if n.reset == "soft" else 0
+    return SoftResetLIF(shape=shape, name=pop.name, vth=number(n.threshold), reset_amount=number(amount),
+                        **params, **timing)
+
+
+def synapse_process(proj: Projection, src: Population, fixed: bool) -> AbstractProcess:
+    """The Lava process of one projection (see the module docstring)."""
+    bits = proj.num_message_bits or (GRADED_BITS if src.neuron.graded else 0)
+    weight, exp = np.asarray(proj.weight), int(proj.weight_exp)
+    if fixed:
+        weight = weight.astype(np.int64)
+    if proj.kind == "conv":
+        if fixed:
+            loihi_dense_weights(weight, exp, proj.name)  # the same 8-bit synapse limits apply
+        return ConvSynapse(weight=weight, in_shape=src.shape, stride=proj.stride, padding=proj.padding,
+                           dilation=proj.dilation, groups=proj.groups, weight_exp=exp, num_message_bits=bits,
+                           delay=proj.delay, name=proj.name)
+    extra = {}
+    if fixed:
+        weight, exp, extra["num_weight_bits"] = loihi_dense_weights(weight, exp, proj.name)
+        extra["weight_exp"] = exp
+    delay = np.asarray(proj.delay)
+    if delay.ndim == 0 and int(delay) == 0:
+        return Dense(weights=weight, num_message_bits=bits, name=proj.name, **extra)
+    if delay.ndim and delay.shape != weight.shape:  # one delay per source neuron
+        delay = np.broadcast_to(delay.reshape(1, -1), weight.shape)
+    delays = np.broadcast_to(delay, weight.shape).astype(np.int64).copy()
+    return DelayDense(weights=weight, delays=delays, num_message_bits=bits, name=proj.name, **extra)
+
+
+def loihi_dense_weights(weight: np.ndarray, exp: int, name: str) -> tuple[np.ndarray, int, int]:
+    """Integer weights and exponent that Lava's fixed-point Dense keeps exactly, and its `num_weight_bits`.
+
+    Lava clips weights to 8 bits plus sign (mixed signs: [-256, 255]; one sign: 255 in magnitude) and drops
+    the low bits beyond `num_weight_bits`. Weights out of range are halved while even (exponent + 1, which
+    leaves every shifted sum unchanged); anything else cannot run on Loihi unchanged and raises ValueError."""
+    if weight.size and not np.all(weight == np.round(weight)):
+        raise ValueError(f"projection '{name}': fixed-point weights must be integers")
+    weight = weight.astype(np.int64)
+    while weight.size and not _fits_synapse(weight) and not np.any(weight % 2):
+        weight, exp = weight // 2, exp + 1
+    if weight.size and not _fits_synapse(weight):
+        raise ValueError(f"projection '{name}': weights {weight.min()}..{weight.max()} exceed Loihi's 8-bit "
+                         f"synapses (mixed signs: -256..255, one sign: magnitude <= 255)")
+    mixed = weight.size and weight.min() < 0 < weight.max()
+    # Mixed-sign weights carry the sign in an extra bit: 9 weight bits keep all 8 magnitude bits.
+    return weight, exp, 9 if mixed else 8
+
+
+def _fits_synapse(weight: np.ndarray) -> bool:
+    lo, hi = int(weight.min()), int(weight.max())
+    return -256 <= lo and hi <= 255 if lo < 0 < hi else max(-lo, hi) <= 255
+
+
+def _check_int(pop: str, what: str, value, lo: int, hi: int) -> None:
+    if value != int(value) or not lo <= value <= hi:
+        raise ValueError(f"population '{pop}': fixed-point {what} must be an integer in {lo}..{hi}, got {value}")
+
+
+def _torch_dtype(fixed: bool) -> torch.dtype:
+    return torch.int64 if fixed else torch.float64

@@ -1,0 +1,144 @@
+"""Run a graph on Lava's CPU simulator: samples streamed back to back, read out per sample.
+
+`run_on_lava(graph, x)` builds the graph's Lava processes (`builder.build_lava`), injects the samples of `x`
+(`[N, *input_shape, T]`) one after another, `steps_per_sample` (default T) apart, and runs
+`N * steps_per_sample + depth` steps (depth: of the deepest population). Every population restarts at the step the sample reaches it, so each
+sample runs as if alone. The same stream given to `snnchip.sim.simulate(graph, stream, reset_interval=
+steps_per_sample)` must give the same integers at every step (`LavaResult.stream_*` against
+`stream_input(...)`).
+
+Float runs: `select_tag='floating_pt'` needs a float graph; `as_float(fixed_graph)` reads a fixed graph's
+integers in float without rounding (in units of the synaptic input: v register / 64).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from ..graph import Graph
+from ..sim.executor import population_depths
+from .builder import build_lava
+from .runconfig import TagRunConfig
+
+ACT_SHIFT = 6  # Loihi left-shifts synaptic input and threshold by 6 bits
+
+
+@dataclass
+class LavaResult:
+    """What a Lava run produced.
+
+    outputs / spikes: population -> `[N, *shape, steps_per_sample]`, each sample's window starting at the step
+    the sample reaches that population (its depth): readout voltage (fixed: raw 24-bit integers) of the output
+    populations, spikes of the recorded ones (and of spiking outputs).
+    stream_outputs / stream_spikes: the same populations over the whole run, `[*shape, num_steps]`.
+    """
+    steps_per_sample: int
+    num_steps: int
+    latency: int
+    seconds: float
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    spikes: dict[str, np.ndarray] = field(default_factory=dict)
+    stream_outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    stream_spikes: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def output(self) -> np.ndarray | dict[str, np.ndarray]:
+        """The readout of the single output population (a dict if there are several)."""
+        return next(iter(self.outputs.values())) if len(self.outputs) == 1 else self.outputs
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.num_steps / self.seconds if self.seconds > 0 else float("inf")
+
+
+def stream_input(graph: Graph, x, steps_per_sample: int | None = None, extra_steps: int = 0
+                 ) -> dict[str, np.ndarray]:
+    """Lay the samples of `x` (`[N, *shape, T]`, or input name -> that) end to end: input name ->
+    `[*shape, N * steps_per_sample + extra_steps]`, sample k starting at step k * steps_per_sample."""
+    if not isinstance(x, Mapping):
+        if len(graph.inputs) != 1:
+            raise ValueError(f"the graph has {len(graph.inputs)} input populations; pass a dict name -> array")
+        x = {graph.inputs[0].name: x}
+    if set(x) != {pop.name for pop in graph.inputs}:
+        raise ValueError(f"inputs given for {sorted(x)}, but the graph's inputs are "
+                         f"{[pop.name for pop in graph.inputs]}")
+    out = {}
+    for name, value in x.items():
+        value = np.asarray(value)
+        shape = graph.population(name).shape
+        if value.ndim != len(shape) + 2 or tuple(value.shape[1:-1]) != tuple(shape):
+            raise ValueError(f"input '{name}' has shape {value.shape}, expected [N, {', '.join(map(str, shape))}, T]")
+        n, t = value.shape[0], value.shape[-1]
+        interval = steps_per_sample or t
+        if t > interval:
+            raise ValueError(f"input '{name}' has {t} steps per sample, more than steps_per_sample={interval}")
+        if graph.fixed and not np.all(value == np.round(value)):
+            raise ValueError(f"input '{name}': a fixed-point graph takes integer inputs")
+        data = np.zeros((*shape, n * interval + extra_steps), dtype=np.int64 if graph.fixed else np.float64)
+        for k in range(n):
+            data[..., k * interval:k * interval + t] = value[k]
+        out[name] = data
+    return out
+
+
+def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
+                steps_per_sample: int | None = None) -> LavaResult:
+    """Run `graph` (pipelined) on Lava's CPU simulator with the samples of `x`; see the module docstring.
+
+    select_tag 'fixed_pt' needs a fixed graph, 'floating_pt' a float one. record: population names whose
+    spikes are returned too. Raises ValueError (one line) for a graph or input Lava cannot run."""
+    if select_tag not in ("fixed_pt", "floating_pt"):
+        raise ValueError(f"select_tag must be 'fixed_pt' or 'floating_pt', got {select_tag!r}")
+    if graph.fixed != (select_tag == "fixed_pt"):
+        kind = "fixed-point" if graph.fixed else "float"
+        raise ValueError(f"a {kind} graph cannot run with select_tag '{select_tag}'"
+                         + (" (use as_float(graph) to read its integers in float)" if graph.fixed else ""))
+    first = np.asarray(next(iter(x.values())) if isinstance(x, Mapping) else x)
+    n, t = first.shape[0], first.shape[-1]
+    interval = steps_per_sample or t
+    # Run until the last sample has passed the deepest population, so that every window is complete.
+    tail = max(population_depths(graph).values())
+    num_steps = n * interval + tail
+    stream = stream_input(graph, x, interval, extra_steps=tail)
+    net = build_lava(graph, steps_per_sample=interval, num_steps=num_steps, record=record)
+    flat = {name: data.reshape(-1, num_steps) for name, data in stream.items()}
+    start = time.perf_counter()
+    records = net.run(flat, TagRunConfig(select_tag))
+    seconds = time.perf_counter() - start
+    result = LavaResult(steps_per_sample=interval, num_steps=num_steps, latency=net.latency, seconds=seconds)
+    for (name, what), data in records.items():
+        pop = graph.population(name)
+        data = data.reshape(*pop.shape, num_steps)
+        d = net.depth[name]
+        stream_dict, window_dict = ((result.stream_outputs, result.outputs) if what == "v"
+                                    else (result.stream_spikes, result.spikes))
+        stream_dict[name] = data
+        window_dict[name] = np.stack([data[..., k * interval + d:(k + 1) * interval + d] for k in range(n)])
+    return result
+
+
+def as_float(graph: Graph) -> Graph:
+    """A float graph computing a fixed graph's arithmetic without rounding, in units of its synaptic input
+    (Loihi's v register divided by 64): weights w * 2**weight_exp, threshold vth, bias mant * 2**bias_exp / 64,
+    reset values / 64, du (du + 1) / 4096 (Lava's current decay adds one), dv dv / 4096. Inputs are unchanged."""
+    if not graph.fixed:
+        return graph.copy()
+    out = graph.copy()
+    out.fixed = False
+    unit = float(1 << ACT_SHIFT)
+    for pop in out.populations:
+        n = pop.neuron
+        n.du, n.dv = (float(n.du) + 1) / 4096, float(n.dv) / 4096
+        n.threshold = None if n.threshold is None else float(n.threshold)
+        n.reset_value, n.reset_amount = float(n.reset_value) / unit, float(n.reset_amount) / unit
+        if pop.bias is not None:
+            pop.bias = np.asarray(pop.bias, dtype=np.float64) * 2.0 ** pop.bias_exp / unit
+        pop.bias_exp = 0
+        pop.scale = None
+    for q in out.projections:
+        q.weight = np.asarray(q.weight, dtype=np.float64) * 2.0 ** q.weight_exp
+        q.weight_exp = 0
+    return out
