@@ -248,7 +248,10 @@ def main(argv=None) -> int:
     is_netx = Path(args.network).suffix.lower() in NETX_SUFFIXES
     if is_netx and args.compare_fixed:
         raise UserError("--compare-fixed needs a checkpoint (it exports the float model itself)")
-    report = netx_report(args, pricings) if is_netx else checkpoint_report(args, pricings)
+    try:
+        report = netx_report(args, pricings) if is_netx else checkpoint_report(args, pricings)
+    except ValueError as exc:  # the graph, simulator and counters report malformed input as one-line ValueErrors
+        raise UserError(f"{args.network}: {exc}") from None
 
     from .report import to_html, to_markdown
     text = json.dumps(report, indent=2)
