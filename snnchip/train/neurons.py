@@ -121,6 +121,18 @@ class SpikingNeuron(torch.nn.Module):
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         return _MultiStep.apply(current, self.config)
 
+    @property
+    def device_params(self) -> dict:
+        """Loihi CUBA parameters in the form of slayer's `neuron.cuba.Neuron.device_params`: 12-bit decays
+        (iDecay 4096: no persistent current; vDecay = 4096 (1 - decay)) and the threshold mantissa at slayer's
+        weight scale 2^6. Only a hard reset to 0 is a CUBA neuron; MPR and the surrogate shape training only."""
+        cfg = self.config
+        if cfg.reset != "hard" or cfg.reset_value != 0:
+            raise ValueError(f"a Loihi CUBA neuron resets hard to 0; this neuron has reset={cfg.reset!r}, "
+                             f"reset_value={cfg.reset_value}")
+        return {"type": "CUBA", "iDecay": 4096, "vDecay": int(round(4096 * (1 - cfg.decay))),
+                "vThMant": int(cfg.threshold * (1 << 6)), "refDelay": 1, "gradedSpike": False}
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(self.config).items())
 
