@@ -138,4 +138,14 @@ def load_split(split: str, root, T: int, augment, framer_opts: dict, seed: int =
     sensor = (SENSOR.height, SENSOR.width, 2)
     framer = EventFrames(sensor, T, window=(0, DURATION_US + 1), **framer_opts)
     return EventDataset([(int(offsets[i]), int(offsets[i + 1])) for i in index], data["labels"][index],
-                        lambda span: events[span[0]:span[1]], framer, augment)
+                        _Slice(events), framer, augment)
+
+
+class _Slice:
+    """events[start:end] of one recording (a class, not a lambda, so DataLoader workers can pickle it)."""
+
+    def __init__(self, events: np.ndarray):
+        self.events = events
+
+    def __call__(self, span) -> np.ndarray:
+        return self.events[span[0]:span[1]]

@@ -90,6 +90,9 @@ def test_load_dataset_shapes_split_cache(root):
     other = load_dataset("digits-dvs", "train", root=root, T=4)
     assert other[0][0].shape == (2, 16, 16, 4)
     assert len(list((root / "digits-dvs").glob("*.npz"))) == 1   # T does not change the recording
+    import pickle
+    copy = pickle.loads(pickle.dumps(test))                     # DataLoader workers under 'spawn' pickle it
+    assert torch.equal(copy[7][0], test[7][0]) and copy[7][1] == test[7][1]
 
 
 def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
