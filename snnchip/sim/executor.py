@@ -158,17 +158,25 @@ def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Option
     offsets = _reset_offsets(graph, reset_offset) if reset_interval else {}
 
     state_dtype = torch.float64 if graph.fixed else dtype
-    synapses = [Synapse(graph, proj, dtype, device) for proj in graph.projections]
-    into = {pop.name: [s for s in synapses if s.target == pop.name] for pop in graph.populations}
+    # bounds: the largest |synaptic input| of each population (inputs: the data's peak), in graph order, so that
+    # a graded relay's payload bound is known to the synapses leaving it (a later source's is not: inf)
+    into, out_bound = {}, {}
     for pop in graph.populations:
+        into[pop.name] = [Synapse(graph, q, dtype, device, out_bound.get(q.source, float("inf")))
+                          for q in graph.into(pop.name)]
         if pop.name not in bounds:
             bounds[pop.name] = sum(syn.bound + len(syn.groups) for syn in into[pop.name])
+        out_bound[pop.name] = bounds[pop.name] if pop.neuron.graded else 1.0
+    synapses = [syn for pop in graph.populations for syn in into[pop.name]]
     updates = {pop.name: neuron_update(pop, graph.fixed, dtype, device, bounds[pop.name], compile)
                for pop in graph.populations}
     history_len = {pop.name: 1 for pop in graph.populations}
     for syn in synapses:
         history_len[syn.source] = max(history_len[syn.source], syn.max_lag + 1)
+    # outputs of the last steps, None where all zero: silent sources (pipeline fill and drain, quiet layers) then
+    # cost one check per population instead of one sum per projection; on a GPU the check would synchronise
     history = {name: [None] * n for name, n in history_len.items()}
+    skip_silent = device.type == "cpu"
     size = {pop.name: pop.size for pop in graph.populations}
     # states are replaced, never written in place, so zeros can be shared; u, v and a get distinct ones (a
     # compiled kernel specialises on aliased arguments)
@@ -205,7 +213,7 @@ def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Option
                 elif pop.neuron.graded:
                     a = a.to(state_dtype)
             u[name], v[name], out = updates[name].step(u[name], v[name], a)
-            history[name][t % history_len[name]] = out
+            history[name][t % history_len[name]] = out if not skip_silent or bool(out.any()) else None
             if count:
                 counter.population(name, events, (out != 0).sum())
             if name in rec_pops:

@@ -22,6 +22,7 @@ ACT_SHIFT = 6                      # synaptic input is MSB-aligned by 6 bits
 VTH_SHIFT = 6                      # so is the threshold
 CURRENT_DECAY_OFFSET = 1           # Lava's ds_offset: the current decays by (du + 1) / 4096
 INT32_HALF = float(1 << 31)
+SPIKE_DTYPE = torch.float32        # fixed-point spikes: 0/1, exact, and the dtype of most synaptic sums
 
 
 def wrap_int32(x: torch.Tensor) -> torch.Tensor:
@@ -52,7 +53,7 @@ def fixed_cuba_step(u, v, a, bias, keep_u, keep_v, threshold, reset: int, reset_
         v = torch.where(spiked, reset_value, v)
     elif reset == 1:
         v = (v - spiked * reset_amount).clamp(-MAX_UV + 1, MAX_UV - 1)
-    return u, v, spiked.to(v.dtype)
+    return u, v, spiked.to(SPIKE_DTYPE)
 
 
 _COMPILED = {}
@@ -181,7 +182,7 @@ class FixedCuba:
             v = torch.where(spiked, self.reset_value, v)
         elif self.reset == "soft":
             v = (v - spiked * self.reset_amount).clamp(-MAX_UV + 1, MAX_UV - 1)
-        return u, v, spiked.to(v.dtype)
+        return u, v, spiked.to(SPIKE_DTYPE)
 
 
 def neuron_update(pop: Population, fixed: bool, dtype: torch.dtype, device, input_bound: float = float("inf"),

@@ -7,9 +7,9 @@ Fixed point, as `lava.proc.dense` / `lava.proc.conv`: the integer accumulation o
 Dense does), and a conv's result wraps to 24 signed bits (Lava's Conv `signed_clamp`). Integers travel as
 float64 (exact below 2**53; see neurons.py).
 
-The sums run in float32 when that is provably exact (binary spikes and every output's sum of |weights| below
-2**24: measured about twice as fast as float64 on CPU) and in float64 otherwise (graded payloads): torch has no
-integer conv.
+The sums run in float32 when that is provably exact (every output's sum of |weights| times the largest input
+below 2**24: measured about twice as fast as float64 on CPU, and float64 convs fall on torch's slow path) and in
+float64 otherwise: torch has no integer conv.
 """
 from __future__ import annotations
 
@@ -60,7 +60,10 @@ def delay_groups(proj: Projection, src: Population, lag_extra: int) -> list[tupl
 class Synapse:
     """One projection, ready to run: `groups` of (lag, weight, source mask), applied by `__call__`."""
 
-    def __init__(self, graph: Graph, proj: Projection, dtype: torch.dtype, device) -> None:
+    def __init__(self, graph: Graph, proj: Projection, dtype: torch.dtype, device,
+                 source_bound: float = float("inf")) -> None:
+        """source_bound: the largest |output| of the source (1 for spikes; graded payloads: known from the input
+        or the relay's own inputs, else inf); it decides whether float32 sums are exact."""
         self.name = proj.name
         self.source, self.target = proj.source, proj.target
         src, tgt = graph.population(proj.source), graph.population(proj.target)
@@ -79,16 +82,16 @@ class Synapse:
         self.dilation, self.groups_conv = tuple(proj.dilation), int(proj.groups)
         rows = float(np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1).max(initial=0))
         # the largest |output| for binary input spikes (inf for graded payloads): see neurons.FixedCuba
-        self.bound_raw = float("inf") if self.graded_input else rows * 2.0 ** max(self.weight_exp, 0)
+        peak = source_bound if self.graded_input else 1.0
+        self.bound_raw = rows * peak * 2.0 ** max(self.weight_exp, 0)
         self.bound = self.bound_raw
         if self.kind == "conv":    # the 24-bit wrap bounds a conv's output whatever its input
             self.bound = min(self.bound, float(1 << (CONV_RESULT_BITS - 1)))
         if graph.fixed:
-            self.dtype = torch.float32 if not self.graded_input and rows < FLOAT32_EXACT else torch.float64
+            self.dtype = torch.float32 if rows * peak < FLOAT32_EXACT else torch.float64
         else:
             self.dtype = dtype
         lag_extra = 1 if graph.timing == "pipelined" else 0
-        self.skip_silent = torch.device(device).type == "cpu"
         self.proj, self.device = proj, device
         self.groups, self._selects = [], []
         for lag, select, kind in delay_groups(proj, src, lag_extra):
@@ -145,7 +148,8 @@ class Synapse:
         return y.reshape(n, -1)
 
     def __call__(self, inputs: list[torch.Tensor | None], count: bool = False):
-        """inputs[i]: the source's output `[N, src_size]` at `t - groups[i].lag`, or None before step 0.
+        """inputs[i]: the source's output `[N, src_size]` at `t - groups[i].lag`, or None (before step 0, or
+        known to be all zero).
 
         Returns (a, events, ops): the synaptic input `[N, tgt_size]` (None if nothing arrived; fixed point: exact
         integers, in float32 when below 2**24, else float64) and, if `count`, the arriving non-zero inputs and
@@ -157,10 +161,6 @@ class Synapse:
                 continue
             if mask is not None:
                 x = x * mask
-            # silent inputs (pipeline fill and drain, quiet layers) cost one check instead of a conv; on a GPU the
-            # check would synchronise, so it is CPU only
-            if self.skip_silent and not bool(x.any()):
-                continue
             if count:
                 nz = (x != 0).to(torch.float64) if self.graded_input else x.to(torch.float64)
                 n_events = nz.sum()
