@@ -105,3 +105,49 @@ def test_bad_input_is_one_line_and_exit_2(checkpoint, tmp_path, capsys, argv, me
     rc, out, err = run(capsys, *argv, "--dry-run")
     assert rc == 2
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_trained_digits_dvs_ms_resnet_fixed_point_accuracy_within_one_point(tmp_path, capsys):
+    """End to end on real data: train a small MS-ResNet on digits-dvs (Adam, a few minutes), check the float graph
+    reproduces the model's spikes on test samples, then export: fixed-point test accuracy within 1 point."""
+    from snnchip.export.lower import lower
+    from snnchip.sim import simulate
+    from snnchip.train.data import load_dataset
+    torch.manual_seed(0)
+    train, test = load_dataset("digits-dvs", "train"), load_dataset("digits-dvs", "test")
+    x = torch.stack([train[i][0] for i in range(len(train))])
+    y = torch.tensor([int(train[i][1]) for i in range(len(train))])
+    model = build_model(model_config("ms_resnet8", widths=(8, 16, 32), in_channels=2, input_size=(16, 16), T=8,
+                                     num_classes=10))
+    epochs = 14
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(x)).split(32):
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    path = tmp_path / "digits.pt"
+    save_checkpoint(str(path), model)
+
+    model = model.double().eval()
+    xt = torch.stack([test[i][0] for i in range(32)]).double()
+    with torch.no_grad():
+        _, spikes = model.forward_all(xt)
+    graph = lower(model, input_kind="binary")
+    res = simulate(graph, xt, record=tuple(spikes))
+    for name in spikes:
+        assert torch.equal(res.spikes[name], spikes[name]), name
+
+    rc, out, err = run(capsys, path, "--target", "loihi", "--calibrate", "digits-dvs", "--samples", 256,
+                       "--eval-samples", len(test), "--dry-run", "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    print(f"float {report['float_accuracy']:.4f} fixed {report['fixed_accuracy']:.4f} "
+          f"agreement {report['argmax_agreement']:.4f}")
+    assert report["float_accuracy"] > 0.7
+    assert abs(report["float_accuracy"] - report["fixed_accuracy"]) <= 0.01

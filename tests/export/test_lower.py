@@ -177,3 +177,15 @@ def test_mpr_and_side_branches_are_dropped():
     graph = lower(model, input_kind="binary")
     x = (torch.rand(2, 2, 16, 16, 3, generator=torch.Generator().manual_seed(5)) < 0.3).double()
     assert_graph_matches_model(model, graph, x)
+
+
+def test_digits_dvs_samples_through_an_ms_resnet():
+    """Real event frames (the embedded digits-dvs set) in the model's own input layout."""
+    from snnchip.train.data import dataset_info, load_dataset
+    info = dataset_info("digits-dvs")
+    test = load_dataset("digits-dvs", "test")
+    x = torch.stack([test[i][0] for i in range(4)]).double()
+    model = random_model("ms_resnet8", widths=(8, 16, 32), in_channels=info.in_channels,
+                         input_size=info.input_size, T=info.T)
+    graph = lower(model, input_kind="binary" if info.binary else "graded")
+    assert_graph_matches_model(model, graph, x)
