@@ -1,0 +1,184 @@
+"""The float network as an ONNX step graph: one time step, with the whole network state passed in and out.
+
+`export_onnx(graph, path)` writes a model that computes, for populations numbered i in graph order:
+
+    inputs : x [N, *input_shape] (the input frame at step t),
+             u_i, v_i [N, size_i] (current and voltage after step t-1),
+             h_i [L_i, N, size_i] for each population whose output is read with a lag (h_i[k] = its output
+             at step t-1-k; L_i = the largest lag of a projection leaving it)
+    outputs: s_i, y_i [N, *shape_i] for each output population (its spikes and its voltage, the readout),
+             then u_i_next, v_i_next, h_i_next (the same state after step t)
+
+all float32, N dynamic. Start from zeros and feed each step's outputs back as the next step's state; the
+arithmetic is the float semantics of snnchip/graph.py, for ideal or pipelined timing. The model's metadata
+(`metadata_props['snnchip.step_graph']`, JSON) names the population behind every index. Exported with torch's
+TorchScript-based exporter (`dynamo=False`; the dynamo exporter needs onnxscript, not installed here).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..cli_util import UserError
+from ..graph import Graph, Population, Projection
+
+OPSET = 17
+
+
+class StepGraph(nn.Module):
+    """One step of a float `Graph` as a torch module: `forward(x, *state) -> (*outputs, *next_state)` with the
+    tensors listed in the module docstring (`state_names`, `output_names` give their names in order)."""
+
+    def __init__(self, graph: Graph) -> None:
+        super().__init__()
+        if graph.fixed:
+            raise UserError("ONNX export takes the float graph; this one is fixed point")
+        if len(graph.inputs) != 1:
+            raise UserError(f"ONNX export needs exactly one input population, the graph has {len(graph.inputs)}")
+        graph.validate()
+        self.graph = graph
+        self.pops = graph.populations
+        self.index = {pop.name: i for i, pop in enumerate(self.pops)}
+        self.history = {pop.name: 0 for pop in self.pops}
+        self.terms: list[list[tuple]] = [[] for _ in self.pops]     # per target: (proj, lag, weight name, mask)
+        for k, proj in enumerate(graph.projections):
+            for lag, weight, mask in self._split_by_lag(proj):
+                name = f"w{k}_{lag}"
+                self.register_buffer(name, torch.as_tensor(weight, dtype=torch.float32))
+                if mask is not None:
+                    self.register_buffer(f"{name}_mask", torch.as_tensor(mask, dtype=torch.float32))
+                self.terms[self.index[proj.target]].append((proj, lag, name, mask is not None))
+                if lag > 0:
+                    self.history[proj.source] = max(self.history[proj.source], lag)
+        for i, pop in enumerate(self.pops):
+            bias = np.zeros(pop.shape) if pop.bias is None else np.broadcast_to(pop.bias, pop.shape)
+            self.register_buffer(f"b{i}", torch.tensor(np.array(bias, dtype=np.float32).reshape(-1)))
+        self.input_index = self.index[graph.inputs[0].name]
+        self.outputs = [self.index[pop.name] for pop in graph.outputs]
+        lagged = [i for i, pop in enumerate(self.pops) if self.history[pop.name]]
+        self.lagged = lagged
+        self.state_names = ([f"u_{i}" for i in range(len(self.pops))] + [f"v_{i}" for i in range(len(self.pops))]
+                            + [f"h_{i}" for i in lagged])
+        self.output_names = ([f"s_{i}" for i in self.outputs] + [f"y_{i}" for i in self.outputs]
+                             + [f"{name}_next" for name in self.state_names])
+
+    def _split_by_lag(self, proj: Projection):
+        """(lag, weight, source mask or None) per distinct lag: per-source delays mask the source, per-synapse
+        delays (dense) split the weight."""
+        base = 1 if self.graph.timing == "pipelined" else 0
+        weight = np.asarray(proj.weight, dtype=np.float64)
+        delay = np.asarray(proj.delay)
+        if delay.ndim == 0:
+            return [(int(delay) + base, weight, None)]
+        if proj.kind == "dense" and delay.shape == weight.shape:
+            return [(int(d) + base, np.where(delay == d, weight, 0.0), None) for d in np.unique(delay)]
+        src = self.graph.population(proj.source)
+        if delay.shape != tuple(src.shape):
+            raise UserError(f"projection '{proj.name}': delay of shape {delay.shape} fits neither the source "
+                            f"{src.shape} nor the weight")
+        return [(int(d) + base, weight, (delay == d).reshape(-1)) for d in np.unique(delay)]
+
+    def initial_state(self, n: int) -> list[torch.Tensor]:
+        """All-zero state for a batch of n, in `state_names` order."""
+        sizes = [pop.size for pop in self.pops]
+        return ([torch.zeros(n, s) for s in sizes] * 2
+                + [torch.zeros(self.history[self.pops[i].name], n, sizes[i]) for i in self.lagged])
+
+    def _project(self, proj: Projection, name: str, masked: bool, s: torch.Tensor) -> torch.Tensor:
+        src, dst = self.graph.population(proj.source), self.graph.population(proj.target)
+        if masked:
+            s = s * getattr(self, f"{name}_mask")
+        weight = getattr(self, name)
+        if proj.kind == "dense":
+            return s @ weight.t()
+        out = F.conv2d(s.reshape(-1, *src.shape), weight, stride=proj.stride, padding=proj.padding,
+                       dilation=proj.dilation, groups=proj.groups)
+        return out.reshape(-1, dst.size)
+
+    def forward(self, x: torch.Tensor, *state: torch.Tensor):
+        n_pop = len(self.pops)
+        u_in, v_in = state[:n_pop], state[n_pop:2 * n_pop]
+        hist = dict(zip(self.lagged, state[2 * n_pop:]))
+        out: list[torch.Tensor] = [None] * n_pop
+        u_out, v_out = list(u_in), list(v_in)
+        for i, pop in enumerate(self.pops):
+            if i == self.input_index:
+                a = x.reshape(x.shape[0], -1)
+            else:
+                a = torch.zeros_like(u_in[i])
+                for proj, lag, name, masked in self.terms[i]:
+                    j = self.index[proj.source]
+                    s = out[j] if lag == 0 else hist[j][lag - 1]
+                    a = a + self._project(proj, name, masked, s)
+            out[i], u_out[i], v_out[i] = self._neuron(pop, i, u_in[i], v_in[i], a)
+        h_out = [torch.cat([out[i].unsqueeze(0), hist[i][:-1]], dim=0) for i in self.lagged]
+        spikes = [out[i].reshape(-1, *self.pops[i].shape) for i in self.outputs]
+        volts = [v_out[i].reshape(-1, *self.pops[i].shape) for i in self.outputs]
+        return (*spikes, *volts, *u_out, *v_out, *h_out)
+
+    def _neuron(self, pop: Population, i: int, u, v, a):
+        n = pop.neuron
+        if n.graded:
+            return a, a, a
+        u = u * (1.0 - float(n.du)) + a
+        v = v * (1.0 - float(n.dv)) + u + getattr(self, f"b{i}")
+        if n.threshold is None:
+            return torch.zeros_like(v), u, v
+        spiked = (v > float(n.threshold)).to(v.dtype)
+        if n.reset == "hard":
+            v = v * (1.0 - spiked) + spiked * float(n.reset_value)
+        elif n.reset == "soft":
+            v = v - spiked * float(n.reset_amount)
+        return spiked, u, v
+
+    def describe(self) -> dict:
+        """What goes into the ONNX metadata: the tensors' names and the populations behind the indices."""
+        return {"format": "snnchip-onnx-step", "version": 1, "timing": self.graph.timing,
+                "latency": self.graph.latency(), "dtype": "float32",
+                "inputs": ["x"] + self.state_names, "outputs": self.output_names,
+                "input_population": self.pops[self.input_index].name,
+                "populations": [{"index": i, "name": p.name, "shape": list(p.shape), "is_output": p.is_output,
+                                 "history": self.history[p.name]} for i, p in enumerate(self.pops)]}
+
+
+def export_onnx(graph: Graph, path: str | Path) -> None:
+    """Write the float `graph` as an ONNX step graph (module docstring) to `path`, atomically."""
+    import onnx
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"cannot write {path}: folder {folder} does not exist")
+    try:
+        module = StepGraph(graph).eval()
+    except ValueError as exc:
+        raise UserError(f"cannot export {path}: {exc}") from None
+    shape = module.pops[module.input_index].shape
+    args = (torch.zeros(1, *shape), *module.initial_state(1))
+    names = ["x"] + module.state_names
+    dynamic = {name: {0: "N"} for name in names + module.output_names}
+    for name in [f"h_{i}" for i in module.lagged]:
+        dynamic[name] = {1: "N"}
+        dynamic[f"{name}_next"] = {1: "N"}
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(module, args, tmp, dynamo=False, input_names=names,
+                              output_names=module.output_names, dynamic_axes=dynamic, opset_version=OPSET)
+        model = onnx.load(tmp)
+        entry = model.metadata_props.add()
+        entry.key, entry.value = "snnchip.step_graph", json.dumps(module.describe())
+        onnx.checker.check_model(model)
+        onnx.save(model, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
