@@ -1,12 +1,148 @@
-"""snn-deploy: not implemented yet."""
-import argparse
+"""snn-deploy: run an exported NetX network on Lava (CPU simulator fixed / float, or Loihi 2) over a dataset's
+test samples; report accuracy, agreement with snnchip.sim.simulate on the same samples, speed and latency.
 
-from ..cli_util import one_line_errors
+    snn-deploy model.net --dataset digits-dvs [--data-root DIR] [--samples N] [--run fixed|float|loihi2] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..cli_util import UserError, one_line_errors
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="snn-deploy", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("net", help="a NetX HDF5 network (written by snn-export, or a stock lava-dl file)")
+    p.add_argument("--dataset", required=True, help="dataset whose test split is run (e.g. digits-dvs, cifar10-dvs)")
+    p.add_argument("--data-root", help="dataset root folder (default: the dataset's own default)")
+    p.add_argument("--samples", type=int, default=20, help="test samples to run (default 20)")
+    p.add_argument("--T", type=int, help="time steps per sample (default: the network's, else the dataset's)")
+    p.add_argument("--run", choices=("fixed", "float", "loihi2"), default="fixed",
+                   help="fixed: Lava CPU simulator, bit-accurate fixed point (default); float: CPU simulator in "
+                        "float, the file's integers read in float (units of synaptic input); loihi2: Loihi 2 "
+                        "hardware (needs lava-loihi)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    return p
+
+
+def load_samples(name: str, root, T: int | None, count: int):
+    """The first `count` test samples as (x [N, C, H, W, T] float64, y [N] int)."""
+    from tqdm import tqdm
+    from ..train.data import load_dataset
+    try:
+        data = load_dataset(name, "test", root=root, T=T)
+    except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
+        raise UserError(f"cannot load dataset '{name}' (test): {exc}") from None
+    count = min(count, len(data))
+    if count < 1:
+        raise UserError(f"dataset '{name}' (test) has no samples to run")
+    xs, ys = [], []
+    for i in tqdm(range(count), desc=f"{name} test", unit="sample", file=sys.stderr, leave=False):
+        x, y = data[i]
+        xs.append(np.asarray(x, dtype=np.float64))
+        ys.append(int(y))
+    return np.stack(xs), np.asarray(ys)
+
+
+def predictions(result_outputs: dict, result_spikes: dict, graph) -> np.ndarray:
+    """Predicted class per sample: argmax of the readout voltage at the sample's last step, or of the output
+    spike counts for a spiking output population."""
+    out = graph.outputs[0].name
+    if out in result_outputs:
+        v = np.asarray(result_outputs[out])
+        return v.reshape(v.shape[0], -1, v.shape[-1])[..., -1].argmax(axis=1)
+    s = np.asarray(result_spikes[out])
+    return s.reshape(s.shape[0], -1, s.shape[-1]).sum(axis=-1).argmax(axis=1)
+
+
+def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int | None = None,
+           run: str = "fixed") -> dict:
+    """Run `net` on Lava and on `simulate` over the same samples; the report as a dict (see the CLI)."""
+    import torch
+    from ..export.netx_hdf5 import read_netx
+    from ..export.quantize import encode_input
+    from ..sim import simulate
+    from .run import as_float, run_on_lava, stream_input
+
+    if samples < 1:
+        raise UserError(f"--samples must be >= 1, got {samples}")
+    graph = read_netx(Path(net))
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise UserError(f"{net}: snn-deploy runs networks with one input and one output population, this one has "
+                        f"{len(graph.inputs)} and {len(graph.outputs)}")
+    T = T or graph.meta.get("T")
+    x, y = load_samples(dataset, data_root, T, samples)
+    inp = graph.inputs[0]
+    if tuple(x.shape[1:-1]) != tuple(inp.shape):
+        raise UserError(f"{net}: the network takes input {tuple(inp.shape)}, dataset '{dataset}' gives "
+                        f"{tuple(x.shape[1:-1])}")
+    try:
+        xin = encode_input(graph, torch.as_tensor(x)).numpy()
+    except ValueError as exc:
+        raise UserError(f"{net}: {exc}") from None
+    run_cfg = None
+    if run == "loihi2":
+        from .hardware import loihi2_run_config
+        run_cfg = loihi2_run_config()
+    if run == "float":
+        graph, xin, tag = as_float(graph), xin.astype(np.float64), "floating_pt"
+    else:
+        tag = "fixed_pt"
+    try:
+        lava = run_on_lava(graph, xin, tag, run_cfg=run_cfg)
+    except ValueError as exc:
+        raise UserError(f"{net}: {exc}") from None
+    steps = xin.shape[-1]
+    stream = stream_input(graph, xin, steps, extra_steps=lava.num_steps - len(xin) * steps)
+    ref = simulate(graph, {k: v[None] for k, v in stream.items()}, reset_interval=steps,
+                   record=tuple(name for name, _ in lava.stream_spikes.items()), count=False)
+    out = graph.outputs[0]
+    compare = {}
+    if out.name in lava.stream_outputs:
+        compare["readout"] = (lava.stream_outputs[out.name], ref.outputs[out.name][0].numpy())
+    if out.name in lava.stream_spikes:
+        compare["spikes"] = (lava.stream_spikes[out.name], ref.spikes[out.name][0].numpy())
+    agreement = {}
+    for what, (got, want) in compare.items():
+        same_steps = np.all((got == want).reshape(-1, got.shape[-1]), axis=0)
+        diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        agreement[what] = {"identical_steps": int(same_steps.sum()), "steps": int(got.shape[-1]),
+                           "max_abs_diff": float(diff.max())}
+    ref_windows = {name: np.stack([v[0].numpy()[..., k * steps + lava.latency:(k + 1) * steps + lava.latency]
+                                   for k in range(len(xin))]) for name, v in ref.outputs.items()}
+    ref_spikes = {name: np.stack([v[0].numpy()[..., k * steps + lava.latency:(k + 1) * steps + lava.latency]
+                                  for k in range(len(xin))]) for name, v in ref.spikes.items()}
+    pred = predictions(lava.outputs, lava.spikes, graph)
+    pred_sim = predictions(ref_windows, ref_spikes, graph)
+    return {"net": str(net), "dataset": dataset, "run": run, "samples": int(len(y)), "T": int(steps),
+            "accuracy": float((pred == y).mean()), "sim_accuracy": float((pred_sim == y).mean()),
+            "prediction_agreement": float((pred == pred_sim).mean()),
+            "identical": all(a["identical_steps"] == a["steps"] for a in agreement.values()),
+            "agreement": agreement, "latency_steps": int(lava.latency), "lava_steps": int(lava.num_steps),
+            "lava_seconds": round(lava.seconds, 3), "steps_per_second": round(lava.steps_per_second, 2),
+            "processes": lava.processes}
 
 
 @one_line_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="snn-deploy", description="not implemented yet")
-    parser.parse_args(argv)
-    print("snn-deploy: not implemented yet")
-    return 1
+    args = build_parser().parse_args(argv)
+    report = deploy(args.net, args.dataset, data_root=args.data_root, samples=args.samples, T=args.T, run=args.run)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"{report['net']} on Lava ({report['run']}), {report['samples']} '{report['dataset']}' test samples "
+              f"of {report['T']} steps, {report['processes']} Lava processes")
+        print(f"  accuracy {report['accuracy']:.3f} (simulate: {report['sim_accuracy']:.3f}), "
+              f"predicted class agrees on {report['prediction_agreement']:.3f} of samples")
+        for what, a in report["agreement"].items():
+            print(f"  {what}: identical to simulate at {a['identical_steps']}/{a['steps']} steps "
+                  f"(max |diff| {a['max_abs_diff']:g})")
+        print(f"  {report['lava_steps']} steps in {report['lava_seconds']:.2f} s = {report['steps_per_second']:.1f} "
+              f"steps/s; latency {report['latency_steps']} steps")
+    return 0 if report["identical"] else 1

@@ -34,11 +34,13 @@ class LavaResult:
     the sample reaches that population (its depth): readout voltage (fixed: raw 24-bit integers) of the output
     populations, spikes of the recorded ones (and of spiking outputs).
     stream_outputs / stream_spikes: the same populations over the whole run, `[*shape, num_steps]`.
+    seconds: wall time of the Lava run (compile, start, steps, read-out); processes: Lava processes in it.
     """
     steps_per_sample: int
     num_steps: int
     latency: int
     seconds: float
+    processes: int
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     spikes: dict[str, np.ndarray] = field(default_factory=dict)
     stream_outputs: dict[str, np.ndarray] = field(default_factory=dict)
@@ -85,11 +87,12 @@ def stream_input(graph: Graph, x, steps_per_sample: int | None = None, extra_ste
 
 
 def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
-                steps_per_sample: int | None = None) -> LavaResult:
+                steps_per_sample: int | None = None, run_cfg=None) -> LavaResult:
     """Run `graph` (pipelined) on Lava's CPU simulator with the samples of `x`; see the module docstring.
 
     select_tag 'fixed_pt' needs a fixed graph, 'floating_pt' a float one. record: population names whose
-    spikes are returned too. Raises ValueError (one line) for a graph or input Lava cannot run."""
+    spikes are returned too. run_cfg: a Lava run configuration (default: `TagRunConfig(select_tag)`, Lava's CPU
+    simulator; `hardware.loihi2_run_config()` for Loihi 2). Raises ValueError (one line) for a graph or input Lava cannot run."""
     if select_tag not in ("fixed_pt", "floating_pt"):
         raise ValueError(f"select_tag must be 'fixed_pt' or 'floating_pt', got {select_tag!r}")
     if graph.fixed != (select_tag == "fixed_pt"):
@@ -106,9 +109,10 @@ def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
     net = build_lava(graph, steps_per_sample=interval, num_steps=num_steps, record=record)
     flat = {name: data.reshape(-1, num_steps) for name, data in stream.items()}
     start = time.perf_counter()
-    records = net.run(flat, TagRunConfig(select_tag))
+    records = net.run(flat, run_cfg or TagRunConfig(select_tag))
     seconds = time.perf_counter() - start
-    result = LavaResult(steps_per_sample=interval, num_steps=num_steps, latency=net.latency, seconds=seconds)
+    result = LavaResult(steps_per_sample=interval, num_steps=num_steps, latency=net.latency, seconds=seconds,
+                        processes=len(net.neurons) + len(net.synapses) + len(net.sinks) + len(flat))
     for (name, what), data in records.items():
         pop = graph.population(name)
         data = data.reshape(*pop.shape, num_steps)
