@@ -116,8 +116,12 @@ class _Lowering:
     # -- the walk --------------------------------------------------------------------------------
     def run(self) -> Graph:
         model = self.model
+        missing = [a for a in ("config", "stem", "stages", "head") if not hasattr(model, a)]
+        if missing:
+            raise UserError(f"{type(model).__name__} is not a spiking ResNet (no {', '.join(missing)}; "
+                            f"see docs/model-contract.md)")
         self.check_supported()
-        cfg = getattr(model, "config", None)
+        cfg = model.config
         in_ch = int(cfg.in_channels)
         size = _pair(cfg.input_size)
         self.graph.meta.update(T=int(cfg.T), arch=str(cfg.arch), num_classes=int(cfg.num_classes))

@@ -166,6 +166,8 @@ def test_unsupported_models_are_one_line_errors():
     model.head.extra = RecurrentDense(4, 4, SpikingNeuron())
     with pytest.raises(UserError, match=r"module 'head.extra': recurrent"):
         lower(model)
+    with pytest.raises(UserError, match="Linear is not a spiking ResNet"):
+        lower(torch.nn.Linear(2, 2))
     with pytest.raises(UserError, match="input_kind"):
         lower(random_model("plain20", T=2), input_kind="analog")
 
