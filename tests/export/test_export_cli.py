@@ -151,3 +151,12 @@ def test_trained_digits_dvs_ms_resnet_fixed_point_accuracy_within_one_point(tmp_
           f"agreement {report['argmax_agreement']:.4f}")
     assert report["float_accuracy"] > 0.7
     assert abs(report["float_accuracy"] - report["fixed_accuracy"]) <= 0.01
+
+
+def test_writes_an_onnx_file(checkpoint, tmp_path, capsys):
+    import onnx
+    out = tmp_path / "model.onnx"
+    rc, stdout, err = run(capsys, checkpoint, "--target", "onnx", "-o", out)
+    assert rc == 0, err
+    assert f"wrote {out} (onnx, ideal timing" in stdout
+    onnx.checker.check_model(onnx.load(str(out)))
