@@ -189,10 +189,8 @@ def digits_overrides() -> dict:
     """digits-dvs' input (channels, size), T and classes from the data module."""
     from snnchip.train.data import dataset_info
     info = dataset_info("digits-dvs")
-    get = info.get if isinstance(info, dict) else lambda k: getattr(info, k)
-    shape = tuple(get("shape"))
-    return dict(family="dvs", in_channels=shape[0], input_size=shape[1:3], T=int(get("T")),
-                num_classes=int(get("num_classes")))
+    return dict(family="dvs", in_channels=info.in_channels, input_size=tuple(info.input_size), T=info.T,
+                num_classes=info.num_classes)
 
 
 def main() -> int:

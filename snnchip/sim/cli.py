@@ -190,27 +190,36 @@ def dataset_mode(graph, args) -> dict:
         pred = scores.reshape(len(items), -1).argmax(-1).cpu()
         correct += int((pred == y).sum())
         seen += len(items)
-        summary = res.counters.summary()
-        totals = _accumulate(totals, summary, len(items))
+        totals = _accumulate(totals, res.counters)
+        steps = res.counters.steps
         bar.set_postfix(acc=f"{correct / seen:.3f}")
-    layers = {name: {k: v / seen for k, v in c.items()} for name, c in totals["populations"].items()}
-    projections = {name: {k: v / seen for k, v in c.items()} for name, c in totals["projections"].items()}
+    sizes = {pop.name: pop.size for pop in graph.populations}
     return {"network": str(args.net), "dataset": args.dataset, "split": args.split, "samples": seen,
-            "accuracy": correct / seen, "per_sample": {k: v / seen for k, v in totals["per_sample"].items()},
-            "layers": layers, "projections": projections}
+            "steps": steps, "accuracy": correct / seen, **_per_sample(totals, seen, steps, sizes)}
 
 
-def _accumulate(totals, summary, n):
-    """Sum per-sample counters weighted by the batch size (firing rates too: averaged at the end)."""
-    def scaled(d):
-        return {k: (scaled(v) if isinstance(v, dict) else v * n) for k, v in d.items()}
-    part = {k: scaled(summary[k]) for k in ("per_sample", "populations", "projections")}
+def _accumulate(totals, counters):
+    """Integer totals over all steps and samples, per population and projection (exact across batches)."""
+    part = {"populations": {n: {k: int(v.sum()) for k, v in c.items()} for n, c in counters.populations.items()},
+            "projections": {n: {k: int(v.sum()) for k, v in c.items()} for n, c in counters.projections.items()}}
     if totals is None:
         return part
+    return {group: {n: {k: totals[group][n][k] + c[k] for k in c} for n, c in part[group].items()}
+            for group in part}
 
-    def add(a, b):
-        return {k: (add(a[k], b[k]) if isinstance(a[k], dict) else a[k] + b[k]) for k in a}
-    return add(totals, part)
+
+def _per_sample(totals, seen: int, steps: int, sizes: dict) -> dict:
+    """Totals -> per-sample figures and firing rates, shaped like `Counters.summary()`."""
+    layers = {}
+    for name, c in totals["populations"].items():
+        layers[name] = {k: v / seen for k, v in c.items()}
+        layers[name]["firing_rate"] = c["output_spikes"] / (seen * sizes[name] * steps)
+    projections = {name: {k: v / seen for k, v in c.items()} for name, c in totals["projections"].items()}
+    per_sample = {"synops": sum(c["synops"] for c in totals["projections"].values()) / seen,
+                  "macs": sum(c["macs"] for c in totals["projections"].values()) / seen,
+                  "neuron_updates": sum(c["neuron_updates"] for c in totals["populations"].values()) / seen,
+                  "output_spikes": sum(c["output_spikes"] for c in totals["populations"].values()) / seen}
+    return {"per_sample": per_sample, "layers": layers, "projections": projections}
 
 
 def _print_table(report: dict) -> None:
