@@ -81,14 +81,15 @@ class Synapse:
         self.stride, self.padding = tuple(proj.stride), tuple(proj.padding)
         self.dilation, self.groups_conv = tuple(proj.dilation), int(proj.groups)
         rows = float(np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1).max(initial=0))
-        # the largest |output| for binary input spikes (inf for graded payloads): see neurons.FixedCuba
+        # the largest |output| (inf if the source's payloads are unbounded): see neurons.FixedCuba
         peak = source_bound if self.graded_input else 1.0
-        self.bound_raw = rows * peak * 2.0 ** max(self.weight_exp, 0)
+        self.bound_raw = rows * peak * 2.0 ** max(self.weight_exp, 0) if rows else 0.0
         self.bound = self.bound_raw
         if self.kind == "conv":    # the 24-bit wrap bounds a conv's output whatever its input
             self.bound = min(self.bound, float(1 << (CONV_RESULT_BITS - 1)))
         if graph.fixed:
-            self.dtype = torch.float32 if rows * peak < FLOAT32_EXACT else torch.float64
+            self.dtype = torch.float32 if self.bound_raw / 2.0 ** max(self.weight_exp, 0) < FLOAT32_EXACT \
+                else torch.float64
         else:
             self.dtype = dtype
         lag_extra = 1 if graph.timing == "pipelined" else 0
@@ -103,7 +104,6 @@ class Synapse:
             self._selects.append(select if kind == "synapse" else None)
         self._fan_out = None
         self.max_lag = max(lag for lag, _, _ in self.groups)
-        self.min_lag = min(lag for lag, _, _ in self.groups)
 
     def _check_shapes(self, proj: Projection, weight: np.ndarray) -> None:
         src_size, tgt_size = int(np.prod(self.src_shape)), int(np.prod(self.tgt_shape))
