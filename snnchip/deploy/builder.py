@@ -209,3 +209,61 @@ def _check_int(pop: str, what: str, value, lo: int, hi: int) -> None:
 
 def _torch_dtype(fixed: bool) -> torch.dtype:
     return torch.int64 if fixed else torch.float64
+
+
+def netx_compatible(graph: Graph) -> bool:
+    """True if stock netx builds exactly this graph (a chain, see `export.netx_write.stock_incompatibilities`)
+    with one step per layer (netx resets layer i at offset i, so a delay would misplace the sample boundary)."""
+    from ..export.netx_write import stock_incompatibilities
+    return not stock_incompatibilities(graph) and all(np.all(np.asarray(q.delay) == 0) for q in graph.projections)
+
+
+@dataclass
+class NetxNetwork:
+    """A chain graph loaded by stock `lava.lib.dl.netx.hdf5.Network` from the NetX file `write_netx` gives it.
+
+    Its layers are the graph's populations with a neuron (an input relay is netx's neuron-less input layer).
+    The output population is recorded as spikes (a sink on `net.out`) and voltage (an `io.sink.Read` of its neuron's v:
+    netx's LIFReset resets inside the step, so the probe after the step never races the reset)."""
+    graph: Graph
+    steps_per_sample: int
+    num_steps: int
+    depth: dict[str, int]
+    path: str
+
+    @property
+    def latency(self) -> int:
+        return max(self.depth[pop.name] for pop in self.graph.outputs)
+
+    @property
+    def layers(self) -> list[Population]:
+        return [pop for pop in self.graph.populations if not (pop.is_input and pop.neuron.graded)]
+
+    def run(self, stream: dict[str, np.ndarray], run_cfg) -> dict[tuple[str, str], np.ndarray]:
+        """As `LavaNetwork.run`: input population -> `[size, num_steps]` (C order); sink records `[size, steps]`."""
+        from lava.lib.dl import netx
+
+        layers = self.layers
+        # netx resets layer j at 1-based steps k * interval + reset_offset + 1 + j: the first layer's depth.
+        net = netx.hdf5.Network(net_config=self.path, reset_interval=self.steps_per_sample,
+                                reset_offset=self.depth[layers[0].name])
+        inp, out = self.graph.inputs[0], self.graph.outputs[0]
+        data = stream[inp.name].reshape(*inp.shape, self.num_steps)
+        xyf = tuple(range(len(inp.shape)))[::-1]  # netx holds (C, H, W) as Lava's (x, y, f)
+        source = io.source.RingBuffer(data=np.transpose(data, (*xyf, len(inp.shape))))
+        source.s_out.connect(net.inp)
+        sink = io.sink.RingBuffer(shape=net.out.shape, buffer=self.num_steps)
+        net.out.connect(sink.a_in)
+        probe = io.sink.Read(buffer=self.num_steps)
+        probe.connect_var(net.layers[-1].neuron.v)
+        try:
+            net.run(condition=RunSteps(num_steps=self.num_steps), run_cfg=run_cfg)
+            spikes = np.asarray(sink.data.get())
+            volts = np.asarray(probe.data.get())
+        finally:
+            net.stop()
+        n = len(out.shape)
+        back = tuple(range(n))[::-1]
+        spikes = np.transpose(spikes, (*back, n)).reshape(out.size, self.num_steps)
+        volts = np.transpose(volts, (*back, n)).reshape(out.size, self.num_steps)
+        return {(out.name, "spikes"): spikes, (out.name, "v"): volts}

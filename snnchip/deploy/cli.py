@@ -131,7 +131,7 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
             "identical": all(a["identical_steps"] == a["steps"] for a in agreement.values()),
             "agreement": agreement, "latency_steps": int(lava.latency), "lava_steps": int(lava.num_steps),
             "lava_seconds": round(lava.seconds, 3), "steps_per_second": round(lava.steps_per_second, 2),
-            "processes": lava.processes}
+            "processes": lava.processes, "built_by": lava.via}
 
 
 @one_line_errors
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         print(json.dumps(report, indent=1))
     else:
         print(f"{report['net']} on Lava ({report['run']}), {report['samples']} '{report['dataset']}' test samples "
-              f"of {report['T']} steps, {report['processes']} Lava processes")
+              f"of {report['T']} steps, {report['processes']} Lava processes built by {report['built_by']}")
         print(f"  accuracy {report['accuracy']:.3f} (simulate: {report['sim_accuracy']:.3f}), "
               f"predicted class agrees on {report['prediction_agreement']:.3f} of samples")
         for what, a in report["agreement"].items():

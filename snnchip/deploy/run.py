@@ -12,7 +12,9 @@ integers in float without rounding (in units of the synaptic input: v register /
 """
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from ..graph import Graph
 from ..sim.executor import population_depths
-from .builder import build_lava
+from .builder import NetxNetwork, build_lava, netx_compatible
 from .runconfig import TagRunConfig
 
 ACT_SHIFT = 6  # Loihi left-shifts synaptic input and threshold by 6 bits
@@ -34,13 +36,15 @@ class LavaResult:
     the sample reaches that population (its depth): readout voltage (fixed: raw 24-bit integers) of the output
     populations, spikes of the recorded ones (and of spiking outputs).
     stream_outputs / stream_spikes: the same populations over the whole run, `[*shape, num_steps]`.
-    seconds: wall time of the Lava run (compile, start, steps, read-out); processes: Lava processes in it.
+    seconds: wall time of the Lava run (compile, start, steps, read-out); processes: Lava processes in it;
+    via: 'netx' (stock netx built it) or 'builder' (`build_lava`).
     """
     steps_per_sample: int
     num_steps: int
     latency: int
     seconds: float
     processes: int
+    via: str
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     spikes: dict[str, np.ndarray] = field(default_factory=dict)
     stream_outputs: dict[str, np.ndarray] = field(default_factory=dict)
@@ -87,12 +91,14 @@ def stream_input(graph: Graph, x, steps_per_sample: int | None = None, extra_ste
 
 
 def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
-                steps_per_sample: int | None = None, run_cfg=None) -> LavaResult:
+                steps_per_sample: int | None = None, run_cfg=None, via: str = "auto") -> LavaResult:
     """Run `graph` (pipelined) on Lava's CPU simulator with the samples of `x`; see the module docstring.
 
     select_tag 'fixed_pt' needs a fixed graph, 'floating_pt' a float one. record: population names whose
     spikes are returned too. run_cfg: a Lava run configuration (default: `TagRunConfig(select_tag)`, Lava's CPU
-    simulator; `hardware.loihi2_run_config()` for Loihi 2). Raises ValueError (one line) for a graph or input Lava cannot run."""
+    simulator; `hardware.loihi2_run_config()` for Loihi 2). via: 'netx' (stock netx loads the graph's NetX
+    file: chains only, fixed point, no recorded layers), 'builder' (`build_lava`), or 'auto' (netx when it
+    can). `LavaResult.via` says which ran. Raises ValueError (one line) for a graph or input Lava cannot run."""
     if select_tag not in ("fixed_pt", "floating_pt"):
         raise ValueError(f"select_tag must be 'fixed_pt' or 'floating_pt', got {select_tag!r}")
     if graph.fixed != (select_tag == "fixed_pt"):
@@ -106,13 +112,28 @@ def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
     tail = max(population_depths(graph).values())
     num_steps = n * interval + tail
     stream = stream_input(graph, x, interval, extra_steps=tail)
-    net = build_lava(graph, steps_per_sample=interval, num_steps=num_steps, record=record)
+    if via not in ("auto", "netx", "builder"):
+        raise ValueError(f"via must be 'auto', 'netx' or 'builder', got {via!r}")
+    use_netx = via == "netx" or (via == "auto" and graph.fixed and not record and netx_compatible(graph))
+    if use_netx and not (graph.fixed and not record and netx_compatible(graph)):
+        raise ValueError("stock netx cannot run this graph exactly (a fixed-point chain without delays and "
+                         "without recorded layers is needed); use via='builder'")
     flat = {name: data.reshape(-1, num_steps) for name, data in stream.items()}
-    start = time.perf_counter()
-    records = net.run(flat, run_cfg or TagRunConfig(select_tag))
-    seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        if use_netx:
+            from ..export.netx_hdf5 import write_netx
+            path = str(Path(tmp) / "network.net")
+            write_netx(graph, path)
+            net = NetxNetwork(graph, interval, num_steps, population_depths(graph), path)
+        else:
+            net = build_lava(graph, steps_per_sample=interval, num_steps=num_steps, record=record)
+        start = time.perf_counter()
+        records = net.run(flat, run_cfg or TagRunConfig(select_tag))
+        seconds = time.perf_counter() - start
+    processes = (2 * len(net.layers) + 3 if use_netx  # neuron + synapse per layer, source, sink, monitor
+                 else len(net.neurons) + len(net.synapses) + len(net.sinks) + len(flat))
     result = LavaResult(steps_per_sample=interval, num_steps=num_steps, latency=net.latency, seconds=seconds,
-                        processes=len(net.neurons) + len(net.synapses) + len(net.sinks) + len(flat))
+                        processes=processes, via="netx" if use_netx else "builder")
     for (name, what), data in records.items():
         pop = graph.population(name)
         data = data.reshape(*pop.shape, num_steps)
