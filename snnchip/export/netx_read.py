@@ -12,8 +12,9 @@ with exactly the arithmetic `lava.lib.dl.netx.hdf5.Network` gives it on Lava:
 - neurons (CUBA/LOIHI): `du = iDecay - 1`, `dv = vDecay`, `threshold = vThMant`, hard reset to 0, `bias_exp = 6`;
   a dense layer without a neuron group gets netx's default integrator (iDecay 0, vDecay 4096, vThMant 2**17);
 - the input layer keeps its neuron (netx's Input block; its stored `weight`/`bias` are netx's unused input
-  transform, kept in `meta['netx']['input_transform']`); an input layer without a neuron is a graded relay
-  whose input reaches the first synapse unchanged;
+  transform, kept in `meta['netx']['input_transform']`); an input layer without a neuron, or none at all before
+  a first dense layer, is a graded relay (named `input` in the latter case) whose input reaches the first
+  synapse unchanged;
 - a neuron group's `messageBits` becomes the `num_message_bits` of the projections leaving it;
 - dense `delay` (axonal delays) is expanded as netx does: a vector of length F_out is one delay per target row,
   of length F_in one per source column, giving a per-synapse `[F_out, F_in]` delay (a plain int when uniform).
@@ -254,7 +255,11 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
             layer_index[name] = i
             continue
         if not populations:
-            raise UserError(f"{where}: the first layer must be an input layer")
+            # netx feeds the network's input straight into a first dense synapse: a relay input of its width.
+            if kind == "conv":
+                raise UserError(f"{where}: a network starting with a conv layer needs an input layer for its shape")
+            width = np.asarray(group["weight"][()]).reshape(int(np.prod(_shape(group, where))), -1).shape[1]
+            populations.append(Population("input", (width,), Neuron(threshold=None, graded=True), is_input=True))
         source = populations[-1]
         if kind == "conv":
             if len(source.shape) != 3:

@@ -392,3 +392,66 @@ def test_stock_ntidigits_read_and_simulated_matches_lava_at_every_step(netx):
     for pop, spikes in zip(graph.populations[1:], lava):
         assert spikes.sum() > 30
         np.testing.assert_array_equal(result.spikes[pop.name][0].numpy(), spikes, err_msg=pop.name)
+
+
+def slayer_recurrent_file(path):
+    """A file written by lava-dl's own slayer export: dense (axonal delays) -> recurrent dense -> dense, with no
+    input layer (netx feeds the network's input into the first synapse)."""
+    import torch
+    from lava.lib.dl import slayer
+    params = {"threshold": 0.4, "current_decay": 0.5, "voltage_decay": 0.15, "tau_grad": 1.0, "scale_grad": 1.0,
+              "requires_grad": False}
+    torch.manual_seed(0)
+    blocks = [slayer.block.cuba.Dense(params, 6, 8, weight_scale=2, delay=True),
+              slayer.block.cuba.Recurrent(params, 8, 5, weight_scale=2),
+              slayer.block.cuba.Dense(params, 5, 3, weight_scale=2)]
+    with torch.no_grad():                     # slayer sizes neurons and delays on the first forward pass
+        x = torch.ones(1, 6, 2)
+        for block in blocks:
+            x = block(x)
+    delay = blocks[0].delay.delay
+    delay.data = (torch.arange(delay.numel(), dtype=delay.dtype) % 4).reshape(delay.shape)
+    with h5py.File(path, "w") as handle:
+        layer = handle.create_group("layer")
+        for i, block in enumerate(blocks):
+            block.export_hdf5(layer.create_group(str(i)))
+
+
+def test_slayer_exported_recurrent_network_matches_netx_and_lava(tmp_path, netx):
+    """dense_rec and per-target delays as slayer writes them: parameters equal what netx builds, and simulate
+    spikes as stock netx on Lava's fixed-point CPU simulator at every step."""
+    import torch
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.proc import io
+    from snnchip.deploy.runconfig import TagRunConfig
+    from snnchip.sim import simulate
+    path = tmp_path / "rec.net"
+    slayer_recurrent_file(path)
+    graph = read_netx(path)
+    assert graph.inputs[0].shape == (6,) and graph.inputs[0].neuron.graded
+    assert [(q.source, q.target) for q in graph.projections] == [
+        ("input", "layer0"), ("layer0", "layer1"), ("layer1", "layer1"), ("layer1", "layer2")]
+    assert graph.projections[0].delay.shape == (8, 6)
+    net = netx.hdf5.Network(net_config=str(path))
+    for pop, block in zip(graph.populations[1:], net.layers):
+        check_population_against_netx(pop, block)
+    np.testing.assert_array_equal(graph.projections[2].weight * 2.0 ** graph.projections[2].weight_exp,
+                                  lava_effective_dense(net.layers[1].synapse_rec))
+
+    steps = 30
+    spikes_in = (np.random.default_rng(5).random((6, steps)) < 0.6).astype(np.int64)
+    result = simulate(graph, torch.as_tensor(spikes_in[None]), record=("spikes",))
+    source = io.source.RingBuffer(data=spikes_in)
+    source.s_out.connect(net.inp)
+    sinks = []
+    for block in net.layers:
+        sinks.append(io.sink.RingBuffer(shape=block.out.shape, buffer=steps))
+        block.out.connect(sinks[-1].a_in)
+    try:
+        net.run(condition=RunSteps(num_steps=steps), run_cfg=TagRunConfig("fixed_pt"))
+        lava = [sink.data.get() for sink in sinks]
+    finally:
+        net.stop()
+    for pop, spikes in zip(graph.populations[1:], lava):
+        assert spikes.sum() > 0, pop.name
+        np.testing.assert_array_equal(result.spikes[pop.name][0].numpy(), spikes, err_msg=pop.name)
