@@ -152,3 +152,28 @@ def test_a_fixed_bias_exponent_for_stock_netx():
     assert report.argmax_agreement >= 0.9
     with pytest.raises(UserError, match="bias exponent"):
         quantize(g, bias_exp=8)
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("ms_resnet20", dict(widths=(8, 16, 32), input_size=(16, 16), T=2)),
+    ("ms_resnet56", dict(widths=(8, 16, 32), input_size=(16, 16), T=2)),
+    ("ms_resnet104", dict(widths=(4, 4, 8, 8), input_size=(32, 32), T=1)),
+])
+def test_deep_ms_resnets_quantise_within_loihi_widths(name, overrides):
+    """Untrained deep MS-ResNets (random norms): lower and quantise without error, within Loihi's widths; the
+    fixed graph runs without wrapping u or saturating v. (Ideal timing: a pipelined deep net runs its latency in
+    extra steps; pipelining is tested on its own.)"""
+    from snnchip.export.lower import lower
+    from test_lower import random_model
+    model = random_model(name, in_channels=2, **overrides)
+    graph = lower(model, input_kind="binary")
+    x = (torch.rand(4, 2, *overrides["input_size"], overrides["T"], generator=torch.Generator().manual_seed(0))
+         < 0.3).double()
+    fixed, report = quantize(graph, calibration=x)
+    for q in fixed.projections:
+        w = np.asarray(q.weight)
+        assert w.min() >= -256 and w.max() <= 254 and -8 <= q.weight_exp <= 7, q.name
+    for p in report.populations:
+        assert p.peak_u < 1 and p.v_saturations == 0, p.name
+        assert p.spike_agreement > 0.8, (p.name, p.spike_agreement)
+    assert len(report.projections) == len(graph.projections)
