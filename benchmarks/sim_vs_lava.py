@@ -1,18 +1,19 @@
 """Samples per second of Lava's fixed-point CPU simulator and of `snnchip.sim.simulate`, side by side, in one run.
 
 For each network the same fixed-point graph and the same samples go through:
-- Lava: `snnchip.deploy.builder` processes (stock `netx.hdf5.Network` for the stock file), samples streamed back to
-  back with the per-layer periodic reset; runs of S1 and S2 samples give the steady per-sample time
-  (t(S2) - t(S1)) / (S2 - S1), free of compilation and process start-up (the S1 run's total is printed too);
+- Lava: `snnchip.deploy.builder` processes (stock `netx.hdf5.Network` for the stock file), S samples streamed
+  back to back with the per-layer periodic reset, run in two chunks of one network: the first sample's steps
+  (compilation and process start-up included, printed) and then the rest, timed: Lava's steady time per step;
 - simulate on the identical stream at batch 1 (its outputs are checked equal to Lava's, integer for integer),
-  eager and with the compiled neuron kernel;
+  eager and with the compiled neuron kernel, timed per step;
 - simulate batched: B rows, each streaming K samples (so the pipeline latency is paid once per row, as on Lava).
 Lava runs first for every network (its processes fork; torch stays single-threaded meanwhile), then simulate
 runs with `--threads` torch threads (default 1; Lava's processes use every core).
 
 Networks: an MS-ResNet sized for digits-dvs, an MS-ResNet20 sized for CIFAR10-DVS (2x48x48, T=10), random
 weights (speed does not depend on training), and lava-dl's PilotNet LIF (a real sequential netx file).
-Usage: `.venv/bin/python benchmarks/sim_vs_lava.py [--only NAME] [--rows B] [--per-row K] [--s1 1 --s2 4]`.
+Samples per second = 1 / (time per step x T) for the streamed runs; rows x K / time for the batched one.
+Usage: `.venv/bin/python benchmarks/sim_vs_lava.py [--only NAME] [--samples S] [--rows B] [--per-row K]`.
 """
 from __future__ import annotations
 
@@ -45,14 +46,14 @@ def timed_sim(graph, x, compile: bool, **kwargs):
 
 @dataclass
 class Case:
-    """One network after its Lava runs: what simulate must reproduce and how fast Lava was."""
+    """One network after its Lava run: what simulate must reproduce and how fast Lava was."""
     label: str
     graph: object
     steps: int                              # T, steps per sample
-    stream: torch.Tensor                    # [1, *input_shape, S2 * T + latency], the Lava input
+    stream: torch.Tensor                    # [1, *input_shape, S * T + latency], the Lava input
     make_input: Callable[[int], torch.Tensor]   # n -> n samples [n, *input_shape, T]
-    lava_first: float                       # seconds of the S1 run, compilation and start-up included
-    lava_per_sample: float                  # steady seconds per sample
+    lava_start: float                       # seconds of the first chunk (one sample), compilation included
+    lava_per_step: float                    # steady seconds per step (the second chunk)
     same_as_lava: Callable[[object], bool]  # SimResult of the stream -> equal to Lava's record?
 
 
@@ -75,6 +76,9 @@ def ms_resnet_graph(name: str, overrides: dict, seed: int = 0):
 
 
 def lava_graph_case(label: str, graph, steps: int, args) -> Case:
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.proc import io
+
     from snnchip.deploy.builder import build_lava
     from snnchip.deploy.runconfig import TagRunConfig
     from snnchip.export.quantize import encode_input
@@ -86,27 +90,28 @@ def lava_graph_case(label: str, graph, steps: int, args) -> Case:
         rng = torch.Generator().manual_seed(seed)
         return encode_input(graph, (torch.rand(n, *pop.shape, steps, generator=rng) < 0.3).double()).long()
 
-    samples = make_input(args.s2)
+    samples = make_input(args.samples)
     stream = torch.cat([*samples.unbind(0), torch.zeros(*pop.shape, latency, dtype=torch.int64)], dim=-1)[None]
-
-    def lava(n):
-        length = n * steps + latency
-        data = stream[0, ..., :length].reshape(pop.size, length).numpy().astype(np.int32)
-        data[:, n * steps:] = 0
-        net = build_lava(graph, steps_per_sample=steps, num_steps=length)
-        return timed(lambda: net.run({pop.name: data}, TagRunConfig("fixed_pt")))
-
+    total = stream.shape[-1]
     print(f"== {label}: {len(graph.populations)} populations, {len(graph.projections)} projections, "
           f"input {pop.shape} x T={steps}, latency {latency} steps: Lava ...", flush=True)
-    _, t1 = lava(args.s1)
-    record, t2 = lava(args.s2)
+    net = build_lava(graph, steps_per_sample=steps, num_steps=total)
+    source = io.source.RingBuffer(data=stream[0].reshape(pop.size, total).numpy().astype(np.int32))
+    source.s_out.connect(net.neurons[pop.name].a_in)
+    anchor, cfg = next(iter(net.neurons.values())), TagRunConfig("fixed_pt")
+    try:
+        _, t_start = timed(lambda: anchor.run(condition=RunSteps(num_steps=steps), run_cfg=cfg))
+        _, t_rest = timed(lambda: anchor.run(condition=RunSteps(num_steps=total - steps), run_cfg=cfg))
+        record = {key: np.asarray(sink.data.get()) for key, sink in net.sinks.items()}
+    finally:
+        anchor.stop()
 
     def same(result) -> bool:
         checked = [(name, v) for name, v in result.outputs.items() if (name, "v") in record]
         return bool(checked) and all(np.array_equal(record[(name, "v")], v[0].reshape(-1, v.shape[-1]).numpy())
                                      for name, v in checked)
 
-    return Case(label, graph, steps, stream, make_input, t1, (t2 - t1) / (args.s2 - args.s1), same)
+    return Case(label, graph, steps, stream, make_input, t_start, t_rest / (total - steps), same)
 
 
 # -- lava-dl's own PilotNet on stock netx -------------------------------------------------------------
@@ -130,25 +135,22 @@ def pilotnet_case(args) -> Case:
     latency = graph.latency()
     probe = graph.populations[-2].name
 
-    def lava(n):
-        net = netx.hdf5.Network(net_config=str(root / "network.net"), reset_interval=steps)
-        net.in_layer.neuron.bias_mant.init = image
-        start = time.perf_counter()
-        try:
-            net.run(condition=RunSteps(num_steps=n * steps + latency), run_cfg=TagRunConfig("fixed_pt"))
-            v = net.layers[-2].neuron.v.get()
-        finally:
-            net.stop()
-        return v, time.perf_counter() - start
-
+    total = args.samples * steps + latency
+    net = netx.hdf5.Network(net_config=str(root / "network.net"), reset_interval=steps)
+    net.in_layer.neuron.bias_mant.init = image
+    cfg = TagRunConfig("fixed_pt")
     print(f"== pilotnet: lava-dl PilotNet LIF (stock netx), {len(graph.populations)} layers, input "
           f"{graph.inputs[0].shape}, T={steps}, latency {latency} steps: Lava ...", flush=True)
-    _, t1 = lava(args.s1)
-    v_lava, t2 = lava(args.s2)
-    stream = torch.zeros(1, *graph.inputs[0].shape, args.s2 * steps + latency, dtype=torch.int64)
+    try:
+        _, t_start = timed(lambda: net.run(condition=RunSteps(num_steps=steps), run_cfg=cfg))
+        _, t_rest = timed(lambda: net.run(condition=RunSteps(num_steps=total - steps), run_cfg=cfg))
+        v_lava = net.layers[-2].neuron.v.get()
+    finally:
+        net.stop()
+    stream = torch.zeros(1, *graph.inputs[0].shape, total, dtype=torch.int64)
     return Case("pilotnet", graph, steps, stream,
                 lambda n: torch.zeros(n, *graph.inputs[0].shape, steps, dtype=torch.int64),
-                t1, (t2 - t1) / (args.s2 - args.s1),
+                t_start, t_rest / (total - steps),
                 lambda result: np.array_equal(v_lava, result.v[probe][0, ..., -1].numpy()))
 
 
@@ -156,8 +158,8 @@ def pilotnet_case(args) -> Case:
 def report(case: Case, args) -> None:
     graph, steps = case.graph, case.steps
     latency = graph.latency()
+    total = case.stream.shape[-1]
     ours = simulate(graph, case.stream, reset_interval=steps, record=("v",), count=False)
-    n_stream = (case.stream.shape[-1] - latency) // steps
     _, t_eager = timed_sim(graph, case.stream, False, reset_interval=steps)
     _, t_fused = timed_sim(graph, case.stream, True, reset_interval=steps)
     rows = case.make_input(args.rows * args.per_row).reshape(args.per_row, args.rows, *case.stream.shape[1:-1],
@@ -165,12 +167,12 @@ def report(case: Case, args) -> None:
     batch = torch.cat([*rows.unbind(0), torch.zeros(args.rows, *case.stream.shape[1:-1], latency,
                                                     dtype=rows.dtype)], dim=-1)
     _, t_batch = timed_sim(graph, batch, True, reset_interval=steps)
-    lava_rate = 1 / case.lava_per_sample
-    print(f"\n{case.label}: T={steps}, latency {latency}")
-    print(f"  Lava CPU (fixed_pt):               {lava_rate:9.3f} samples/s steady ({case.lava_per_sample:.2f} "
-          f"s/sample; the {args.s1}-sample run took {case.lava_first:.1f} s with compilation and start-up)")
-    for what, rate in (("simulate, batch 1:                ", n_stream / t_eager),
-                       ("simulate --compile, batch 1:      ", n_stream / t_fused),
+    lava_rate = 1 / (case.lava_per_step * steps)
+    print(f"\n{case.label}: T={steps}, latency {latency}, streams of {total} steps")
+    print(f"  Lava CPU (fixed_pt):               {lava_rate:9.3f} samples/s ({1000 * case.lava_per_step:.1f} ms/step "
+          f"steady; its first sample took {case.lava_start:.1f} s with compilation and start-up)")
+    for what, rate in (("simulate, batch 1:                ", total / (t_eager * steps)),
+                       ("simulate --compile, batch 1:      ", total / (t_fused * steps)),
                        (f"simulate --compile, {args.rows} rows x {args.per_row}:",
                         args.rows * args.per_row / t_batch)):
         print(f"  {what} {rate:9.2f} samples/s   ratio {rate / lava_rate:8.1f}x")
@@ -198,8 +200,7 @@ def main() -> int:
     parser.add_argument("--only", choices=[*NETWORKS, "pilotnet"], help="run one network only")
     parser.add_argument("--rows", type=int, default=16, help="batch rows of the batched simulate run")
     parser.add_argument("--per-row", type=int, default=4, help="samples streamed in each batch row")
-    parser.add_argument("--s1", type=int, default=1, help="samples in Lava's first run")
-    parser.add_argument("--s2", type=int, default=4, help="samples in Lava's second run")
+    parser.add_argument("--samples", type=int, default=4, help="samples in the streamed runs (>= 2)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for simulate (default 1: on this shared 2-core machine a second thread "
                              "measured 20x slower per operation, waiting for a core)")
