@@ -122,10 +122,7 @@ def pilotnet_case(args) -> Case:
 
     from snnchip.deploy.runconfig import TagRunConfig
     from snnchip.deploy.stock import stock_netx_dir
-    try:
-        from snnchip.export.netx_hdf5 import read_netx
-    except ImportError:
-        from snnchip.export.netx_read import read_netx
+    from snnchip.export.netx_hdf5 import read_netx
 
     root = stock_netx_dir() / "gts" / "pilotnet_lif"
     image = np.load(root / "image.npy")

@@ -27,10 +27,7 @@ FILE_PREFIX = "layer"
 
 
 def _read_graph(path: str):
-    try:
-        from ..export.netx_hdf5 import read_netx
-    except ImportError:
-        from ..export.netx_read import read_netx
+    from ..export.netx_hdf5 import read_netx
     return read_netx(path)
 
 

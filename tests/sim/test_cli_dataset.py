@@ -5,14 +5,10 @@ import h5py
 import numpy as np
 import torch
 
+from snnchip.export.netx_hdf5 import read_netx
 from snnchip.sim import simulate
 from snnchip.sim.cli import main
 from snnchip.train.data import load_dataset
-
-try:  # the contract's module name; engineer E's reader may still sit in netx_read
-    from snnchip.export.netx_hdf5 import read_netx
-except ImportError:
-    from snnchip.export.netx_read import read_netx
 
 
 def write_stock_netx(path, rng):

@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 
 from snnchip.deploy.stock import stock_netx_dir
+from snnchip.export.netx_hdf5 import read_netx
 from snnchip.sim import simulate
 
 from .netx_harness import run_netx_on_lava
-
-try:  # the contract's module name; engineer E's reader may still sit in netx_read
-    from snnchip.export.netx_hdf5 import read_netx
-except ImportError:
-    from snnchip.export.netx_read import read_netx
 
 ROOT = stock_netx_dir()
 
