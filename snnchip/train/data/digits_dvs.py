@@ -57,24 +57,30 @@ def _interpolation(n_out: int, n_in: int, centre: float) -> np.ndarray:
     return weights
 
 
-def render(images: np.ndarray, offset) -> np.ndarray:
-    """Intensity seen by the sensor [N, H, W] of digits [N, 8, 8] (0..1) shifted by `offset` (dy, dx) pixels:
-    the upsampled digit sampled bilinearly (separable: rows then columns), background outside it."""
+def pad(images: np.ndarray) -> np.ndarray:
+    """Digits [N, 8, 8] (0..1) with a one-pixel border of background, [N, 10, 10], as `render` reads them."""
     n, h, w = images.shape
-    H, W = SENSOR.height, SENSOR.width
     padded = np.zeros((n, h + 2, w + 2))
     padded[:, 1:-1, 1:-1] = images
-    rows = _interpolation(H, h, (H - 1) / 2 + offset[0])
-    cols = _interpolation(W, w, (W - 1) / 2 + offset[1])
-    value = rows @ padded @ cols.T
-    return BACKGROUND + (FOREGROUND - BACKGROUND) * value
+    return padded
+
+
+def render(padded: np.ndarray, offset) -> np.ndarray:
+    """Intensity seen by the sensor [N, H, W] of padded digits [N, 10, 10] (see `pad`) shifted by `offset`
+    (dy, dx) pixels: the upsampled digit sampled bilinearly (separable: rows, then columns), background
+    outside it."""
+    _, hp, wp = padded.shape
+    rows = _interpolation(SENSOR.height, hp - 2, (SENSOR.height - 1) / 2 + offset[0])    # [H, hp]
+    cols = _interpolation(SENSOR.width, wp - 2, (SENSOR.width - 1) / 2 + offset[1])      # [W, wp]
+    return BACKGROUND + (FOREGROUND - BACKGROUND) * (rows @ padded @ cols.T)
 
 
 def record(images: np.ndarray, seed: int):
     """Events of digits [N, 8, 8] (0..1): (events, offsets) as `dvs_emulator.emulate`."""
     times = np.arange(0, DURATION_US + 1, STEP_US, dtype=np.int64)
     path = saccade_path(times)
-    return emulate(SENSOR, lambda k: np.log(render(images, path[k])), times, seed)
+    padded = pad(images)
+    return emulate(SENSOR, lambda k: np.log(render(padded, path[k])), times, seed)
 
 
 def split_mask(labels: np.ndarray) -> np.ndarray:

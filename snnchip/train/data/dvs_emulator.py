@@ -41,36 +41,40 @@ def emulate(sensor: DVSSensor, log_intensity, times_us: np.ndarray, seed: int):
     """
     off_thr, on_thr = sensor.thresholds(seed)
     level = np.array(log_intensity(0), dtype=np.float64)
-    memory = level.copy()
-    n = level.shape[0]
-    last_event = np.full(level.shape, np.iinfo(np.int64).min // 2, dtype=np.int64)
+    n, H, W = level.shape
+    # flat per-pixel state; only the few pixels that fire in a step are touched beyond the comparisons
+    on_thr = np.broadcast_to(on_thr, level.shape).ravel()
+    off_thr = np.broadcast_to(off_thr, level.shape).ravel()
+    memory = level.ravel().copy()
+    ready_at = np.full(memory.shape, np.iinfo(np.int64).min, dtype=np.int64)
     columns = []
     for k in range(1, len(times_us)):
         t0, t1 = int(times_us[k - 1]), int(times_us[k])
         previous, level = level, np.asarray(log_intensity(k), dtype=np.float64)
-        delta = level - memory
-        ready = t1 - last_event >= sensor.refractory_us
-        on = ready & (delta > on_thr)
-        off = ready & (delta < -off_thr)
-        fired = on | off
-        if not fired.any():
+        delta = level.ravel() - memory
+        fired = (delta > on_thr) | (delta < -off_thr)
+        fired &= ready_at <= t1
+        idx = np.flatnonzero(fired)
+        if idx.size == 0:
             continue
-        crossing = np.where(on, memory + on_thr, memory - off_thr)
-        memory = np.where(fired, crossing, memory)
-        s, y, x = np.nonzero(fired)
-        before, after, cross = previous[s, y, x], level[s, y, x], crossing[s, y, x]
+        on = delta[idx] > 0
+        cross = memory[idx] + np.where(on, on_thr[idx], -off_thr[idx])
+        memory[idx] = cross
+        before, after = previous.ravel()[idx], level.ravel()[idx]
         # a crossing the pixel was already past at t0 (held back by refractoriness or the one-event-per-step
         # limit) fires at the start of the step
         within = (before - cross) * (after - cross) < 0
         frac = np.where(within, (cross - before) / np.where(within, after - before, 1.0), 0.0)
         t = t0 + np.rint(frac * (t1 - t0)).astype(np.int64)
-        t = np.maximum(t, last_event[s, y, x] + sensor.refractory_us)
-        last_event[s, y, x] = t
-        columns.append((s, x, y, t, on[s, y, x].astype(np.uint8)))
+        t = np.maximum(t, ready_at[idx])
+        ready_at[idx] = t + sensor.refractory_us
+        columns.append((idx, t, on.astype(np.uint8)))
     if columns:
-        s, x, y, t, p = (np.concatenate(c) for c in zip(*columns))
+        idx, t, p = (np.concatenate(c) for c in zip(*columns))
     else:
-        s = x = y = t = p = np.zeros(0, dtype=np.int64)
+        idx = t = p = np.zeros(0, dtype=np.int64)
+    s, rest = np.divmod(idx, H * W)
+    y, x = np.divmod(rest, W)
     order = np.lexsort((t, s))
     events = np.empty(len(order), dtype=EVENT_DTYPE)
     events["x"], events["y"], events["t"], events["p"] = x[order], y[order], t[order], p[order]
