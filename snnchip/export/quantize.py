@@ -296,7 +296,8 @@ def _quantize_weight(w: np.ndarray, scale: float):
     saturated = int(((m > MANT_MAX) | (m < MANT_MIN)).sum())
     m = np.clip(m, MANT_MIN, MANT_MAX)
     err = float(((m * 2.0 ** exp - x) ** 2).sum()) * ((1 << (ACT_SHIFT + 1)) / scale) ** 2
-    used = int(np.abs(m).max(initial=0)).bit_length() + 1 if m.size and np.any(m) else 0
+    # two's-complement bits of the widest mantissa (-128 fits 8 bits, +128 would need 9)
+    used = max(int(m.max(initial=0)).bit_length(), int(-m.min(initial=0) - 1).bit_length()) + 1 if np.any(m) else 0
     return (2 * m).astype(np.int32), exp, saturated, err, used
 
 
