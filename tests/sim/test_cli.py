@@ -49,7 +49,8 @@ def test_batched_input_keeps_its_batch_axis(tmp_path):
 @pytest.mark.parametrize("case", ["shape", "nonint", "corrupt", "missing", "nothing"])
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, case):
     net = str(ROOT / "tiny.net")
-    args = {"shape": lambda: (np.save(tmp_path / "x.npy", np.zeros((64, 10))), [net, "--input", str(tmp_path / "x.npy")]),
+    args = {"shape": lambda: (np.save(tmp_path / "x.npy", np.zeros((64, 10))),
+                              [net, "--input", str(tmp_path / "x.npy")]),
             "nonint": lambda: (np.save(tmp_path / "x.npy", np.full((16, 16, 3, 4), 0.5)),
                                [net, "--input", str(tmp_path / "x.npy")]),
             "corrupt": lambda: ((tmp_path / "bad.net").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40),
