@@ -67,6 +67,7 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
     in_scale, bits = _input_encoding(inp, x, message_bits, report)
     report.input_scale = in_scale
     stats = _float_stats(graph, x) if x is not None else None
+    rates = None if stats is None else {name: s["sum"] / max(s["count"], 1) for name, s in stats.items()}
 
     # Shallow copy: every weight, bias and neuron of `fixed` is replaced below, never modified in place.
     fixed = dataclasses.replace(graph, fixed=True, meta=dict(graph.meta),
@@ -82,7 +83,8 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
             _quantize_input(pop, in_scale)
             continue
         units[pop.name] = _quantize_population(fixed, pop, fixed.into(pop.name), pops, units, horizon,
-                                               None if stats is None else stats[pop.name], report, bias_exp)
+                                               None if stats is None else stats[pop.name], report, bias_exp,
+                                               rates)
     fixed.validate()
     if x is not None:
         evaluate(graph, fixed, x, labels, report)
@@ -157,12 +159,17 @@ def _float_stats(graph: Graph, x) -> dict[str, dict]:
     from ..sim import simulate
     reset = _sample_reset(graph, x)
     x = _pad_for_latency(graph, x.double())
-    stats = {p.name: {"a": 0.0, "v": 0.0} for p in graph.populations}
+    stats = {p.name: {"a": 0.0, "v": 0.0, "sum": 0.0, "count": 0} for p in graph.populations}
     for start in range(0, x.shape[0], BATCH):
-        res = simulate(graph, x[start:start + BATCH], record=("u", "v"), count=False, reset_interval=reset)
+        res = simulate(graph, x[start:start + BATCH], record=("spikes", "u", "v"), count=False,
+                       reset_interval=reset)
         for name, s in stats.items():
             s["a"] = max(s["a"], float(res.u[name].abs().max()))
             s["v"] = max(s["v"], float(res.v[name].abs().max()))
+            out = res.spikes[name]           # mean output per channel (C, or F for a flat population)
+            dims = [0] + list(range(2, out.dim()))
+            s["sum"] = s["sum"] + out.double().sum(dim=dims).cpu().numpy()
+            s["count"] += out.numel() // out.shape[1]
     return stats
 
 
@@ -187,7 +194,7 @@ def _row_abs_max(q: Projection) -> float:
 
 # -- one population ------------------------------------------------------------------------------
 def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat, report,
-                         fixed_bias_exp) -> tuple[float, float, int]:
+                         fixed_bias_exp, rates=None) -> tuple[float, float, int]:
     """Quantise `pop` and its incoming projections in place; returns what it emits: (payload per float unit,
     largest |float value|, message bits) — a spike is (1, 1, 0); a relay's payload is its input, in units of
     2**6 / S."""
@@ -248,6 +255,11 @@ def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat,
             name=q.name, source=q.source, target=q.target, kind=q.kind, synapses=synapse_count(fixed_graph, q),
             weight_bits=used, weight_exp=exp, saturated=sat,
             rel_error=float(np.sqrt(sq_err)) / norm if norm > 0 else 0.0, num_message_bits=q.num_message_bits))
+    if rates is not None and not relay:
+        shift = _mean_rounding_error(incoming, float_w, units, rates, scale, pop)
+        if np.any(shift):
+            bias = np.broadcast_to(bias, shift.shape) - shift
+            pop.bias = bias
     mant, bias_exp, _, bias_sat = _quantize_bias(bias, scale, fixed_bias_exp, with_saturation=True)
     pop.bias = None if pop.bias is None else mant.reshape(np.shape(pop.bias))
     pop.bias_exp = bias_exp
@@ -269,6 +281,27 @@ def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat,
         payload_scale = scale / (1 << ACT_SHIFT)
         return payload_scale, a_worst, int(math.ceil(a_worst * payload_scale)).bit_length() + 1
     return 1.0, 1.0, 0
+
+
+def _mean_rounding_error(incoming, float_w, units, rates, scale, pop) -> np.ndarray:
+    """Expected extra input per step that weight rounding adds to each output channel, from the calibration
+    data's mean source activity (bias correction: subtracting it from the bias removes the systematic part)."""
+    flat = len(pop.shape) == 1
+    shift = np.zeros(pop.shape[0] if flat else (pop.shape[0], 1, 1))
+    for q, w in zip(incoming, float_w):
+        # the weights were replaced by Lava's integers: their float value per payload unit minus the float one
+        err = (np.asarray(q.weight, dtype=np.float64) * 2.0 ** (q.weight_exp + ACT_SHIFT) / scale - w)
+        err = err * units[q.source][0]                      # per float unit of the source's output
+        rate = np.asarray(rates[q.source], dtype=np.float64)
+        if q.kind == "conv":
+            if q.groups != 1 or err.shape[1] != rate.shape[0]:
+                continue
+            per_out = np.einsum("oikl,i->o", err, rate)
+        else:
+            src_size = err.shape[1]
+            per_out = err @ np.repeat(rate, src_size // rate.shape[0])
+        shift += per_out.reshape(shift.shape)
+    return shift
 
 
 def _candidate_scales(name: str, theta, s_max: float) -> list[float]:
