@@ -383,6 +383,7 @@ def evaluate(graph: Graph, fixed: Graph, x, labels, report: QuantReport) -> None
             float_cls.append(ref.outputs[readout][..., -1].argmax(dim=1))
             fixed_cls.append(got.outputs[readout][..., -1].argmax(dim=1))
     count = x.shape[0]
+    report.evaluation_samples = int(count)
     for p in report.populations:
         if p.name not in agree:          # a relay's payload has no spikes to agree on
             continue

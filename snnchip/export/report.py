@@ -53,6 +53,7 @@ class QuantReport:
     populations: list[PopulationQuant] = field(default_factory=list)
     input_scale: float = 1.0
     calibration_samples: int = 0
+    evaluation_samples: int = 0
     float_accuracy: Optional[float] = None
     fixed_accuracy: Optional[float] = None
     argmax_agreement: Optional[float] = None
@@ -87,7 +88,7 @@ class QuantReport:
             summary.append(f"accuracy float {100 * self.float_accuracy:.2f}% fixed {100 * self.fixed_accuracy:.2f}%")
         if self.argmax_agreement is not None:
             summary.append(f"class agreement float vs fixed {100 * self.argmax_agreement:.2f}% "
-                           f"on {self.calibration_samples} samples")
+                           f"on {self.evaluation_samples} samples")
         return "\n".join(lines + summary + [f"note: {n}" for n in self.notes])
 
 
