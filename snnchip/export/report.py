@@ -5,6 +5,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
+import torch
+
 
 @dataclass
 class ProjectionQuant:
@@ -98,8 +101,6 @@ def _blank(value) -> str:
 
 def synapse_count(graph, proj) -> int:
     """Synapses of a projection: dense F_out * F_in; conv: (output neuron, kernel tap) pairs inside the input."""
-    import numpy as np
-    import torch
     if proj.kind == "dense":
         return int(np.prod(np.shape(proj.weight)))
     src = graph.population(proj.source).shape
