@@ -97,9 +97,9 @@ def main(argv=None) -> int:
 
     if args.target == "loihi":
         from .quantize import evaluate, quantize
-        fixed, report = quantize(graph, calibration=calib)
+        fixed, report = quantize(graph, calibration=calib, progress=True)
         if test is not None:
-            evaluate(graph, fixed, test[0], test[1], report)
+            evaluate(graph, fixed, test[0], test[1], report, progress=True)
             report.notes.append(f"spike agreement and accuracy on {len(test[1])} '{args.calibrate}' test samples")
         out = Path(args.output or path.with_suffix(".net"))
         if not args.dry_run:

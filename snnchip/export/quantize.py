@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from typing import Optional
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..cli_util import UserError
 from ..graph import Graph, Neuron, Population, Projection
@@ -43,7 +45,8 @@ BATCH = 32
 
 
 def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = None,
-             horizon: Optional[int] = None, bias_exp: Optional[int] = None) -> tuple[Graph, QuantReport]:
+             horizon: Optional[int] = None, bias_exp: Optional[int] = None,
+             progress: bool = False) -> tuple[Graph, QuantReport]:
     """Fixed-point copy of the float `graph` and what it cost.
 
     calibration: None, inputs x `[N, *input_shape, T]` (float, as the float graph takes them), or (x, labels).
@@ -52,7 +55,7 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
     labels). message_bits: payload bits of a graded input (default: from the data, else 8).
     horizon: steps a non-leaky readout must accumulate without saturating (default T + latency).
     bias_exp: one bias exponent for every population (stock netx files fix it at 6); default: chosen per
-    population.
+    population. progress: tqdm bars (stderr) over the calibration batches.
     """
     if graph.fixed:
         raise ValueError("quantize() needs a float graph; this one is already fixed point")
@@ -66,7 +69,7 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
     inp = _single_input(graph)
     in_scale, bits = _input_encoding(inp, x, message_bits, report)
     report.input_scale = in_scale
-    stats = _float_stats(graph, x) if x is not None else None
+    stats = _float_stats(graph, x, progress) if x is not None else None
     rates = None if stats is None else {name: s["sum"] / max(s["count"], 1) for name, s in stats.items()}
 
     # Shallow copy: every weight, bias and neuron of `fixed` is replaced below, never modified in place.
@@ -87,7 +90,7 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
                                                rates)
     fixed.validate()
     if x is not None:
-        evaluate(graph, fixed, x, labels, report)
+        evaluate(graph, fixed, x, labels, report, progress=progress)
     return fixed, report
 
 
@@ -154,13 +157,13 @@ def _quantize_input(pop: Population, in_scale: float) -> None:
 
 
 # -- bounds and statistics -----------------------------------------------------------------------
-def _float_stats(graph: Graph, x) -> dict[str, dict]:
+def _float_stats(graph: Graph, x, progress: bool = False) -> dict[str, dict]:
     """Per population: peak |u| (= |a| for du = 1), peak |v| and the spikes of the float graph on x."""
     from ..sim import simulate
     reset = _sample_reset(graph, x)
     x = _pad_for_latency(graph, x.double())
     stats = {p.name: {"a": 0.0, "v": 0.0, "sum": 0.0, "count": 0} for p in graph.populations}
-    for start in range(0, x.shape[0], BATCH):
+    for start in _batches(x.shape[0], "float calibration", progress):
         res = simulate(graph, x[start:start + BATCH], record=("spikes", "u", "v"), count=False,
                        reset_interval=reset)
         for name, s in stats.items():
@@ -171,6 +174,12 @@ def _float_stats(graph: Graph, x) -> dict[str, dict]:
             s["sum"] = s["sum"] + out.double().sum(dim=dims).cpu().numpy()
             s["count"] += out.numel() // out.shape[1]
     return stats
+
+
+def _batches(count: int, what: str, progress: bool):
+    """Batch start indices, with a tqdm bar on stderr when asked."""
+    return tqdm(range(0, count, BATCH), desc=what, unit="batch", disable=not progress, file=sys.stderr,
+                leave=False)
 
 
 def _sample_reset(graph: Graph, x: torch.Tensor) -> Optional[int]:
@@ -353,7 +362,7 @@ def _quantize_bias(bias: np.ndarray, scale: float, exp: Optional[int] = None, wi
 
 
 # -- evaluation on calibration data --------------------------------------------------------------
-def evaluate(graph: Graph, fixed: Graph, x, labels, report: QuantReport) -> None:
+def evaluate(graph: Graph, fixed: Graph, x, labels, report: QuantReport, progress: bool = False) -> None:
     """Spike agreement per population, fixed-point peaks and saturations, class agreement and accuracies."""
     from ..sim import simulate
     reset = _sample_reset(graph, x)
@@ -367,7 +376,7 @@ def evaluate(graph: Graph, fixed: Graph, x, labels, report: QuantReport) -> None
     sat = {n: 0 for n in names}
     float_cls, fixed_cls = [], []
     readout = graph.outputs[0].name if graph.outputs else None
-    for start in range(0, x.shape[0], BATCH):
+    for start in _batches(x.shape[0], "float vs fixed", progress):
         xb = x[start:start + BATCH]
         ref = simulate(graph, xb, record=("spikes",), count=False, reset_interval=reset)
         got = simulate(fixed, encode_input(fixed, xb), record=("spikes", "u", "v"), count=False,
