@@ -73,6 +73,8 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
             reasons.append(f"projection '{proj.name}' has weight_exp {proj.weight_exp} (netx derives its own)")
         if proj.kind == "dense" and not netx_dense_exact(np.asarray(proj.weight)):
             reasons.append(f"projection '{proj.name}' has weights netx's 8-bit optimiser would change")
+        if proj.kind == "dense" and np.max(proj.delay) > NETX_MAX_DELAY:
+            reasons.append(f"projection '{proj.name}' has delays above netx's {NETX_MAX_DELAY}")
         if proj.kind == "conv" and np.any(np.asarray(proj.delay) != 0):
             reasons.append(f"projection '{proj.name}' is a conv with delays (netx ignores them)")
         if proj.kind == "conv" and len(prev.shape) != 3:

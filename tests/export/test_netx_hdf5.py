@@ -455,3 +455,27 @@ def test_slayer_exported_recurrent_network_matches_netx_and_lava(tmp_path, netx)
     for pop, spikes in zip(graph.populations[1:], lava):
         assert spikes.sum() > 0, pop.name
         np.testing.assert_array_equal(result.spikes[pop.name][0].numpy(), spikes, err_msg=pop.name)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda g: setattr(g.projections[1], "weight_exp", 2), "weight_exp 2"),
+    (lambda g: setattr(g.projections[3], "delay", 63), "delays above"),
+    (lambda g: setattr(g.projections[2], "weight", g.projections[2].weight * 9), "8-bit optimiser"),
+    (lambda g: setattr(g.projections[0], "delay", 1), "conv with delays"),
+    (lambda g: setattr(g.populations[2], "bias_exp", 3), "bias_exp 3"),
+    (lambda g: setattr(g.populations[1].neuron, "reset", "soft"), "hard-reset"),
+    (lambda g: g.projections.append(g.projections[0].__class__("in->d1", "in", "d1", "dense",
+                                                                np.ones((12, 144), dtype=np.int64))),
+     "exactly one projection"),
+    (lambda g: setattr(g, "timing", "ideal"), "not pipelined"),
+])
+def test_stock_incompatibilities_name_each_problem(tmp_path, edit, words):
+    from snnchip.export.netx_hdf5 import stock_incompatibilities, write_netx
+    graph = sequential_fixed_graph()
+    assert stock_incompatibilities(graph) == []
+    edit(graph)
+    assert any(words in reason for reason in stock_incompatibilities(graph)), stock_incompatibilities(graph)
+    with pytest.raises(UserError):
+        write_netx(graph, tmp_path / "x.net", require_stock=True)
+    write_netx(graph, tmp_path / "x.net")                  # our own reader still gets the whole graph back
+    assert_same_graph(graph, read_netx(tmp_path / "x.net"))
