@@ -1,5 +1,6 @@
 """Training throughput (samples/s, forward + backward) of MS-ResNet20 at 32x32, T=6, batch 32, on the CPU:
-snnchip's blocks vs the same network from stock lava-dl slayer components vs SpikingJelly's multi-step layers.
+snnchip's blocks vs the same network from stock lava-dl slayer components vs SpikingJelly's multi-step layers;
+and, for `snnchip.train.layers.Conv`, slayer's conv3d (time kernel 1) vs conv2d with T folded into the batch.
 
 All three run interleaved in one process (rounds of A, B, C) and the median of the rounds is reported, so
 background load hits them alike. SpikingJelly is optional: install it outside the project's venv, e.g.
@@ -95,6 +96,36 @@ def step_time(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
+def conv_ratio(batch: int, T: int, rounds: int) -> list[str]:
+    """Forward + backward of MS-ResNet20's 3x3 convs as conv3d (time kernel 1) and as T-folded conv2d."""
+    import torch.nn.functional as F
+    lines = []
+    for c, size in ((16, 32), (32, 16), (64, 8)):
+        x = torch.rand(batch, c, size, size, T, requires_grad=True)
+        w = torch.randn(c, c, 3, 3, 1, requires_grad=True)
+
+        def conv3d():
+            return F.conv3d(x, w, None, 1, (1, 1, 0))
+
+        def folded():
+            flat = x.permute(0, 4, 1, 2, 3).reshape(batch * T, c, size, size)
+            y = F.conv2d(flat, w[..., 0], None, 1, 1)
+            return y.reshape(batch, T, c, size, size).permute(0, 2, 3, 4, 1)
+
+        times = {conv3d: [], folded: []}
+        for fn in times:  # warm-up
+            fn().sum().backward()
+        for _ in range(rounds):
+            for fn, t in times.items():
+                start = time.perf_counter()
+                fn().sum().backward()
+                t.append(time.perf_counter() - start)
+        m3, m2 = statistics.median(times[conv3d]), statistics.median(times[folded])
+        lines.append(f"  {c:2d}x{c:2d} 3x3 conv at {size}x{size}: conv3d {m3 * 1e3:7.1f} ms, "
+                     f"folded conv2d {m2 * 1e3:7.1f} ms   folded / conv3d time = {m2 / m3:.2f}")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -126,6 +157,9 @@ def main() -> int:
           f"median of {args.rounds} rounds (forward + backward):")
     for name, r in rate.items():
         print(f"  {name:13s} {r:8.1f} samples/s   snnchip / {name} = {rate['snnchip'] / r:.2f}x")
+    print(f"Per-step 2D convolution, batch {args.batch}, T={args.T}, median of {args.rounds} rounds "
+          f"(forward + backward):")
+    print("\n".join(conv_ratio(args.batch, args.T, args.rounds)))
     return 0
 
 
