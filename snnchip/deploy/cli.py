@@ -2,6 +2,8 @@
 test samples; report accuracy, agreement with snnchip.sim.simulate on the same samples, speed and latency.
 
     snn-deploy model.net --dataset digits-dvs [--data-root DIR] [--samples N] [--run fixed|float|loihi2] [--json]
+
+Exit status 0 if Lava and simulate agree at every step (bit for bit in fixed point), 1 if not, 2 for bad input.
 """
 from __future__ import annotations
 
