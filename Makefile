@@ -6,7 +6,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(PY) -m snnchip.deploy.stock
+	$(PY) -m snnchip.demo
 
 test: setup
 	$(PY) -m pytest -q
