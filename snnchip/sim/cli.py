@@ -176,10 +176,12 @@ def dataset_mode(graph, args) -> dict:
         if graph.fixed:
             from ..export.quantize import encode_input
             x = encode_input(graph, x)
-        # run the latency's extra steps so the output sees every input step
+        # Run the latency's extra steps so the output sees every input step, and reset each population when the
+        # sample reaches it (at its depth): before that a pipelined population would integrate its bias alone.
+        steps = x.shape[-1]
         x = torch.cat([x, torch.zeros(*x.shape[:-1], latency, dtype=x.dtype)], dim=-1)
         res = simulate(graph, x, device=args.device, record=(graph.outputs[0].name,) if not readout else (),
-                       compile=args.compile)
+                       compile=args.compile, reset_interval=steps if latency else None)
         if readout:
             scores = res.outputs[readout][..., -1]
         else:
