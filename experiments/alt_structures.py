@@ -8,13 +8,13 @@ Each cell is the mean test accuracy of the last five epochs, as the paper report
 
 Writes OUT/alt_structures.json and OUT/alt_structures.md.
 """
-import argparse
 import os
 import sys
 
 from tqdm import tqdm
 
-from snnchip.cli_util import UserError, one_line_errors
+from common import parse_experiment_args
+from snnchip.cli_util import one_line_errors
 from snnchip.train.metrics import final_accuracy, markdown_table, write_json_atomic, write_text_atomic
 from snnchip.train.trainer import TrainConfig, Trainer
 
@@ -54,19 +54,7 @@ def run(args) -> dict:
 
 @one_line_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--reduced", action="store_true", help="digits-dvs on the CPU in minutes")
-    p.add_argument("--data-root", help="CIFAR-10 folder (full version)")
-    p.add_argument("--depths", type=lambda s: tuple(int(v) for v in s.split(",")), help="e.g. 8,14")
-    p.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/alt_structures")
-    args = p.parse_args(argv)
-    if not args.reduced and not args.data_root:
-        raise UserError("the full experiment needs --data-root (CIFAR-10); use --reduced for digits-dvs")
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_experiment_args(argv, __doc__, "runs/alt_structures", "8,14", "experiment")
     result = run(args)
     table = {f"depth {d}": cells for d, cells in result.pop("_table").items()}
     md = markdown_table(f"Alternative structures on {result['dataset']} (test accuracy %, mean of the last 5 "

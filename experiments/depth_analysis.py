@@ -11,14 +11,14 @@ the top of each residual path (`lif1`), which is how it is built here.
 
 Writes OUT/depth_analysis.json and OUT/depth_analysis.md.
 """
-import argparse
 import os
 import sys
 
 from torch import nn
 from tqdm import tqdm
 
-from snnchip.cli_util import UserError, one_line_errors
+from common import parse_experiment_args
+from snnchip.cli_util import one_line_errors
 from snnchip.train.metrics import final_accuracy, markdown_table, write_json_atomic, write_text_atomic
 from snnchip.train.trainer import TrainConfig, Trainer
 
@@ -73,19 +73,7 @@ def run(args) -> dict:
 
 @one_line_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--reduced", action="store_true", help="digits-dvs on the CPU in minutes")
-    p.add_argument("--data-root", help="CIFAR-10 folder (full version)")
-    p.add_argument("--depths", type=lambda s: tuple(int(v) for v in s.split(",")), help="e.g. 8,14,20")
-    p.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/depth_analysis")
-    args = p.parse_args(argv)
-    if not args.reduced and not args.data_root:
-        raise UserError("the full depth analysis needs --data-root (CIFAR-10); use --reduced for digits-dvs")
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_experiment_args(argv, __doc__, "runs/depth_analysis", "8,14,20", "depth analysis")
     result = run(args)
     table = result.pop("_table")
     write_json_atomic(os.path.join(args.out, "depth_analysis.json"), result)
