@@ -1,9 +1,12 @@
-"""Apply (idempotently) and verify the two Python 3.11 fixes that lava-nc 0.10.0 and lava-dl 0.6.0 need.
+"""Apply (idempotently) and verify the three fixes that lava-nc 0.10.0 and lava-dl 0.6.0 need on Python 3.11.
 
 1. lava.magma.compiler.var_model declares dataclass fields whose default is a mutable instance
    (`x: ByteEncoder = ByteEncoder()`), which Python 3.11 rejects: rewrite them to `field(default_factory=...)`.
 2. lava.lib.dl.slayer imports its object-detection module, which imports torchvision (no CPU wheel exists):
    make that one import optional.
+3. lava.magma.runtime.message_infrastructure.multiprocessing calls `mp.set_start_method('fork')` at import,
+   which raises once anything has used multiprocessing's default context (tqdm's first progress bar creates
+   a multiprocessing lock, so `quantize` before `build_lava` failed): keep the context when it already forks.
 
 Usage: python scripts/patch_lava.py [--check]   (--check verifies only, exit 1 if a fix is missing)
 """
@@ -20,6 +23,11 @@ OBD_OPTIONAL = ("try:  # snnchip: object detection needs torchvision, which has 
                 "    from . import object_detection as obd\n"
                 "except ImportError:\n"
                 "    obd = None\n")
+MP_INFRA = "lava/magma/runtime/message_infrastructure/multiprocessing.py"
+START_FORK = "    mp.set_start_method('fork')\n"
+START_FORK_TOLERANT = ("    # snnchip: tolerate a default context already used (for example by tqdm's lock)\n"
+                       "    if mp.get_start_method(allow_none=True) != 'fork':\n"
+                       "        mp.set_start_method('fork', force=True)\n")
 FIELD_RE = re.compile(r"^(\s+\w+: (\w+)) = \2\(\)$", re.M)
 
 
@@ -45,7 +53,11 @@ def fix_slayer_init(text: str) -> str:
     return text.replace(OBD_IMPORT, OBD_OPTIONAL) if OBD_OPTIONAL not in text else text
 
 
-FIXES = {VAR_MODEL: fix_var_model, SLAYER_INIT: fix_slayer_init}
+def fix_mp_start(text: str) -> str:
+    return text.replace(START_FORK, START_FORK_TOLERANT) if START_FORK_TOLERANT not in text else text
+
+
+FIXES = {VAR_MODEL: fix_var_model, SLAYER_INIT: fix_slayer_init, MP_INFRA: fix_mp_start}
 
 
 def main() -> int:

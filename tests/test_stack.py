@@ -72,3 +72,18 @@ def test_console_script_help(cli):
     result = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "usage" in result.stdout.lower()
+
+
+def test_lava_runtime_imports_after_a_progress_bar():
+    # tqdm's first bar creates a multiprocessing lock, which fixes the default start method; Lava's runtime
+    # then called set_start_method('fork') at import and raised "context has already been set".
+    result = run_python("""
+        from tqdm import tqdm
+        for _ in tqdm(range(2), disable=True):
+            pass
+        import multiprocessing as mp
+        assert mp.get_start_method(allow_none=True) is not None
+        from lava.proc import io
+        print('ok')
+    """)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr
