@@ -1,13 +1,15 @@
-"""Samples per second of Lava's fixed-point CPU simulator and of `snnchip.sim.simulate`, side by side, in one run.
+"""Samples per second of Lava's fixed-point CPU simulator and of snn-sim (`snnchip.sim.Simulator`), side by side, in one run.
 
 For each network the same fixed-point graph and the same samples go through:
 - Lava: `snnchip.deploy.builder` processes (stock `netx.hdf5.Network` for the stock file), S samples streamed
   back to back with the per-layer periodic reset, run in two chunks of one network: the first sample's steps
   (compilation and process start-up included, printed) and then the rest, timed: Lava's steady time per step;
-- simulate on the identical stream at batch 1 (its outputs are checked equal to Lava's, integer for integer),
-  eager and with the compiled neuron kernel, timed per step;
-- simulate batched: B rows, each streaming K samples (so the pipeline latency is paid once per row, as on Lava).
-Lava runs first for every network (its processes fork; torch stays single-threaded meanwhile), then simulate
+- snn-sim's `Simulator` (built once, as Lava's network is compiled once) on the identical stream at batch 1, its
+  outputs checked equal to Lava's, integer for integer: the default 'layers' engine and, for reference, the
+  step-by-step engine, timed per step;
+- the layers engine batched: B rows, each streaming K samples (the pipeline latency is paid once per row, as on
+  Lava).
+Lava runs first for every network (its processes fork; torch stays single-threaded meanwhile), then snn-sim
 runs with `--threads` torch threads (default 1; Lava's processes use every core).
 
 Networks: an MS-ResNet sized for digits-dvs, an MS-ResNet20 sized for CIFAR10-DVS (2x48x48, T=10), random
@@ -29,7 +31,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")   # Lava forks; see tests/conftest
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from snnchip.sim import simulate  # noqa: E402
+from snnchip.sim import Simulator  # noqa: E402
 
 
 def timed(fn):
@@ -38,10 +40,10 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def timed_sim(graph, x, compile: bool, **kwargs):
-    """simulate after a warm-up run on the same input (allocator, MKL-DNN and every compiled kernel variant)."""
-    simulate(graph, x, count=False, compile=compile, **kwargs)
-    return timed(lambda: simulate(graph, x, count=False, compile=compile, **kwargs))
+def timed_run(sim, x, **kwargs):
+    """Simulator.run after a warm-up run on the same input (allocator, MKL-DNN, the numba kernel's cache)."""
+    sim.run(x, count=False, **kwargs)
+    return timed(lambda: sim.run(x, count=False, **kwargs))
 
 
 @dataclass
@@ -151,29 +153,30 @@ def pilotnet_case(args) -> Case:
                 lambda result: np.array_equal(v_lava, result.v[probe][0, ..., -1].numpy()))
 
 
-# -- simulate ---------------------------------------------------------------------------------------
+# -- snn-sim -----------------------------------------------------------------------------------------
 def report(case: Case, args) -> None:
     graph, steps = case.graph, case.steps
     latency = graph.latency()
     total = case.stream.shape[-1]
-    ours = simulate(graph, case.stream, reset_interval=steps, record=("v",), count=False)
-    _, t_eager = timed_sim(graph, case.stream, False, reset_interval=steps)
-    _, t_fused = timed_sim(graph, case.stream, True, reset_interval=steps)
+    sim, built = timed(lambda: Simulator(graph))
+    ours = sim.run(case.stream, reset_interval=steps, record=("v",), count=False)
+    _, t_layers = timed_run(sim, case.stream, reset_interval=steps)
+    _, t_steps = timed_run(sim, case.stream, reset_interval=steps, engine="steps")
     rows = case.make_input(args.rows * args.per_row).reshape(args.per_row, args.rows, *case.stream.shape[1:-1],
                                                              steps)
     batch = torch.cat([*rows.unbind(0), torch.zeros(args.rows, *case.stream.shape[1:-1], latency,
                                                     dtype=rows.dtype)], dim=-1)
-    _, t_batch = timed_sim(graph, batch, True, reset_interval=steps)
+    _, t_batch = timed_run(sim, batch, reset_interval=steps)
     lava_rate = 1 / (case.lava_per_step * steps)
     print(f"\n{case.label}: T={steps}, latency {latency}, streams of {total} steps")
-    print(f"  Lava CPU (fixed_pt):               {lava_rate:9.3f} samples/s ({1000 * case.lava_per_step:.1f} ms/step "
+    print(f"  Lava CPU (fixed_pt):                 {lava_rate:9.3f} samples/s ({1000 * case.lava_per_step:.1f} ms/step "
           f"steady; its first sample took {case.lava_start:.1f} s with compilation and start-up)")
-    for what, rate in (("simulate, batch 1:                ", total / (t_eager * steps)),
-                       ("simulate --compile, batch 1:      ", total / (t_fused * steps)),
-                       (f"simulate --compile, {args.rows} rows x {args.per_row}:",
-                        args.rows * args.per_row / t_batch)):
+    print(f"  snn-sim Simulator built in {1000 * built:.0f} ms")
+    for what, rate in (("snn-sim layers engine, batch 1:      ", total / (t_layers * steps)),
+                       ("snn-sim steps engine, batch 1:       ", total / (t_steps * steps)),
+                       (f"snn-sim layers engine, {args.rows} rows x {args.per_row}:", args.rows * args.per_row / t_batch)):
         print(f"  {what} {rate:9.2f} samples/s   ratio {rate / lava_rate:8.1f}x")
-    print(f"  simulate's outputs equal Lava's on the same stream: {'yes' if case.same_as_lava(ours) else 'NO'}",
+    print(f"  snn-sim's outputs equal Lava's on the same stream: {'yes' if case.same_as_lava(ours) else 'NO'}",
           flush=True)
 
 
@@ -195,11 +198,11 @@ def digits_overrides() -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=[*NETWORKS, "pilotnet"], help="run one network only")
-    parser.add_argument("--rows", type=int, default=16, help="batch rows of the batched simulate run")
+    parser.add_argument("--rows", type=int, default=16, help="batch rows of the batched run")
     parser.add_argument("--per-row", type=int, default=4, help="samples streamed in each batch row")
     parser.add_argument("--samples", type=int, default=4, help="samples in the streamed runs (>= 2)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads for simulate (default 1: on this shared 2-core machine a second thread "
+                        help="torch threads for snn-sim (default 1: on a shared 2-core machine a second thread "
                              "measured 20x slower per operation, waiting for a core)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -216,7 +219,7 @@ def main() -> int:
             continue
         cases.append(lava_graph_case(name, graph, steps, args))
     torch.set_num_threads(args.threads)
-    print(f"\nsimulate with {torch.get_num_threads()} torch thread(s)", flush=True)
+    print(f"\nsnn-sim with {torch.get_num_threads()} torch thread(s)", flush=True)
     for case in cases:
         report(case, args)
     return 0

@@ -224,7 +224,7 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
     `meta['depth']`), so each sample counts exactly T steps of every layer, as in the model. Projections are
     windowed by their target's depth (the simulator counts an event when it arrives).
     """
-    from ..sim import population_depths, simulate
+    from ..sim import Simulator, population_depths
 
     depth = population_depths(graph)
     latency = max(depth.values()) if depth else 0
@@ -233,6 +233,7 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
               for p in graph.populations if not p.is_input}
     proj_ops = {q.name: np.zeros(3) for q in graph.projections}
     samples, steps = 0, None
+    sim = Simulator(graph, device)
     for x in batches:
         x = torch.as_tensor(x)
         if steps is None:
@@ -241,7 +242,7 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
             raise ValueError(f"all samples need the same number of steps; got {x.shape[-1]} after {steps}")
         if latency:
             x = torch.cat([x, torch.zeros(*x.shape[:-1], latency, dtype=x.dtype)], dim=-1)
-        result = simulate(graph, x, record=("spikes", "v"), device=device, reset_interval=steps)
+        result = sim.run(x, record=("spikes", "v"), reset_interval=steps)
         c = result.counters
         for name, nl in neuron.items():
             d = depth[name]

@@ -159,13 +159,13 @@ def _quantize_input(pop: Population, in_scale: float) -> None:
 # -- bounds and statistics -----------------------------------------------------------------------
 def _float_stats(graph: Graph, x, progress: bool = False) -> dict[str, dict]:
     """Per population: peak |u| (= |a| for du = 1), peak |v| and the spikes of the float graph on x."""
-    from ..sim import simulate
+    from ..sim import Simulator
     reset = _sample_reset(graph, x)
     x = _pad_for_latency(graph, x.double())
     stats = {p.name: {"a": 0.0, "v": 0.0, "sum": 0.0, "count": 0} for p in graph.populations}
+    sim = Simulator(graph)
     for start in _batches(x.shape[0], "float calibration", progress):
-        res = simulate(graph, x[start:start + BATCH], record=("spikes", "u", "v"), count=False,
-                       reset_interval=reset)
+        res = sim.run(x[start:start + BATCH], record=("spikes", "u", "v"), count=False, reset_interval=reset)
         for name, s in stats.items():
             s["a"] = max(s["a"], float(res.u[name].abs().max()))
             s["v"] = max(s["v"], float(res.v[name].abs().max()))
@@ -364,7 +364,7 @@ def _quantize_bias(bias: np.ndarray, scale: float, exp: Optional[int] = None, wi
 # -- evaluation on calibration data --------------------------------------------------------------
 def evaluate(graph: Graph, fixed: Graph, x, labels, report: QuantReport, progress: bool = False) -> None:
     """Spike agreement per population, fixed-point peaks and saturations, class agreement and accuracies."""
-    from ..sim import simulate
+    from ..sim import Simulator
     reset = _sample_reset(graph, x)
     steps = int(x.shape[-1])
     depth = graph.meta.get("depth", {}) if graph.timing == "pipelined" else {}
@@ -376,11 +376,11 @@ def evaluate(graph: Graph, fixed: Graph, x, labels, report: QuantReport, progres
     sat = {n: 0 for n in names}
     float_cls, fixed_cls = [], []
     readout = graph.outputs[0].name if graph.outputs else None
+    float_sim, fixed_sim = Simulator(graph), Simulator(fixed)
     for start in _batches(x.shape[0], "float vs fixed", progress):
         xb = x[start:start + BATCH]
-        ref = simulate(graph, xb, record=("spikes",), count=False, reset_interval=reset)
-        got = simulate(fixed, encode_input(fixed, xb), record=("spikes", "u", "v"), count=False,
-                       reset_interval=reset)
+        ref = float_sim.run(xb, record=("spikes",), count=False, reset_interval=reset)
+        got = fixed_sim.run(encode_input(fixed, xb), record=("spikes", "u", "v"), count=False, reset_interval=reset)
         for n in names:
             window = slice(depth.get(n, 0), depth.get(n, 0) + steps)      # the steps that hold the sample
             same = ref.spikes[n][..., window] == got.spikes[n][..., window].to(ref.spikes[n].dtype)

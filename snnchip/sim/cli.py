@@ -151,7 +151,7 @@ def record_mode(graph, args) -> dict:
 def dataset_mode(graph, args) -> dict:
     from tqdm import tqdm
 
-    from . import simulate
+    from . import Simulator
     try:
         from ..train.data import load_dataset
     except ImportError as exc:
@@ -165,6 +165,7 @@ def dataset_mode(graph, args) -> dict:
     readout = graph.meta.get("readout")
     latency = graph.latency()
     correct, seen, totals = 0, 0, None
+    sim = Simulator(graph, args.device, args.compile)
     bar = tqdm(range(0, count, args.batch_size), desc="snn-sim", unit="batch", disable=args.json)
     for start in bar:
         items = [data[i] for i in range(start, min(start + args.batch_size, count))]
@@ -180,8 +181,8 @@ def dataset_mode(graph, args) -> dict:
         # sample reaches it (at its depth): before that a pipelined population would integrate its bias alone.
         steps = x.shape[-1]
         x = torch.cat([x, torch.zeros(*x.shape[:-1], latency, dtype=x.dtype)], dim=-1)
-        res = simulate(graph, x, device=args.device, record=(graph.outputs[0].name,) if not readout else (),
-                       compile=args.compile, reset_interval=steps if latency else None)
+        res = sim.run(x, record=(graph.outputs[0].name,) if not readout else (),
+                      reset_interval=steps if latency else None)
         if readout:
             scores = res.outputs[readout][..., -1]
         else:

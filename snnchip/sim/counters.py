@@ -1,6 +1,6 @@
 """Activity counters of a simulation: per population and projection, per step, summed over the batch.
 
-Projection counters are attributed to the step the source emits (before any delay):
+Projection counters are attributed to the step their inputs arrive (after the delay and, pipelined, the hop):
     input_spikes  non-zero source outputs (events)
     synops        sum over binary spikes of the source neuron's fan-out (accumulates, one per synapse)
     macs          the same for graded payloads (multiply-accumulates)
@@ -78,28 +78,39 @@ class Counters:
 
 
 class CounterRecorder:
-    """Accumulates counts on the simulation's device without synchronising every step."""
+    """Accumulates per-step counts `[T]` on the simulation's device (no synchronisation until `result`).
 
-    def __init__(self, batch: int, steps: int, sizes: dict[str, int]) -> None:
-        self.batch, self.steps, self.sizes = batch, steps, sizes
-        self.pop: dict[str, dict[str, list]] = {}
-        self.proj: dict[str, dict[str, list]] = {}
+    `steps` slices the steps a call covers; counts are `[K]` tensors or 0-d for a single step. Several calls for
+    the same steps add up (one per delay group of a projection)."""
 
-    def population(self, name: str, inputs, outputs) -> None:
-        c = self.pop.setdefault(name, {k: [] for k in POPULATION_KEYS})
-        c["input_spikes"].append(inputs)
-        c["neuron_updates"].append(self.batch * self.sizes[name])
-        c["output_spikes"].append(outputs)
+    def __init__(self, batch: int, steps: int, sizes: dict[str, int], graded: dict[str, bool], device) -> None:
+        """sizes: population name -> neurons; graded: projection name -> whether its source sends payloads."""
+        def zeros():
+            return torch.zeros(steps, dtype=torch.float64, device=device)
+        self.batch, self.steps, self.sizes, self.graded = batch, steps, sizes, graded
+        self.pop = {name: {"input_spikes": zeros(), "output_spikes": zeros()} for name in sizes}
+        self.proj = {name: {"input_spikes": zeros(), "ops": zeros()} for name in graded}
 
-    def projection(self, name: str, events, ops, graded: bool) -> None:
-        c = self.proj.setdefault(name, {k: [] for k in PROJECTION_KEYS})
-        c["input_spikes"].append(events)
-        c["macs" if graded else "synops"].append(ops)
-        c["synops" if graded else "macs"].append(0)
+    def population(self, name: str, steps: slice, inputs, outputs) -> None:
+        c = self.pop[name]
+        c["input_spikes"][steps] += inputs
+        c["output_spikes"][steps] += outputs
+
+    def projection(self, name: str, steps: slice, events, ops) -> None:
+        c = self.proj[name]
+        c["input_spikes"][steps] += events
+        c["ops"][steps] += ops
 
     def result(self) -> Counters:
-        def stack(values):
-            return np.array([round(float(v)) for v in values], dtype=np.int64)
-        return Counters(batch=self.batch, steps=self.steps, sizes=dict(self.sizes),
-                        populations={n: {k: stack(v) for k, v in c.items()} for n, c in self.pop.items()},
-                        projections={n: {k: stack(v) for k, v in c.items()} for n, c in self.proj.items()})
+        def ints(values: torch.Tensor) -> np.ndarray:
+            return values.cpu().numpy().round().astype(np.int64)
+        pops = {name: {"input_spikes": ints(c["input_spikes"]),
+                       "neuron_updates": np.full(self.steps, self.batch * self.sizes[name], dtype=np.int64),
+                       "output_spikes": ints(c["output_spikes"])} for name, c in self.pop.items()}
+        projs = {}
+        for name, c in self.proj.items():
+            ops, none = ints(c["ops"]), np.zeros(self.steps, dtype=np.int64)
+            projs[name] = {"input_spikes": ints(c["input_spikes"]), "synops": none if self.graded[name] else ops,
+                           "macs": ops if self.graded[name] else none}
+        return Counters(batch=self.batch, steps=self.steps, sizes=dict(self.sizes), populations=pops,
+                        projections=projs)

@@ -1,8 +1,14 @@
-"""Run a graph (`snnchip.graph.Graph`) step by step on a batch: float, or Lava-exact fixed point.
+"""Run a graph (`snnchip.graph.Graph`) on a batch: float, or Lava-exact fixed point.
 
-`simulate(graph, x)` follows the step semantics of graph.py: populations in graph order, every projection read at
-`t - lag`, fan-in summed, ideal or pipelined timing. Fixed-point graphs run Lava's integer arithmetic
-(`neurons.FixedCuba`, `synapses.Synapse`) and give the same integers as Lava's CPU simulation.
+`simulate(graph, x)` (or `Simulator(graph).run(x)`, which builds the synapses once for many runs) follows the step
+semantics of graph.py: populations in graph order, every projection read at `t - lag`, fan-in summed, ideal or
+pipelined timing. Fixed-point graphs run Lava's integer arithmetic (`neurons.FixedCuba`, `synapses.Synapse`) and
+give the same integers as Lava's CPU simulation.
+
+Two engines compute the same integers. 'steps' runs every population at every step, as the semantics read (any
+graph). 'layers' runs one population at a time over a chunk of steps: the synapses of all those steps in one
+batched operation (skipping steps where the source is silent), then the neuron recurrence in a compiled kernel.
+It needs a fixed-point graph without recurrent projections and removes most per-step Python and torch overhead.
 
 Periodic state reset (netx's `reset_interval` / `reset_offset`, lava.proc.io.reset): population p's u and v are
 zeroed at the start of every step t with (t - offset_p) % reset_interval == 0, offset_p defaulting to p's depth
@@ -11,6 +17,7 @@ Synaptic and delay buffers are not reset (as in Lava).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Union
 
@@ -19,8 +26,8 @@ import torch
 
 from ..graph import Graph
 from .counters import CounterRecorder, Counters
-from .neurons import neuron_update
-from .synapses import Synapse
+from .neurons import SPIKE_DTYPE, neuron_update
+from .synapses import FLOAT32_EXACT, Synapse
 
 QUANTITIES = ("spikes", "u", "v")
 
@@ -135,100 +142,277 @@ def _reset_offsets(graph: Graph, reset_offset) -> dict[str, int]:
     return {name: int(reset_offset.get(name, d)) for name, d in depth.items()}
 
 
+def layerable(graph: Graph) -> bool:
+    """True if `graph` can run one population at a time over many steps: fixed point, and every projection's
+    source comes before its target (no recurrence)."""
+    index = {pop.name: i for i, pop in enumerate(graph.populations)}
+    return graph.fixed and all(index[q.source] < index[q.target] for q in graph.projections)
+
+
+@dataclass
+class _Run:
+    """Everything both engines share: the validated inputs, the ready synapses and neuron updates, what to
+    record, and where traces go (chunks `[K, N, size]`, time first, concatenated at the end)."""
+    graph: Graph
+    device: torch.device
+    batch: int
+    steps: int
+    state_dtype: torch.dtype
+    ext: dict[str, torch.Tensor]                  # input name -> [N, size, T]
+    into: dict[str, list[Synapse]]
+    updates: dict
+    reset_interval: Optional[int]
+    offsets: dict[str, int]
+    quantities: set[str]
+    rec_pops: set[str]
+    counter: Optional[CounterRecorder]
+    traces: dict[str, dict[str, list]] = field(default_factory=dict)
+    out_v: dict[str, list] = field(default_factory=dict)
+
+    def keep(self, name: str, out, u, v) -> None:
+        """Store the chunk `[K, N, size]` of a population's outputs and states where recorded."""
+        if name in self.rec_pops:
+            for q, value in (("spikes", out), ("u", u), ("v", v)):
+                if q in self.quantities:
+                    self.traces[q][name].append(value)
+        if name in self.out_v:
+            self.out_v[name].append(v)
+
+
+def _bucket(peak: float) -> float:
+    """An input's peak rounded up to a power of two: the bounds derived from it stay valid (exactness only needs
+    an upper bound) and a Simulator reuses its synapses across batches with similar peaks."""
+    return 0.0 if peak <= 0 else 2.0 ** math.ceil(math.log2(peak))
+
+
+class Simulator:
+    """A graph made ready to run: synapses and neuron updates are built once (per input range) and reused by
+    every `run`. `device`: torch device; `compile`: see `simulate`."""
+
+    def __init__(self, graph: Graph, device="cpu", compile: bool = False) -> None:
+        graph.validate()
+        self.graph, self.device, self.compile = graph, torch.device(device), compile
+        self.dtype = _float_dtype(graph)
+        self._built: dict[tuple, tuple] = {}
+
+    def _build(self, peaks: dict[str, float]) -> tuple[dict[str, list[Synapse]], dict]:
+        """Synapses into each population and each population's update, for inputs of at most `peaks`."""
+        graph, dtype, device = self.graph, self.dtype, self.device
+        bounds = {pop.name: _bucket(peaks[pop.name]) for pop in graph.inputs}
+        key = tuple(bounds[pop.name] for pop in graph.inputs)
+        if key in self._built:
+            return self._built[key]
+        # bounds: the largest |synaptic input| of each population, in graph order, so that a graded relay's
+        # payload bound is known to the synapses leaving it (a later source's is not: inf)
+        into, out_bound = {}, {}
+        for pop in graph.populations:
+            into[pop.name] = [Synapse(graph, q, dtype, device, out_bound.get(q.source, float("inf")))
+                              for q in graph.into(pop.name)]
+            if pop.name not in bounds:
+                bounds[pop.name] = sum(syn.bound + len(syn.groups) for syn in into[pop.name])
+            out_bound[pop.name] = bounds[pop.name] if pop.neuron.graded else 1.0
+        updates = {pop.name: neuron_update(pop, graph.fixed, dtype, device, bounds[pop.name], self.compile)
+                   for pop in graph.populations}
+        self._built[key] = into, updates
+        return into, updates
+
+    def run(self, x, *, record=(), reset_interval: Optional[int] = None,
+            reset_offset: Union[None, int, Mapping[str, int]] = None, count: bool = True, engine: str = "auto",
+            chunk_steps: Optional[int] = None) -> SimResult:
+        """Simulate on `x`; arguments as `simulate`."""
+        graph, device = self.graph, self.device
+        if engine not in ("auto", "layers", "steps"):
+            raise ValueError(f"engine must be 'auto', 'layers' or 'steps', got {engine!r}")
+        if engine == "layers" and not layerable(graph):
+            raise ValueError("engine 'layers' needs a fixed-point graph without recurrent projections")
+        ext, peaks, batch, steps = _inputs(graph, x, self.dtype, device)
+        quantities, rec_pops = _parse_record(graph, record)
+        if reset_interval is not None and int(reset_interval) < 1:
+            raise ValueError(f"reset_interval must be a positive number of steps, got {reset_interval}")
+        if chunk_steps is not None and int(chunk_steps) < 1:
+            raise ValueError(f"chunk_steps must be a positive number of steps, got {chunk_steps}")
+        offsets = _reset_offsets(graph, reset_offset) if reset_interval else {}
+        into, updates = self._build(peaks)
+        size = {pop.name: pop.size for pop in graph.populations}
+        counter = CounterRecorder(batch, steps, size, {q.name: graph.population(q.source).neuron.graded
+                                                       for q in graph.projections}, device) if count else None
+        run = _Run(graph, device, batch, steps, torch.float64 if graph.fixed else self.dtype, ext, into, updates,
+                   int(reset_interval) if reset_interval else None, offsets, quantities, rec_pops, counter,
+                   traces={q: {name: [] for name in rec_pops} for q in quantities},
+                   out_v={pop.name: [] for pop in graph.outputs})
+        if engine == "steps" or not layerable(graph):
+            _run_steps(run)
+        else:
+            # chunks of about 2**22 values per [K, N, size] tensor (16 MB of spikes): larger ones measured slower
+            chunk = int(chunk_steps) if chunk_steps else max(1, min(steps, (1 << 22) // (batch * max(size.values()))))
+            _run_layers(run, chunk)
+
+        def stacked(name, chunks):
+            out = torch.cat(chunks).permute(1, 2, 0).reshape(batch, *graph.population(name).shape, steps)
+            return out.to(torch.int64) if graph.fixed else out
+
+        result = SimResult(outputs={name: stacked(name, vals) for name, vals in run.out_v.items()},
+                           counters=counter.result() if count else None)
+        for q in quantities:
+            setattr(result, q, {name: stacked(name, vals) for name, vals in run.traces[q].items()})
+        return result
+
+
 def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Optional[int] = None,
              reset_offset: Union[None, int, Mapping[str, int]] = None, count: bool = True,
-             compile: bool = False) -> SimResult:
+             compile: bool = False, engine: str = "auto", chunk_steps: Optional[int] = None) -> SimResult:
     """Simulate `graph` on `x` (`[N, *input_shape, T]`, or a dict input name -> tensor).
 
     Float graphs run in float64 if every weight is float64, else float32; fixed graphs take integer inputs
     (spikes, or graded payloads) and run in Lava's integer arithmetic. `record`: see `_parse_record`.
     `reset_interval`/`reset_offset`: periodic state reset (module docstring); an int offset shifts every
-    population's depth, a dict sets offsets by name. `count`: collect activity counters. `compile`: fuse each
-    fixed-point neuron update into one torch.compile kernel (same integers; a one-off compilation of tens of
-    seconds, worth it for long runs).
+    population's depth, a dict sets offsets by name. `count`: collect activity counters.
+    `engine`: 'layers', 'steps' (module docstring) or 'auto' ('layers' where it applies); `chunk_steps`: the
+    layers engine's steps per chunk (default: about 2**22 values per `[K, N, size]` tensor).
+    `compile`: fuse each step-by-step fixed-point neuron update into one torch.compile kernel (same integers; a
+    one-off compilation of tens of seconds; used by the steps engine, and by the layers engine off the CPU).
     Raises ValueError (one line) for a malformed graph or input.
     """
-    graph.validate()
-    device = torch.device(device)
-    dtype = _float_dtype(graph)
-    ext, bounds, batch, steps = _inputs(graph, x, dtype, device)
-    quantities, rec_pops = _parse_record(graph, record)
-    if reset_interval is not None and int(reset_interval) < 1:
-        raise ValueError(f"reset_interval must be a positive number of steps, got {reset_interval}")
-    offsets = _reset_offsets(graph, reset_offset) if reset_interval else {}
+    return Simulator(graph, device, compile).run(x, record=record, reset_interval=reset_interval,
+                                                 reset_offset=reset_offset, count=count, engine=engine,
+                                                 chunk_steps=chunk_steps)
 
-    state_dtype = torch.float64 if graph.fixed else dtype
-    # bounds: the largest |synaptic input| of each population (inputs: the data's peak), in graph order, so that
-    # a graded relay's payload bound is known to the synapses leaving it (a later source's is not: inf)
-    into, out_bound = {}, {}
-    for pop in graph.populations:
-        into[pop.name] = [Synapse(graph, q, dtype, device, out_bound.get(q.source, float("inf")))
-                          for q in graph.into(pop.name)]
-        if pop.name not in bounds:
-            bounds[pop.name] = sum(syn.bound + len(syn.groups) for syn in into[pop.name])
-        out_bound[pop.name] = bounds[pop.name] if pop.neuron.graded else 1.0
-    synapses = [syn for pop in graph.populations for syn in into[pop.name]]
-    updates = {pop.name: neuron_update(pop, graph.fixed, dtype, device, bounds[pop.name], compile)
+
+def _run_layers(run: _Run, chunk: int) -> None:
+    """Time-batched engine: for each chunk of steps, each population in graph order takes its sources' outputs
+    over the whole chunk (earlier steps from a short history), computes its synaptic input in one batched
+    operation per delay group, skipping steps where the source is silent, then runs its neuron recurrence."""
+    graph, batch, device, count = run.graph, run.batch, run.device, run.counter is not None
+    on_cpu = _cpu_paths(device)
+    depth = {name: 0 for name in run.into}      # steps of history each source must keep
+    for syns in run.into.values():
+        for syn in syns:
+            depth[syn.source] = max(depth[syn.source], syn.max_lag)
+    # outputs: spikes (0/1) in float32, relays' payloads in float64 (exact integers either way)
+    out_dtype = {pop.name: torch.float64 if pop.neuron.graded else SPIKE_DTYPE for pop in graph.populations}
+    u = {pop.name: torch.zeros(batch, pop.size, dtype=torch.float64, device=device) for pop in graph.populations}
+    v = {name: state.clone() for name, state in u.items()}
+    history = {pop.name: torch.zeros(depth[pop.name], batch, pop.size, dtype=out_dtype[pop.name], device=device)
                for pop in graph.populations}
+    history_fired = {name: torch.zeros(depth[name], batch, dtype=torch.float64, device=device) for name in depth}
+    # synaptic inputs: float32 where every sum is an integer below 2**24 (exact; half the memory traffic)
+    acc_dtype = {name: torch.float32 if update.input_bound < FLOAT32_EXACT else torch.float64
+                 for name, update in run.updates.items()}
+    for t0 in range(0, run.steps, chunk):
+        k = min(chunk, run.steps - t0)
+        steps = slice(t0, t0 + k)
+        seqs, fired = {}, {}    # per population: outputs [depth + k, N, S], non-zero outputs [depth + k, N]
+        for pop in graph.populations:
+            name = pop.name
+            events = torch.zeros(k, dtype=torch.float64, device=device)
+            if pop.is_input:
+                a = run.ext[name][..., t0:t0 + k].permute(2, 0, 1)
+                if count:
+                    events = (a != 0).sum(dim=(1, 2)).to(torch.float64)
+            else:
+                a = None
+                for syn in run.into[name]:
+                    past = depth[syn.source]
+                    for i, (lag, _, _) in enumerate(syn.groups):
+                        x = seqs[syn.source][past - lag:past - lag + k]
+                        if count:
+                            ev, ops = syn.counts(i, x)
+                            run.counter.projection(syn.name, steps, ev, ops)
+                            events = events + ev
+                        active = fired[syn.source][past - lag:past - lag + k] > 0 if on_cpu else None
+                        a = _accumulate(a, syn, i, x, active, acc_dtype[name])
+                if a is None:
+                    a = torch.zeros(k, batch, pop.size, dtype=acc_dtype[name], device=device)
+            past = depth[name]
+            seq = torch.empty(past + k, batch, pop.size, dtype=out_dtype[name], device=device)
+            seq[:past] = history[name]
+            u[name], v[name], us, vs, fired_now = run.updates[name].scan(
+                a, u[name], v[name], t0, run.reset_interval or 0, run.offsets.get(name, 0),
+                name in run.out_v or (name in run.rec_pops and bool(run.quantities & {"u", "v"})), on_cpu,
+                out=seq[past:])
+            seqs[name], fired[name] = seq, torch.cat([history_fired[name], fired_now])
+            if count:
+                run.counter.population(name, steps, events, fired_now.sum(dim=1))
+            run.keep(name, seq[past:], us, vs)
+        for name, past in depth.items():
+            history[name], history_fired[name] = seqs[name][k:], fired[name][k:]
+
+
+def _cpu_paths(device: torch.device) -> bool:
+    """Whether the layers engine takes its CPU paths (the numba kernel, skipping silent steps) or its device
+    paths (a loop of torch steps, every step computed): a GPU would synchronise to find silent steps."""
+    return device.type == "cpu"
+
+
+def _accumulate(a: Optional[torch.Tensor], syn: Synapse, group: int, x: torch.Tensor, active,
+                dtype: torch.dtype) -> Optional[torch.Tensor]:
+    """a `[K, N, tgt]` (None: nothing yet) plus delay group `group`'s input from source outputs x `[K, N, src]`,
+    in `dtype`. active: which (step, sample) rows have a non-zero source output (`[K, N]` bool), to compute only
+    those; None computes every row (on a GPU, finding them would synchronise)."""
+    k, n, _ = x.shape
+    if active is not None:
+        rows = active.reshape(-1).nonzero().squeeze(1)
+        if len(rows) == 0:
+            return a
+        if len(rows) < k * n:
+            y = syn.contribution(group, x.reshape(k * n, -1)[rows])
+            if a is None:
+                a = torch.zeros(k, n, y.shape[1], dtype=dtype, device=x.device)
+            a.view(k * n, -1).index_add_(0, rows, y.to(dtype))
+            return a
+    y = syn.contribution(group, x.reshape(k * n, -1)).view(k, n, -1)
+    if a is None:
+        return y.to(dtype)
+    return a.add_(y)
+
+
+def _run_steps(run: _Run) -> None:
+    """Step-by-step engine (graph.py's semantics as written): every population in graph order at every step,
+    each projection reading its source's output `lag` steps back."""
+    graph, batch, count = run.graph, run.batch, run.counter is not None
     history_len = {pop.name: 1 for pop in graph.populations}
-    for syn in synapses:
-        history_len[syn.source] = max(history_len[syn.source], syn.max_lag + 1)
+    for syns in run.into.values():
+        for syn in syns:
+            history_len[syn.source] = max(history_len[syn.source], syn.max_lag + 1)
     # outputs of the last steps, None where all zero: silent sources (pipeline fill and drain, quiet layers) then
     # cost one check per population instead of one sum per projection; on a GPU the check would synchronise
     history = {name: [None] * n for name, n in history_len.items()}
-    skip_silent = device.type == "cpu"
-    size = {pop.name: pop.size for pop in graph.populations}
+    skip_silent = run.device.type == "cpu"
     # states are replaced, never written in place, so zeros can be shared; u, v and a get distinct ones (a
     # compiled kernel specialises on aliased arguments)
-    zeros = {q: {name: torch.zeros(batch, n, dtype=state_dtype, device=device) for name, n in size.items()}
-             for q in "uva"}
+    zeros = {q: {pop.name: torch.zeros(batch, pop.size, dtype=run.state_dtype, device=run.device)
+                 for pop in graph.populations} for q in "uva"}
     u, v = dict(zeros["u"]), dict(zeros["v"])
-    traces = {q: {name: [] for name in rec_pops} for q in quantities}
-    out_names = [pop.name for pop in graph.outputs]
-    out_v = {name: [] for name in out_names}
-    counter = CounterRecorder(batch, steps, size) if count else None
-
-    for t in range(steps):
+    for t in range(run.steps):
         for pop in graph.populations:
             name = pop.name
-            if reset_interval and (t - offsets[name]) % reset_interval == 0:
+            if run.reset_interval and (t - run.offsets[name]) % run.reset_interval == 0:
                 u[name], v[name] = zeros["u"][name], zeros["v"][name]
+            events = 0
             if pop.is_input:
-                a = ext[name][..., t]
-                events = (a != 0).sum() if count else 0
+                a = run.ext[name][..., t]
+                if count:
+                    events = (a != 0).sum()
             else:
-                a, events = None, 0
-                for syn in into[name]:
-                    inputs = [history[syn.source][(t - lag) % history_len[syn.source]] if t >= lag else None
-                              for lag, _, _ in syn.groups]
-                    contrib, ev, ops = syn(inputs, count)
-                    if count:
-                        counter.projection(syn.name, ev, ops, syn.graded_input)
-                        events = events + ev
-                    if contrib is not None:
+                a = None
+                for syn in run.into[name]:
+                    for i, (lag, _, _) in enumerate(syn.groups):
+                        x = history[syn.source][(t - lag) % history_len[syn.source]] if t >= lag else None
+                        if x is None:
+                            continue
+                        if count:
+                            ev, ops = syn.counts(i, x[None])
+                            run.counter.projection(syn.name, slice(t, t + 1), ev, ops)
+                            events = events + ev
+                        contrib = syn.contribution(i, x)
                         # fixed point: two exact float32 sums need not add exactly in float32
-                        a = contrib if a is None else (a.to(state_dtype) if graph.fixed else a) + contrib
+                        a = contrib if a is None else (a.to(run.state_dtype) if graph.fixed else a) + contrib
                 if a is None:
                     a = zeros["a"][name]
                 elif pop.neuron.graded:
-                    a = a.to(state_dtype)
-            u[name], v[name], out = updates[name].step(u[name], v[name], a)
+                    a = a.to(run.state_dtype)
+            u[name], v[name], out = run.updates[name].step(u[name], v[name], a)
             history[name][t % history_len[name]] = out if not skip_silent or bool(out.any()) else None
             if count:
-                counter.population(name, events, (out != 0).sum())
-            if name in rec_pops:
-                for q, value in (("spikes", out), ("u", u[name]), ("v", v[name])):
-                    if q in quantities:
-                        traces[q][name].append(value)
-            if name in out_v:
-                out_v[name].append(v[name])
-
-    def stacked(name, values):
-        out = torch.stack(values, dim=-1).reshape(batch, *graph.population(name).shape, steps)
-        return out.to(torch.int64) if graph.fixed else out
-
-    result = SimResult(outputs={name: stacked(name, vals) for name, vals in out_v.items()},
-                       counters=counter.result() if count else None)
-    for q in quantities:
-        setattr(result, q, {name: stacked(name, vals) for name, vals in traces[q].items()})
-    return result
+                run.counter.population(name, slice(t, t + 1), events, (out != 0).sum())
+            run.keep(name, out[None], u[name][None], v[name][None])

@@ -136,6 +136,7 @@ class FixedCuba:
         exp = int(pop.bias_exp)
         self.bias = mant * 2.0 ** exp if exp >= 0 else torch.floor(mant * 2.0 ** exp)
         # |decayed u| <= 2**23 and |a << 6| < 2**30 keep Lava's int32 sums exact; so does a bias below 2**30.
+        self.input_bound = input_bound
         self.emulate_int32 = input_bound >= (1 << 24) or float(self.bias.abs().amax()) >= (1 << 30)
         if n.threshold is None:
             self.threshold = None
@@ -148,6 +149,7 @@ class FixedCuba:
         self.reset_value = float(int(n.reset_value))
         self.reset_amount = float(int(n.reset_amount))
         self.graded = n.graded
+        self._bias_int = None
         self.kernel = compiled_fixed_step() if compile and not self.emulate_int32 and not self.graded else None
         if self.kernel is not None:
             def scalar(x):
@@ -183,6 +185,42 @@ class FixedCuba:
         elif self.reset == "soft":
             v = (v - spiked * self.reset_amount).clamp(-MAX_UV + 1, MAX_UV - 1)
         return u, v, spiked.to(SPIKE_DTYPE)
+
+
+    def scan(self, a, u, v, t0: int, interval: int, offset: int, record: bool, kernel: bool, out: torch.Tensor):
+        """Run K steps: a `[K, N, S]` synaptic inputs (integers in float32 or float64), u, v `[N, S]` float64 states
+        before step t0 (absolute).
+        States are zeroed at the start of every step t with interval > 0 and (t - offset) % interval == 0.
+        kernel: the compiled CPU kernel (`kernels.fixed_cuba_scan`, same integers), else a loop of `step`.
+        Writes the outputs (spikes, or a relay's payloads) into `out` `[K, N, S]`. Returns (u, v, us, vs, fired):
+        the final states, every step's states `[K, N, S]` (None unless `record`) and the non-zero outputs of
+        each step and sample `[K, N]` float64."""
+        if self.graded:
+            out.copy_(a)
+            return out[-1], out[-1], out, out, (out != 0).sum(dim=2).to(torch.float64)
+        if not kernel:
+            us, vs = [], []
+            for k in range(a.shape[0]):
+                if interval and (t0 + k - offset) % interval == 0:
+                    u, v = torch.zeros_like(u), torch.zeros_like(v)
+                u, v, out[k] = self.step(u, v, a[k])
+                us.append(u)
+                vs.append(v)
+            return (u, v, torch.stack(us) if record else None, torch.stack(vs) if record else None,
+                    out.sum(dim=2).to(torch.float64))
+        from .kernels import fixed_cuba_scan   # numba: imported (and its cache loaded) on first use
+        a = a.contiguous()
+        u, v = u.clone().contiguous(), v.clone().contiguous()
+        shape = a.shape if record else (0, 0, 0)
+        us, vs = torch.empty(shape, dtype=torch.float64), torch.empty(shape, dtype=torch.float64)
+        fired = torch.empty(a.shape[:2], dtype=torch.float64)
+        if self._bias_int is None:
+            self._bias_int = self.bias.cpu().numpy().astype(np.int64)
+        fixed_cuba_scan(a.numpy(), u.numpy(), v.numpy(), self._bias_int, self.keep_u, self.keep_v,
+                        0 if self.threshold is None else int(self.threshold), self.threshold is not None,
+                        RESETS[self.reset], int(self.reset_value), int(self.reset_amount), t0, interval, offset,
+                        out.numpy(), fired.numpy(), us.numpy(), vs.numpy())
+        return u, v, (us if record else None), (vs if record else None), fired
 
 
 def neuron_update(pop: Population, fixed: bool, dtype: torch.dtype, device, input_bound: float = float("inf"),

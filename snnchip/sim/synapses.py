@@ -58,7 +58,7 @@ def delay_groups(proj: Projection, src: Population, lag_extra: int) -> list[tupl
 
 
 class Synapse:
-    """One projection, ready to run: `groups` of (lag, weight, source mask), applied by `__call__`."""
+    """One projection, ready to run: `groups` of (lag, weight, source mask), applied by `contribution`."""
 
     def __init__(self, graph: Graph, proj: Projection, dtype: torch.dtype, device,
                  source_bound: float = float("inf")) -> None:
@@ -147,37 +147,34 @@ class Synapse:
                      dilation=self.dilation, groups=self.groups_conv)
         return y.reshape(n, -1)
 
-    def __call__(self, inputs: list[torch.Tensor | None], count: bool = False):
-        """inputs[i]: the source's output `[N, src_size]` at `t - groups[i].lag`, or None (before step 0, or
-        known to be all zero).
+    def contribution(self, group: int, x: torch.Tensor) -> torch.Tensor:
+        """Delay group `group`'s synaptic input `[B, tgt_size]` from the source's outputs `x` `[B, src_size]`
+        (B: samples, or steps x samples). Fixed point: exact integers, float32 when below 2**24, else float64."""
+        _, w, mask = self.groups[group]
+        if mask is not None:
+            x = x * mask
+        y = self._apply(x.to(self.dtype), w)
+        if self.fixed:
+            # scaling by a power of two is exact in float32 too; the 24-bit wrap needs float64's headroom
+            if self.weight_exp > 0:
+                y = y.mul_(float(1 << self.weight_exp))
+            elif self.weight_exp < 0:     # arithmetic right shift = floor division by 2**-exp
+                y = y.mul_(2.0 ** self.weight_exp).floor_()
+            if self.kind == "conv" and self.bound_raw >= 1 << (CONV_RESULT_BITS - 1):
+                y = wrap_signed(y.to(torch.float64), CONV_RESULT_BITS)
+        return y
 
-        Returns (a, events, ops): the synaptic input `[N, tgt_size]` (None if nothing arrived; fixed point: exact
-        integers, in float32 when below 2**24, else float64) and, if `count`, the arriving non-zero inputs and
-        their synaptic operations (0-d tensors)."""
-        total, events, ops = None, 0, 0
-        fans = self.fan_out if count else [None] * len(self.groups)
-        for (lag, w, mask), fan, x in zip(self.groups, fans, inputs):
-            if x is None:
-                continue
-            if mask is not None:
-                x = x * mask
-            if count:
-                nz = (x != 0).to(torch.float64) if self.graded_input else x.to(torch.float64)
-                n_events = nz.sum()
-                events = events + n_events
-                ops = ops + (n_events * fan if isinstance(fan, float) else (nz @ fan).sum())
-            y = self._apply(x.to(self.dtype), w)
-            if self.fixed and (self.weight_exp or self.kind == "conv" and self.bound_raw >= 1 << 23):
-                # float32 sums are exact integers and stay so when added to float64: convert only to shift/wrap
-                y = y.to(torch.float64)
-                if self.weight_exp > 0:
-                    y = y * float(1 << self.weight_exp)
-                elif self.weight_exp < 0:     # arithmetic right shift = floor division by 2**-exp
-                    y = torch.floor(y * 2.0 ** self.weight_exp)
-                if self.kind == "conv" and self.bound_raw >= 1 << (CONV_RESULT_BITS - 1):
-                    y = wrap_signed(y, CONV_RESULT_BITS)
-            total = y if total is None else (total.to(torch.float64) if self.fixed else total) + y
-        return total, events, ops
+    def counts(self, group: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Events (non-zero inputs) and their synaptic operations, per step `[K]` float64, for the source's
+        outputs `x` `[K, N, src_size]` reaching the target through delay group `group`."""
+        mask = self.groups[group][2]
+        if mask is not None:
+            x = x * mask
+        nz = (x != 0).to(torch.float64) if self.graded_input else x.to(torch.float64)
+        events = nz.sum(dim=(1, 2))
+        fan = self.fan_out[group]
+        ops = events * fan if isinstance(fan, float) else (nz @ fan).sum(dim=1)
+        return events, ops
 
 
 def _conv_out_shape(size, kernel, stride, padding, dilation) -> tuple[int, int]:

@@ -62,11 +62,12 @@ def test_conv_stride_groups_dilation_fan_in_and_delays_match_lava():
 
 
 def test_compiled_neuron_kernel_gives_the_same_integers():
-    """simulate(compile=True) fuses the fixed-point update with torch.compile: not one integer may change."""
+    """simulate(compile=True) fuses the step-by-step fixed-point update with torch.compile (the steps engine, and
+    the layers engine off the CPU): not one integer may change."""
     graph, x = conv_graph()
     x = np.stack([x, np.roll(x, 1, axis=-1)])
-    eager = simulate(graph, x, record=("spikes", "u", "v"), reset_interval=5)
-    fused = simulate(graph, x, record=("spikes", "u", "v"), reset_interval=5, compile=True)
+    eager = simulate(graph, x, record=("spikes", "u", "v"), reset_interval=5, engine="steps")
+    fused = simulate(graph, x, record=("spikes", "u", "v"), reset_interval=5, compile=True, engine="steps")
     for q in ("spikes", "u", "v"):
         for name, value in getattr(eager, q).items():
             assert torch.equal(value, getattr(fused, q)[name]), (q, name)
