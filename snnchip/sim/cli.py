@@ -94,7 +94,7 @@ def to_lava_layout(a: np.ndarray, batched: bool) -> np.ndarray:
 def _load_integers(path: str, what: str) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise UserError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())})") from None
     if x.dtype == bool:
         x = x.astype(np.int64)
@@ -257,8 +257,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core; use 1 on a "
                         "machine shared with other work, where waiting threads slow every operation)")
     parser.add_argument("--compile", action="store_true",
-                        help="fuse the fixed-point neuron updates with torch.compile (same integers; pays a "
-                             "one-off compilation, worth it for data sets)")
+                        help="on a GPU, or for networks with recurrent projections: fuse the step-by-step "
+                             "fixed-point neuron updates with torch.compile (same integers; a one-off compilation)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
     if bool(args.dataset) == bool(args.input or args.input_bias):

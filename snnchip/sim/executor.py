@@ -87,7 +87,8 @@ def _parse_record(graph: Graph, record) -> tuple[set[str], set[str]]:
 
 
 def _inputs(graph: Graph, x, dtype, device) -> tuple[dict[str, torch.Tensor], dict[str, float], int, int]:
-    """The inputs as `[N, size, T]` tensors on `device`, their largest magnitudes, N and T."""
+    """The inputs as time-major `[T, N, size]` tensors on `device` (fixed point: exact integers in float32 when
+    below 2**24, else float64), their largest magnitudes, N and T."""
     inputs = graph.inputs
     if not inputs:
         raise ValueError("the graph has no input population")
@@ -112,17 +113,21 @@ def _inputs(graph: Graph, x, dtype, device) -> tuple[dict[str, torch.Tensor], di
         elif (value.shape[0], value.shape[-1]) != (batch, steps):
             raise ValueError(f"input '{pop.name}' has N={value.shape[0]}, T={value.shape[-1]}; "
                              f"other inputs have N={batch}, T={steps}")
-        peaks[pop.name] = float(value.abs().max()) if value.numel() else 0.0
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"input '{pop.name}' holds NaN or infinite values")
+        if graph.fixed and value.is_floating_point() and not torch.equal(value, value.round()):
+            raise ValueError(f"input '{pop.name}': a fixed-point graph takes integer inputs")
+        low, high = torch.aminmax(value) if value.numel() else (torch.tensor(0), torch.tensor(0))
+        peaks[pop.name] = max(-float(low), float(high))
         if graph.fixed:
-            if value.is_floating_point():
-                if not bool(torch.isfinite(value).all()) or not torch.equal(value, value.round()):
-                    raise ValueError(f"input '{pop.name}': a fixed-point graph takes integer inputs")
             if peaks[pop.name] >= 2 ** 53:
                 raise ValueError(f"input '{pop.name}': values beyond 2**53 cannot be simulated exactly")
-            value = value.to(torch.float64)     # integers, exactly (see neurons.py)
+            # integers, exactly (see neurons.py)
+            value_dtype = torch.float32 if peaks[pop.name] < FLOAT32_EXACT else torch.float64
         else:
-            value = value.to(dtype)
-        out[pop.name] = value.to(device).reshape(batch, pop.size, steps)
+            value_dtype = dtype
+        out[pop.name] = value.reshape(batch, pop.size, steps).permute(2, 0, 1).to(
+            device=device, dtype=value_dtype, memory_format=torch.contiguous_format)
     return out, peaks, batch, steps
 
 
@@ -158,7 +163,7 @@ class _Run:
     batch: int
     steps: int
     state_dtype: torch.dtype
-    ext: dict[str, torch.Tensor]                  # input name -> [N, size, T]
+    ext: dict[str, torch.Tensor]                  # input name -> [T, N, size]
     into: dict[str, list[Synapse]]
     updates: dict
     reset_interval: Optional[int]
@@ -306,7 +311,7 @@ def _run_layers(run: _Run, chunk: int) -> None:
             name = pop.name
             events = torch.zeros(k, dtype=torch.float64, device=device)
             if pop.is_input:
-                a = run.ext[name][..., t0:t0 + k].permute(2, 0, 1)
+                a = run.ext[name][t0:t0 + k]
                 if count:
                     events = (a != 0).sum(dim=(1, 2)).to(torch.float64)
             else:
@@ -390,7 +395,7 @@ def _run_steps(run: _Run) -> None:
                 u[name], v[name] = zeros["u"][name], zeros["v"][name]
             events = 0
             if pop.is_input:
-                a = run.ext[name][..., t]
+                a = run.ext[name][t]
                 if count:
                     events = (a != 0).sum()
             else:

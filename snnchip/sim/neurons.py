@@ -124,8 +124,9 @@ class FixedCuba:
     def __init__(self, pop: Population, device, input_bound: float = float("inf"), compile: bool = False) -> None:
         n = pop.neuron
         du, dv = int(n.du), int(n.dv)
-        if n.du != du or not 0 <= du < DECAY_UNITY:
-            raise ValueError(f"population '{pop.name}': fixed-point du must be an integer in 0..4095, got {n.du}")
+        # du = -1 is netx's default integrator (iDecay 0): Lava's effective decay du + 1 = 0, no current decay
+        if n.du != du or not -CURRENT_DECAY_OFFSET <= du < DECAY_UNITY:
+            raise ValueError(f"population '{pop.name}': fixed-point du must be an integer in -1..4095, got {n.du}")
         if n.dv != dv or not 0 <= dv <= DECAY_UNITY:
             raise ValueError(f"population '{pop.name}': fixed-point dv must be an integer in 0..4096, got {n.dv}")
         self.keep_u = DECAY_UNITY - (du + CURRENT_DECAY_OFFSET)

@@ -39,6 +39,12 @@ def test_dict_inputs_records_by_name_and_quantity():
      "no population named 'nope'"),
     (lambda g: simulate(g, {"a": torch.ones(1, 2, 4, 4, 2), "b": torch.zeros(1, 3, 2)}, reset_interval=0),
      "reset_interval"),
+    (lambda g: simulate(g, {"a": torch.full((1, 2, 4, 4, 2), float("nan")), "b": torch.zeros(1, 3, 2)}),
+     "input 'a' holds NaN or infinite values"),
+    (lambda g: simulate(g, {"a": torch.ones(1, 2, 4, 4, 2), "b": torch.zeros(1, 3, 2)}, engine="layers"),
+     "engine 'layers' needs a fixed-point graph"),
+    (lambda g: simulate(g, {"a": torch.ones(1, 2, 4, 4, 2), "b": torch.zeros(1, 3, 2)}, engine="fast"),
+     "engine must be"),
 ])
 def test_bad_arguments_raise_one_line_value_errors(bad, message):
     with pytest.raises(ValueError) as info:

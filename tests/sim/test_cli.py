@@ -46,7 +46,7 @@ def test_batched_input_keeps_its_batch_axis(tmp_path):
                                   np.load(tmp_path / "r" / "layer-2-v.npy")[1])
 
 
-@pytest.mark.parametrize("case", ["shape", "nonint", "corrupt", "missing", "nothing"])
+@pytest.mark.parametrize("case", ["shape", "nonint", "corrupt", "empty", "truncated", "missing", "nothing"])
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, case):
     net = str(ROOT / "tiny.net")
     args = {"shape": lambda: (np.save(tmp_path / "x.npy", np.zeros((64, 10))),
@@ -55,8 +55,12 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, case):
                                [net, "--input", str(tmp_path / "x.npy")]),
             "corrupt": lambda: ((tmp_path / "bad.net").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40),
                                 [str(tmp_path / "bad.net"), "--input-bias", "x", "--steps", "2"]),
+            "empty": lambda: ((tmp_path / "x.npy").write_bytes(b""), [net, "--input", str(tmp_path / "x.npy")]),
+            "truncated": lambda: (np.save(tmp_path / "x.npy", np.zeros((16, 16, 3, 4), dtype=np.int64)),
+                                  (tmp_path / "x.npy").write_bytes((tmp_path / "x.npy").read_bytes()[:300]),
+                                  [net, "--input", str(tmp_path / "x.npy")]),
             "missing": lambda: (None, [str(tmp_path / "none.net"), "--input-bias", "x", "--steps", "2"]),
-            "nothing": lambda: (None, [net])}[case]()[1]
+            "nothing": lambda: (None, [net])}[case]()[-1]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err

@@ -71,6 +71,21 @@ def test_ntidigits_axonal_delays_every_layer_equals_lava(tmp_path):
     assert result.spikes[graph.outputs[0].name].sum() > 0
 
 
+def test_mnist_default_integrator_readout_every_layer_equals_lava():
+    """mnist.net's last dense layer has no neuron group: netx gives it iDecay 0, i.e. du = -1 (no current decay).
+    The input enters as the input neuron's bias (a random image)."""
+    steps = 12
+    graph = read_netx(ROOT / "mnist.net")
+    assert graph.populations[-1].neuron.du == -1
+    image = np.random.default_rng(2).integers(0, 160, 784)
+    graph.inputs[0].bias, graph.inputs[0].bias_exp = image, 6
+    result = simulate(graph, np.zeros((1, 784, steps), dtype=np.int64), record=("spikes", "u", "v"))
+    compare_blocks(graph, result, run_netx_on_lava(ROOT / "mnist.net", steps, input_bias=image))
+    assert all(result.spikes[pop.name].sum() > 0 for pop in graph.populations[:-1]), "every layer must fire"
+    u = result.u[graph.populations[-1].name][0].numpy()
+    assert np.abs(u).max() > 0
+
+
 def pilotnet_sim(steps):
     path = ROOT / "gts" / "pilotnet_lif" / "network.net"
     image = np.load(ROOT / "gts" / "pilotnet_lif" / "image.npy")
