@@ -1,4 +1,4 @@
-"""Samples per second of Lava's fixed-point CPU simulator and of snn-sim (`snnchip.sim.Simulator`), side by side, in one run.
+"""Samples per second of Lava's fixed-point CPU simulator and of snn-sim (`snnchip.sim.Simulator`), side by side.
 
 For each network the same fixed-point graph and the same samples go through:
 - Lava: `snnchip.deploy.builder` processes (stock `netx.hdf5.Network` for the stock file), S samples streamed
@@ -174,7 +174,8 @@ def report(case: Case, args) -> None:
     print(f"  snn-sim Simulator built in {1000 * built:.0f} ms")
     for what, rate in (("snn-sim layers engine, batch 1:      ", total / (t_layers * steps)),
                        ("snn-sim steps engine, batch 1:       ", total / (t_steps * steps)),
-                       (f"snn-sim layers engine, {args.rows} rows x {args.per_row}:", args.rows * args.per_row / t_batch)):
+                       (f"snn-sim layers engine, {args.rows} rows x {args.per_row}:",
+                        args.rows * args.per_row / t_batch)):
         print(f"  {what} {rate:9.2f} samples/s   ratio {rate / lava_rate:8.1f}x")
     print(f"  snn-sim's outputs equal Lava's on the same stream: {'yes' if case.same_as_lava(ours) else 'NO'}",
           flush=True)

@@ -198,6 +198,7 @@ class Simulator:
         graph.validate()
         self.graph, self.device, self.compile = graph, torch.device(device), compile
         self.dtype = _float_dtype(graph)
+        self._graded_sources = {q.name: graph.population(q.source).neuron.graded for q in graph.projections}
         self._built: dict[tuple, tuple] = {}
 
     def _build(self, peaks: dict[str, float]) -> tuple[dict[str, list[Synapse]], dict]:
@@ -239,8 +240,7 @@ class Simulator:
         offsets = _reset_offsets(graph, reset_offset) if reset_interval else {}
         into, updates = self._build(peaks)
         size = {pop.name: pop.size for pop in graph.populations}
-        counter = CounterRecorder(batch, steps, size, {q.name: graph.population(q.source).neuron.graded
-                                                       for q in graph.projections}, device) if count else None
+        counter = CounterRecorder(batch, steps, size, self._graded_sources, device) if count else None
         run = _Run(graph, device, batch, steps, torch.float64 if graph.fixed else self.dtype, ext, into, updates,
                    int(reset_interval) if reset_interval else None, offsets, quantities, rec_pops, counter,
                    traces={q: {name: [] for name in rec_pops} for q in quantities},
@@ -289,13 +289,10 @@ def _run_layers(run: _Run, chunk: int) -> None:
     operation per delay group, skipping steps where the source is silent, then runs its neuron recurrence."""
     graph, batch, device, count = run.graph, run.batch, run.device, run.counter is not None
     on_cpu = _cpu_paths(device)
-    depth = {name: 0 for name in run.into}      # steps of history each source must keep
-    for syns in run.into.values():
-        for syn in syns:
-            depth[syn.source] = max(depth[syn.source], syn.max_lag)
+    depth = _max_lags(run)      # steps of history each source must keep
     # outputs: spikes (0/1) in float32, relays' payloads in float64 (exact integers either way)
     out_dtype = {pop.name: torch.float64 if pop.neuron.graded else SPIKE_DTYPE for pop in graph.populations}
-    u = {pop.name: torch.zeros(batch, pop.size, dtype=torch.float64, device=device) for pop in graph.populations}
+    u = {pop.name: torch.zeros(batch, pop.size, dtype=run.state_dtype, device=device) for pop in graph.populations}
     v = {name: state.clone() for name, state in u.items()}
     history = {pop.name: torch.zeros(depth[pop.name], batch, pop.size, dtype=out_dtype[pop.name], device=device)
                for pop in graph.populations}
@@ -309,7 +306,7 @@ def _run_layers(run: _Run, chunk: int) -> None:
         seqs, fired = {}, {}    # per population: outputs [depth + k, N, S], non-zero outputs [depth + k, N]
         for pop in graph.populations:
             name = pop.name
-            events = torch.zeros(k, dtype=torch.float64, device=device)
+            events = 0
             if pop.is_input:
                 a = run.ext[name][t0:t0 + k]
                 if count:
@@ -341,6 +338,15 @@ def _run_layers(run: _Run, chunk: int) -> None:
             run.keep(name, seq[past:], us, vs)
         for name, past in depth.items():
             history[name], history_fired[name] = seqs[name][k:], fired[name][k:]
+
+
+def _max_lags(run: _Run) -> dict[str, int]:
+    """Per population, the largest lag at which any projection reads its outputs (0 if none does)."""
+    lags = {name: 0 for name in run.into}
+    for syns in run.into.values():
+        for syn in syns:
+            lags[syn.source] = max(lags[syn.source], syn.max_lag)
+    return lags
 
 
 def _cpu_paths(device: torch.device) -> bool:
@@ -375,14 +381,11 @@ def _run_steps(run: _Run) -> None:
     """Step-by-step engine (graph.py's semantics as written): every population in graph order at every step,
     each projection reading its source's output `lag` steps back."""
     graph, batch, count = run.graph, run.batch, run.counter is not None
-    history_len = {pop.name: 1 for pop in graph.populations}
-    for syns in run.into.values():
-        for syn in syns:
-            history_len[syn.source] = max(history_len[syn.source], syn.max_lag + 1)
+    history_len = {name: lag + 1 for name, lag in _max_lags(run).items()}
     # outputs of the last steps, None where all zero: silent sources (pipeline fill and drain, quiet layers) then
     # cost one check per population instead of one sum per projection; on a GPU the check would synchronise
     history = {name: [None] * n for name, n in history_len.items()}
-    skip_silent = run.device.type == "cpu"
+    skip_silent = _cpu_paths(run.device)
     # states are replaced, never written in place, so zeros can be shared; u, v and a get distinct ones (a
     # compiled kernel specialises on aliased arguments)
     zeros = {q: {pop.name: torch.zeros(batch, pop.size, dtype=run.state_dtype, device=run.device)

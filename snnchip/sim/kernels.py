@@ -12,10 +12,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-MAX_UV = 1 << 23
+from .neurons import MAX_UV, RESETS
+
 INT32_HALF = 1 << 31
 INT32_MASK = (1 << 32) - 1
-RESET_HARD, RESET_SOFT, RESET_NONE = 0, 1, 2     # neurons.RESETS
+RESET_HARD, RESET_SOFT = RESETS["hard"], RESETS["soft"]
 
 
 @numba.njit(inline="always")

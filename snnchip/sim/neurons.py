@@ -150,7 +150,7 @@ class FixedCuba:
         self.reset_value = float(int(n.reset_value))
         self.reset_amount = float(int(n.reset_amount))
         self.graded = n.graded
-        self._bias_int = None
+        self._bias_int = self.bias.cpu().numpy().astype(np.int64)     # the CPU kernel's form
         self.kernel = compiled_fixed_step() if compile and not self.emulate_int32 and not self.graded else None
         if self.kernel is not None:
             def scalar(x):
@@ -187,7 +187,6 @@ class FixedCuba:
             v = (v - spiked * self.reset_amount).clamp(-MAX_UV + 1, MAX_UV - 1)
         return u, v, spiked.to(SPIKE_DTYPE)
 
-
     def scan(self, a, u, v, t0: int, interval: int, offset: int, record: bool, kernel: bool, out: torch.Tensor):
         """Run K steps: a `[K, N, S]` synaptic inputs (integers in float32 or float64), u, v `[N, S]` float64 states
         before step t0 (absolute).
@@ -215,8 +214,6 @@ class FixedCuba:
         shape = a.shape if record else (0, 0, 0)
         us, vs = torch.empty(shape, dtype=torch.float64), torch.empty(shape, dtype=torch.float64)
         fired = torch.empty(a.shape[:2], dtype=torch.float64)
-        if self._bias_int is None:
-            self._bias_int = self.bias.cpu().numpy().astype(np.int64)
         fixed_cuba_scan(a.numpy(), u.numpy(), v.numpy(), self._bias_int, self.keep_u, self.keep_v,
                         0 if self.threshold is None else int(self.threshold), self.threshold is not None,
                         RESETS[self.reset], int(self.reset_value), int(self.reset_amount), t0, interval, offset,
