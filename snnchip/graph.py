@@ -29,7 +29,11 @@ Fixed point (`Graph.fixed`): parameters are Loihi integers and the arithmetic is
 (`lava.proc.lif.models.PyLifModelBitAcc`): `du`, `dv` in 1/4096 (12 bits), synaptic input and threshold
 left-shifted by 6, 24-bit current with wrap-around, 24-bit voltage saturating, bias = bias_mant << bias_exp,
 and a projection's output = (weight_mant @ s) shifted left by weight_exp (arithmetic right if negative).
-In float, `du`, `dv` are fractions in [0, 1] and `weight_exp` is 0.
+In float, `du`, `dv` are fractions in [0, 1] and `weight_exp` is 0. The chip's widths and conversions live in
+`snnchip.loihi`; `Graph.validate()` runs its range check on fixed graphs.
+
+What `Graph.meta` carries is read through typed accessors (`Graph.steps`, `readout`, `input_scale`,
+`message_bits`, `depths()`), never by ad-hoc keys with silent defaults.
 """
 from __future__ import annotations
 
@@ -38,6 +42,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional, Union
 
 import numpy as np
+
+from . import loihi
+from .errors import InputError
 
 Reset = Literal["hard", "soft", "none"]
 Timing = Literal["ideal", "pipelined"]
@@ -62,8 +69,9 @@ class Neuron:
 
 @dataclass
 class Population:
-    """A group of identical neurons. `bias` broadcasts to `shape` (per channel `[C, 1, 1]` or full); fixed: bias
-    mantissa with `bias_exp`. `scale` (fixed only) is the integer value of one float unit of voltage, kept so
+    """A group of identical neurons. `bias` has one axis per axis of `shape`, each of the population's size or 1
+    (per channel `[C, 1, 1]`, per neuron `[C, H, W]`, `[F]`; see `bias_full`); fixed: bias mantissa with
+    `bias_exp`. `scale` (fixed only) is the integer value of one float unit of voltage, kept so
     fixed-point states can be compared with float ones."""
     name: str
     shape: tuple[int, ...]
@@ -77,6 +85,18 @@ class Population:
     @property
     def size(self) -> int:
         return int(np.prod(self.shape))
+
+    def bias_full(self) -> np.ndarray:
+        """The bias of every neuron, flat `[size]` in C order (zeros without a bias). The one broadcasting rule:
+        the bias has as many axes as `shape`, each equal to it or 1 (so `[C]` for a `(C, H, W)` population is an
+        error, never a guess between channels and columns)."""
+        if self.bias is None:
+            return np.zeros(self.size)
+        bias = np.asarray(self.bias)
+        if bias.ndim != len(self.shape) or any(b not in (1, s) for b, s in zip(bias.shape, self.shape)):
+            raise InputError(f"population '{self.name}': bias of shape {bias.shape} does not fit {self.shape} "
+                             f"(one axis per axis of the shape, each of its size or 1)")
+        return np.broadcast_to(bias, self.shape).reshape(-1)
 
 
 @dataclass
@@ -135,6 +155,41 @@ class Graph:
     def outputs(self) -> list[Population]:
         return [pop for pop in self.populations if pop.is_output]
 
+    # -- what meta carries (typed) ----------------------------------------------------------------------
+    @property
+    def steps(self) -> Optional[int]:
+        """Time steps per sample the network was trained with (meta 'T'), or None (e.g. a stock NetX file)."""
+        value = self.meta.get("T")
+        return None if value is None else int(value)
+
+    @property
+    def readout(self) -> Optional[str]:
+        """The population whose final voltage is the class score (meta 'readout'); None: count output spikes."""
+        return self.meta.get("readout")
+
+    @property
+    def input_scale(self) -> float:
+        """Fixed graphs with a graded input: integer payload per float unit of input (meta 'input_scale')."""
+        return float(self.meta.get("input_scale", 1.0))
+
+    @property
+    def message_bits(self) -> int:
+        """Fixed graphs with a graded input: payload bits of the input (meta 'message_bits')."""
+        return int(self.meta.get("message_bits", loihi.DEFAULT_MESSAGE_BITS))
+
+    def depths(self) -> dict[str, int]:
+        """Steps from the input to each population: `meta['depth']` where given (pipelined graphs, stock NetX
+        files), else the longest-lag path."""
+        given = self.meta.get("depth") or {}
+        depth: dict[str, int] = {}
+        for pop in self.populations:
+            if pop.name in given:
+                depth[pop.name] = int(given[pop.name])
+                continue
+            lags = [depth[q.source] + int(np.max(self.lag(q))) for q in self.into(pop.name) if q.source in depth]
+            depth[pop.name] = max(lags) if lags else 0
+        return depth
+
     def lag(self, proj: Projection) -> np.ndarray | int:
         """Steps between a source spike and its arrival at the target (see module docstring)."""
         return proj.delay + (1 if self.timing == "pipelined" else 0)
@@ -161,26 +216,78 @@ class Graph:
 
     # -- checks ----------------------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ValueError (one line, naming the offender) if the graph is not well formed."""
+        """Raise InputError (a ValueError; one line, naming the offender) if the graph is not well formed, and
+        ChipRangeError if a fixed graph holds a value the chip cannot (`loihi.check_fixed`)."""
         names = [pop.name for pop in self.populations]
         if len(set(names)) != len(names):
-            raise ValueError(f"duplicate population names: {sorted({n for n in names if names.count(n) > 1})}")
+            raise InputError(f"duplicate population names: {sorted({n for n in names if names.count(n) > 1})}")
         order = {name: i for i, name in enumerate(names)}
         for proj in self.projections:
             for end in (proj.source, proj.target):
                 if end not in order:
-                    raise ValueError(f"projection '{proj.name}' refers to unknown population '{end}'")
+                    raise InputError(f"projection '{proj.name}' refers to unknown population '{end}'")
             if self.population(proj.target).is_input:
-                raise ValueError(f"projection '{proj.name}' targets input population '{proj.target}'")
+                raise InputError(f"projection '{proj.name}' targets input population '{proj.target}'")
             if np.min(self.lag(proj)) == 0 and order[proj.source] >= order[proj.target]:
-                raise ValueError(f"projection '{proj.name}' has zero lag but does not go forward "
+                raise InputError(f"projection '{proj.name}' has zero lag but does not go forward "
                                  f"({proj.source} -> {proj.target})")
             if not np.all(np.isfinite(proj.weight)):
-                raise ValueError(f"projection '{proj.name}' has non-finite weights")
+                raise InputError(f"projection '{proj.name}' has non-finite weights")
             expect = 2 if proj.kind == "dense" else 4
             if proj.weight.ndim != expect:
-                raise ValueError(f"projection '{proj.name}' ({proj.kind}) weight has {proj.weight.ndim} dims, "
+                raise InputError(f"projection '{proj.name}' ({proj.kind}) weight has {proj.weight.ndim} dims, "
                                  f"expected {expect}")
+            if proj.kind == "conv":
+                _check_conv_geometry(proj)
         for pop in self.populations:
-            if pop.bias is not None and not np.all(np.isfinite(pop.bias)):
-                raise ValueError(f"population '{pop.name}' has non-finite bias")
+            if any(int(s) < 1 for s in pop.shape):
+                raise InputError(f"population '{pop.name}' has shape {tuple(pop.shape)}; every size must be >= 1")
+            if pop.bias is not None:
+                if not np.all(np.isfinite(pop.bias)):
+                    raise InputError(f"population '{pop.name}' has non-finite bias")
+                pop.bias_full()
+        if self.fixed:
+            loihi.check_fixed(self)
+
+
+def _check_conv_geometry(proj: Projection) -> None:
+    for key in ("stride", "dilation"):
+        if any(int(v) < 1 for v in getattr(proj, key)):
+            raise InputError(f"projection '{proj.name}': {key} {tuple(getattr(proj, key))} must be >= 1")
+    if any(int(v) < 0 for v in proj.padding):
+        raise InputError(f"projection '{proj.name}': padding {tuple(proj.padding)} must be >= 0")
+    if int(proj.groups) < 1:
+        raise InputError(f"projection '{proj.name}': groups {proj.groups} must be >= 1")
+
+
+def conv_output_shape(in_shape: tuple[int, int, int], c_out: int, kernel: tuple[int, int],
+                      stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int]
+                      ) -> tuple[int, int, int]:
+    """(C_out, H_out, W_out) of a convolution of a (C, H, W) input (floor division, as torch and Lava)."""
+    hw = [(int(in_shape[1 + a]) + 2 * int(padding[a]) - int(dilation[a]) * (int(kernel[a]) - 1) - 1)
+          // int(stride[a]) + 1 for a in (0, 1)]
+    return (int(c_out), hw[0], hw[1])
+
+
+def float_neuron_step(neuron: Neuron, u, v, a, bias):
+    """One step of a float population (the module docstring's semantics) on torch tensors or numpy arrays of the
+    same shape; bias broadcasts. Returns (u, v, out): out is the spikes (0/1 in v's dtype), zeros for a
+    readout, or the input itself for a graded relay. Written with arithmetic only (no `where`), so that the
+    simulator and the ONNX step graph run exactly this function."""
+    if neuron.graded:
+        return a, a, a
+    u = u * (1.0 - float(neuron.du)) + a
+    v = v * (1.0 - float(neuron.dv)) + u + bias
+    if neuron.threshold is None:
+        return u, v, _as_dtype_of(v > np.inf, v)      # never fires: zeros
+    spiked = _as_dtype_of(v > float(neuron.threshold), v)
+    if neuron.reset == "hard":
+        v = v * (1.0 - spiked) + spiked * float(neuron.reset_value)
+    elif neuron.reset == "soft":
+        v = v - spiked * float(neuron.reset_amount)
+    return u, v, spiked
+
+
+def _as_dtype_of(mask, like):
+    """A boolean mask as 0/1 in `like`'s dtype (torch tensor or numpy array)."""
+    return mask.to(like.dtype) if hasattr(mask, "to") else mask.astype(like.dtype)

@@ -16,7 +16,7 @@ def residual_graph(seed: int = 0) -> Graph:
     shortcut input -> b with a per-source delay array of 1 (aligned by hand), a dense delay into the readout."""
     rng = np.random.default_rng(seed)
     pops = [Population("in", (2, 6, 6), Neuron(threshold=None, graded=True), is_input=True),
-            Population("a", (4, 6, 6), Neuron(threshold=100, du=4095, dv=1024), bias=rng.integers(-5, 5, 4),
+            Population("a", (4, 6, 6), Neuron(threshold=100, du=4095, dv=1024), bias=rng.integers(-5, 5, (4, 1, 1)),
                        bias_exp=3),
             Population("b", (4, 6, 6), Neuron(threshold=80, du=2048, dv=3072, reset="soft", reset_amount=80 * 64)),
             Population("c", (6,), Neuron(threshold=40, du=4095, dv=512)),
@@ -107,7 +107,7 @@ def _broken(change):
     (lambda g: setattr(g, "timing", "ideal"), "ideal timing"),
     (lambda g: setattr(g.projections[2], "delay", 0), "projection 'in_b' is not aligned"),
     (lambda g: setattr(g.population("a").neuron, "reset_value", 5), "population 'a': hard reset to 5"),
-    (lambda g: setattr(g.population("c").neuron, "dv", 5000), "population 'c': fixed-point dv"),
+    (lambda g: setattr(g.population("c").neuron, "dv", 5000), "population 'c': dv 5000..5000 is outside"),
     (lambda g: setattr(g.projections[3], "weight", g.projections[3].weight * 3 + 1), "projection 'b_c'"),
 ])
 def test_what_lava_cannot_run_exactly_is_a_one_line_error(change, message):

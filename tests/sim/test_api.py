@@ -8,9 +8,10 @@ from snnchip.sim import population_depths, simulate
 
 
 def two_input_graph(fixed=False):
-    pops = [Population("a", (2, 4, 4), Neuron(threshold=0.5), is_input=True),
-            Population("b", (3,), Neuron(threshold=0.5), is_input=True),
-            Population("h", (5,), Neuron(threshold=1.0, dv=0.5)),
+    th, dv = (1, 2048) if fixed else (0.5, 0.5)     # fixed: Loihi integers (mantissa, 1/4096)
+    pops = [Population("a", (2, 4, 4), Neuron(threshold=th), is_input=True),
+            Population("b", (3,), Neuron(threshold=th), is_input=True),
+            Population("h", (5,), Neuron(threshold=2 * th, dv=dv)),
             Population("out", (2,), Neuron(threshold=None), is_output=True)]
     w = (lambda *s: np.ones(s)) if fixed else (lambda *s: np.full(s, 0.7))
     # both inputs reach h with the same lag (an aligned pipeline: the per-depth reset separates samples)
@@ -58,7 +59,7 @@ def test_fixed_graph_rejects_fractional_inputs_and_weights():
     with pytest.raises(ValueError, match="integer inputs"):
         simulate(g, {"a": torch.full((1, 2, 4, 4, 2), 0.5), "b": torch.zeros(1, 3, 2)})
     g.projections[0].weight = g.projections[0].weight * 0.5
-    with pytest.raises(ValueError, match="weights must be integers"):
+    with pytest.raises(ValueError, match="weights must be finite integers"):
         simulate(g, {"a": torch.ones(1, 2, 4, 4, 2), "b": torch.zeros(1, 3, 2)})
 
 

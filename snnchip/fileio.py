@@ -1,0 +1,61 @@
+"""Writing files so that a reader never sees half of one: every output of snnchip goes through `atomic_path`.
+
+The data goes to a temporary file in the target's folder, which replaces the target (`os.replace`, atomic on
+POSIX) only once it is complete; on any failure the temporary file is removed and the target is untouched.
+OS errors (a missing or read-only folder, a full disk, a directory in the way) become one-line InputErrors.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import InputError
+
+TEMP_SUFFIX = ".snnchip-tmp"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; when the block ends without an exception it replaces `path`."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"cannot write {target}: folder {folder} does not exist")
+    if target.is_dir():
+        raise InputError(f"cannot write {target}: it is a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int = 1) -> None:
+    """Write `obj` as JSON to `path` atomically."""
+    write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def save_npy(path: str | os.PathLike, array) -> None:
+    """`np.save` to `path` atomically."""
+    import numpy as np
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)

@@ -1,0 +1,279 @@
+"""Loihi's fixed-point arithmetic: every bit width, shift and unit, the float <-> fixed conversions, and the one
+range check of a fixed-point graph. The only place these rules are written; every stage imports them.
+
+The numbers mirror Lava's bit-accurate CPU models, which compute what the chip computes:
+- `lava.proc.lif.models.AbstractPyLifModelFixed` / `PyLifModelBitAcc` (CUBA neuron): 24-bit u and v
+  (`uv_bitwidth`), decays in 1/4096 (`decay_shift` 12), the current decaying by `du + ds_offset` (ds_offset 1),
+  synaptic input and threshold MSB-aligned by 6 bits (`act_shift`, `vth_shift`), bias mantissa 13 bits signed
+  (`bias_mant` precision 13) with a 3-bit exponent (`bias_exp` precision 3), threshold mantissa 17 bits
+  (`vth` precision 17); u wraps once into 24 bits, v saturates at +-(2**23 - 1), a neuron fires when v > vth << 6.
+- `lava.proc.dense.models.PyDenseModelBitAcc` and `lava.utils.weightutils` (synapses): 8-bit weights plus sign
+  (`clip_weights`: mixed signs -256..255, one sign magnitude <= 255), the accumulated sum shifted by
+  `weight_exp`; `lava.proc.conv` wraps a convolution's result to 24 signed bits (`signed_clamp`).
+- `lava.lib.dl.netx.hdf5` (NetX files): `du = iDecay - 1` (so iDecay 0 is a current that never decays),
+  `bias_exp` 6 for every neuron, the default neuron of a dense layer without one (iDecay 0, vDecay 4096,
+  vThMant 1 << 17), axonal delays up to 62 steps.
+
+Units of a fixed-point graph (docs/graph-ir.md): `du`, `dv` in 1/4096; threshold = the mantissa vth; weights are
+Lava's weight integers; a projection delivers `(sum w s) << weight_exp` (arithmetic right shift if negative),
+which the neuron shifts left by `ACT_SHIFT`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from .errors import ChipRangeError, InputError
+
+# -- the neuron (lava.proc.lif.models.AbstractPyLifModelFixed) --------------------------------------------------
+STATE_BITS = 24                              # u and v registers (uv_bitwidth)
+MAX_UV = 1 << (STATE_BITS - 1)               # max_uv_val = 2**23: u wraps by 2 * MAX_UV beyond +-MAX_UV
+V_LIMIT = MAX_UV - 1                         # v saturates at +-(2**23 - 1)
+DECAY_SHIFT = 12                             # decays are in 1/4096 (decay_shift)
+DECAY_UNITY = 1 << DECAY_SHIFT               # 4096 (decay_unity)
+CURRENT_DECAY_OFFSET = 1                     # ds_offset: the current decays by (du + 1) / 4096
+VOLTAGE_DECAY_OFFSET = 0                     # dm_offset
+DU_MIN = -CURRENT_DECAY_OFFSET               # du = -1: netx's integrator (iDecay 0), no current decay
+DU_MAX = DECAY_UNITY - 1                     # du = 4095: the current does not persist
+DV_MIN, DV_MAX = 0, DECAY_UNITY              # dv = 4096: the voltage does not persist (netx's vDecay 4096)
+ACT_SHIFT = 6                                # synaptic input is shifted left by 6 (act_shift)
+VTH_SHIFT = 6                                # so is the threshold mantissa (vth_shift)
+VTH_BITS = 17                                # unsigned threshold mantissa (vth precision 17)
+VTH_MAX = (1 << VTH_BITS) - 1
+VTH_NEVER = 1 << VTH_BITS                    # netx's threshold for a neuron that never fires: 2**17 << 6 = 2**23
+BIAS_MANT_BITS = 13                          # signed bias mantissa (bias_mant precision 13)
+BIAS_MANT_MAX = (1 << (BIAS_MANT_BITS - 1)) - 1
+BIAS_MANT_MIN = -(1 << (BIAS_MANT_BITS - 1))
+BIAS_EXP_BITS = 3                            # bias exponent (bias_exp precision 3): 0..7
+BIAS_EXP_MAX = (1 << BIAS_EXP_BITS) - 1
+INT32_HALF = 1 << 31                         # Lava's numpy models compute in int32
+
+# -- synapses (lava.proc.dense.models.PyDenseModelBitAcc, lava.utils.weightutils) ------------------------------
+WEIGHT_BITS = 8                              # magnitude bits of a synaptic weight
+WEIGHT_MAX = (1 << WEIGHT_BITS) - 1          # 255: one-sign weights, and mixed signs up to 255
+WEIGHT_MIN = -(1 << WEIGHT_BITS)             # -256: mixed-sign weights (clip_weights)
+MANT_BITS = WEIGHT_BITS                      # the quantiser's signed mantissa m (the stored weight is 2m)
+MANT_MAX = (1 << (MANT_BITS - 1)) - 1        # 127
+MANT_MIN = -(1 << (MANT_BITS - 1))           # -128
+W_EXP_MIN, W_EXP_MAX = -8, 7                 # weight exponent range the quantiser uses (Loihi's 4-bit signed)
+CONV_RESULT_BITS = 24                        # a convolution's result wraps to 24 signed bits (lava.proc.conv)
+MAX_MESSAGE_BITS = STATE_BITS                # graded payloads: at most the 24-bit state they come from
+DEFAULT_MESSAGE_BITS = 8                     # a graded input's payload bits when nothing says otherwise
+GRADED_BITS = STATE_BITS                     # a graded relay's payload width when its projection names none
+
+# -- NetX files (lava.lib.dl.netx.hdf5) --------------------------------------------------------------------------
+NETX_BIAS_EXP = 6                            # netx gives every CUBA neuron bias_exp 6
+NETX_MAX_DELAY = 62                          # netx (and Loihi's 6-bit axonal delay) allow delays 0..62
+NETX_DEFAULT_NEURON = {"type": "CUBA", "iDecay": 0, "vDecay": DECAY_UNITY, "vThMant": VTH_NEVER}
+
+
+# -- decays ------------------------------------------------------------------------------------------------------
+def du_from_fraction(lost: float) -> int:
+    """Lava's du for a current that loses the fraction `lost` per step (it loses (du + 1) / 4096)."""
+    return int(np.clip(round(float(lost) * DECAY_UNITY) - CURRENT_DECAY_OFFSET, 0, DU_MAX))
+
+
+def dv_from_fraction(lost: float) -> int:
+    """Lava's dv for a voltage that loses the fraction `lost` per step (dv / 4096; 4096 = no persistence)."""
+    return int(np.clip(round(float(lost) * DECAY_UNITY), DV_MIN, DU_MAX))
+
+
+def du_fraction(du: int) -> float:
+    """The fraction of the current lost per step for Lava's du."""
+    return (float(du) + CURRENT_DECAY_OFFSET) / DECAY_UNITY
+
+
+def dv_fraction(dv: int) -> float:
+    """The fraction of the voltage lost per step for Lava's dv."""
+    return (float(dv) + VOLTAGE_DECAY_OFFSET) / DECAY_UNITY
+
+
+def keep_u(du: int) -> int:
+    """What Lava multiplies the current by before the shift right by 12: 4096 - (du + 1)."""
+    return DECAY_UNITY - (int(du) + CURRENT_DECAY_OFFSET)
+
+
+def keep_v(dv: int) -> int:
+    """What Lava multiplies the voltage by before the shift right by 12: 4096 - dv."""
+    return DECAY_UNITY - (int(dv) + VOLTAGE_DECAY_OFFSET)
+
+
+def du_from_netx(i_decay: int) -> int:
+    """netx's `du = iDecay - 1` (iDecay 0 gives du -1, an integrator)."""
+    return int(i_decay) - CURRENT_DECAY_OFFSET
+
+
+def netx_i_decay(du: int) -> int:
+    """The `iDecay` a NetX file stores for Lava's du."""
+    return int(du) + CURRENT_DECAY_OFFSET
+
+
+# -- threshold, bias, voltage ------------------------------------------------------------------------------------
+def effective_threshold(vth: int) -> int:
+    """The voltage a neuron must exceed to fire: vth << 6."""
+    return int(vth) << VTH_SHIFT
+
+
+def effective_bias(mant, exp: int):
+    """bias_mant << bias_exp (arithmetic right shift for a negative exponent), as Lava's `scale_bias`."""
+    mant = np.asarray(mant, dtype=np.int64)
+    return mant << exp if exp >= 0 else mant >> -exp
+
+
+def voltage_unit() -> int:
+    """The fixed-point voltage of one unit of synaptic input (a_in << 6)."""
+    return 1 << ACT_SHIFT
+
+
+# -- quantisation primitives (used by export.quantize and by quantisation-aware training) ------------------------
+def quantize_weight(w: np.ndarray, scale: float, bits: int = MANT_BITS):
+    """Float weights `w` (per payload unit of the source) into a target of integer scale `scale`.
+
+    Returns (Lava weight integers 2m as int32, exponent e, saturated count, squared error in float units, mantissa
+    bits used): m is a signed `bits`-bit mantissa with m * 2**(e + ACT_SHIFT + 1) = w * scale, e in
+    [W_EXP_MIN, W_EXP_MAX], rounded to nearest; what does not fit is clipped (and counted)."""
+    if not 1 <= bits <= MANT_BITS:
+        raise ChipRangeError(f"weight mantissa bits must be 1..{MANT_BITS}, got {bits}")
+    m_max, m_min = (1 << (bits - 1)) - 1, -(1 << (bits - 1))      # two's complement (1 bit: -1 or 0)
+    unit = 1 << (ACT_SHIFT + 1)
+    x = w * scale / unit                # = m * 2**e
+    peak = max(max(float(x.max(initial=0.0)), 0.0) / max(m_max, 0.5),
+               max(-float(x.min(initial=0.0)), 0.0) / -m_min)
+    exp = 0 if peak == 0 else int(np.clip(math.ceil(math.log2(peak)), W_EXP_MIN, W_EXP_MAX))
+    m = np.round(x / 2.0 ** exp)
+    if exp < W_EXP_MAX and (m.max(initial=0) > m_max or m.min(initial=0) < m_min):
+        exp += 1                        # log2 rounding put the peak just over the edge
+        m = np.round(x / 2.0 ** exp)
+    saturated = int(((m > m_max) | (m < m_min)).sum())
+    m = np.clip(m, m_min, m_max)
+    err = float(((m * 2.0 ** exp - x) ** 2).sum()) * (unit / scale) ** 2
+    # two's-complement bits of the widest mantissa (-128 fits 8 bits, +128 would need 9)
+    used = max(int(m.max(initial=0)).bit_length(), int(-m.min(initial=0) - 1).bit_length()) + 1 if np.any(m) else 0
+    return (2 * m).astype(np.int32), exp, saturated, err, used
+
+
+def quantize_bias(bias: np.ndarray, scale: float, exp: Optional[int] = None):
+    """Float bias into a population of integer scale `scale`: (mantissa int32, exponent 0..7 (the smallest that
+    fits, unless given), squared error in float units, saturated count)."""
+    x = bias * scale
+    peak = float(np.abs(x).max(initial=0.0))
+    if exp is None:
+        exp = 0
+        while exp < BIAS_EXP_MAX and peak / (1 << exp) > BIAS_MANT_MAX:
+            exp += 1
+    m = np.round(x / (1 << exp))
+    sat = int(((m > BIAS_MANT_MAX) | (m < BIAS_MANT_MIN)).sum())
+    m = np.clip(m, BIAS_MANT_MIN, BIAS_MANT_MAX)
+    err = float(((m * (1 << exp) - x) ** 2).sum()) / scale ** 2
+    return m.astype(np.int32), exp, err, sat
+
+
+def threshold_mantissa(theta: float, scale: float) -> int:
+    """vth for a float threshold `theta` in a population of integer scale `scale`: round(theta * scale / 64)."""
+    return int(round(theta * scale / (1 << VTH_SHIFT)))
+
+
+# -- synapse limits ----------------------------------------------------------------------------------------------
+def fits_synapse(weight: np.ndarray) -> bool:
+    """True if Lava's fixed-point Dense keeps these integer weights unclipped: mixed signs -256..255, one sign
+    magnitude <= 255."""
+    if not np.size(weight):
+        return True
+    lo, hi = int(np.min(weight)), int(np.max(weight))
+    return WEIGHT_MIN <= lo and hi <= WEIGHT_MAX if lo < 0 < hi else max(-lo, hi) <= WEIGHT_MAX
+
+
+def netx_dense_exact(weight: np.ndarray) -> bool:
+    """True if netx's weight-bit optimiser (`optimize_weight_bits`, then Lava's clip and truncation) keeps these
+    integer dense weights exactly: mixed signs within [-256, 254], excitatory within [0, 255], inhibitory
+    within [-255, -1], and not all zero (netx divides by the largest weight)."""
+    lo, hi = int(np.min(weight)), int(np.max(weight))
+    if hi < 0:
+        return lo >= WEIGHT_MIN + 1
+    if lo >= 0:
+        return 0 < hi <= WEIGHT_MAX
+    return lo >= WEIGHT_MIN and hi <= WEIGHT_MAX - 1
+
+
+def dense_weights(weight: np.ndarray, exp: int, name: str) -> tuple[np.ndarray, int, int]:
+    """Integer weights and exponent that Lava's fixed-point Dense keeps exactly, and its `num_weight_bits`.
+
+    Lava clips weights to 8 bits plus sign and drops the low bits beyond `num_weight_bits`. Weights out of range
+    are halved while even (exponent + 1, which leaves every shifted sum unchanged); anything else cannot run on
+    Loihi unchanged and raises ChipRangeError."""
+    if weight.size and not np.all(weight == np.round(weight)):
+        raise ChipRangeError(f"projection '{name}': fixed-point weights must be integers")
+    weight = np.asarray(weight).astype(np.int64)
+    while weight.size and not fits_synapse(weight) and not np.any(weight % 2):
+        weight, exp = weight // 2, exp + 1
+    if not fits_synapse(weight):
+        raise ChipRangeError(f"projection '{name}': weights {weight.min()}..{weight.max()} exceed Loihi's "
+                             f"{WEIGHT_BITS}-bit synapses (mixed signs: {WEIGHT_MIN}..{WEIGHT_MAX}, one sign: "
+                             f"magnitude <= {WEIGHT_MAX})")
+    mixed = weight.size and weight.min() < 0 < weight.max()
+    # Mixed-sign weights carry the sign in an extra bit: 9 weight bits keep all 8 magnitude bits.
+    return weight, exp, WEIGHT_BITS + 1 if mixed else WEIGHT_BITS
+
+
+# -- inputs ------------------------------------------------------------------------------------------------------
+def encode_input(fixed, x):
+    """The integer input a fixed graph takes for the float graph's input x `[N, *shape, T]` (a torch tensor):
+    spikes (x > 0) for a binary input, round(x * input_scale) for a graded one (InputError if a payload does not
+    fit the graph's message bits)."""
+    import torch
+    x = torch.as_tensor(x)
+    if len(fixed.inputs) != 1:
+        raise InputError(f"the graph has {len(fixed.inputs)} input populations; encode_input needs one")
+    if not fixed.inputs[0].neuron.graded:
+        return (x > 0).to(torch.int64)
+    payload = torch.round(x.double() * fixed.input_scale).to(torch.int64)
+    bits = fixed.message_bits
+    if payload.numel() and int(payload.abs().max()) >= (1 << bits):
+        raise InputError(f"input payload {int(payload.abs().max())} does not fit the graph's {bits} message bits")
+    return payload
+
+
+# -- the range check of a fixed-point graph ----------------------------------------------------------------------
+def _integer(value, what: str) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+        raise ChipRangeError(f"{what} is not numeric")
+    if not np.all(np.isfinite(array)) or not np.array_equal(array, np.round(array)):
+        raise ChipRangeError(f"{what} must be finite integers")
+    return array
+
+
+def _within(value, lo: int, hi: int, what: str) -> None:
+    array = _integer(value, what)
+    if array.size and (array.min() < lo or array.max() > hi):
+        raise ChipRangeError(f"{what} {array.min()}..{array.max()} is outside {lo}..{hi}")
+
+
+def check_fixed(graph) -> None:
+    """Raise ChipRangeError (one line, naming the population or projection and the field) for any parameter of a
+    fixed-point graph that the chip's registers cannot hold. `Graph.validate()` calls it for fixed graphs."""
+    for pop in graph.populations:
+        n, where = pop.neuron, f"population '{pop.name}'"
+        if n.graded:
+            continue          # a relay forwards its input; it has no neuron state of its own
+        _within(n.du, DU_MIN, DU_MAX, f"{where}: du")
+        _within(n.dv, DV_MIN, DV_MAX, f"{where}: dv")
+        if n.threshold is not None:
+            _within(n.threshold, 0, VTH_NEVER, f"{where}: threshold mantissa")
+        _within(n.reset_value, -V_LIMIT, V_LIMIT, f"{where}: reset value")
+        _within(n.reset_amount, -V_LIMIT, V_LIMIT, f"{where}: reset amount")
+        if pop.bias is not None:
+            _within(pop.bias, BIAS_MANT_MIN, BIAS_MANT_MAX, f"{where}: bias mantissa")
+        _within(pop.bias_exp, 0, BIAS_EXP_MAX, f"{where}: bias exponent")
+    for proj in graph.projections:
+        where = f"projection '{proj.name}'"
+        _integer(proj.weight, f"{where}: weights")
+        if not fits_synapse(proj.weight):
+            w = np.asarray(proj.weight)
+            raise ChipRangeError(f"{where}: weights {w.min()}..{w.max()} exceed Loihi's {WEIGHT_BITS}-bit "
+                                 f"synapses (mixed signs: {WEIGHT_MIN}..{WEIGHT_MAX}, one sign: magnitude <= "
+                                 f"{WEIGHT_MAX})")
+        _within(proj.weight_exp, W_EXP_MIN, W_EXP_MAX, f"{where}: weight exponent")
+        _within(proj.num_message_bits, 0, MAX_MESSAGE_BITS, f"{where}: message bits")
