@@ -31,6 +31,9 @@ echo "setup: installing dependencies"
 pip install -r requirements.txt -c "$CONSTRAINTS"
 echo "setup: installing test-only packages"
 pip install -r requirements-test.txt -c "$CONSTRAINTS"
+# SpikingJelly (NIR tests): its torchvision/torchaudio requirements would pull wheels built for another torch
+# (torchvision's ops then break lava-dl's import); its NIR exchange needs neither.
+pip install --no-deps -c "$CONSTRAINTS" spikingjelly
 # Lava declares Requires-Python <3.11 and pins an old CUDA torch: install without its metadata checks.
 echo "setup: installing lava-nc and lava-dl"
 pip install --no-deps --ignore-requires-python -c "$CONSTRAINTS" lava-nc lava-dl
