@@ -208,3 +208,40 @@ def spikingjelly_import_spikes(nir_graph, x: torch.Tensor) -> tuple[dict[str, to
         for h in hooks:
             h.remove()
     return {name: torch.stack(v, -1) for name, v in recorded.items()}, torch.stack(outputs, -1)
+
+
+def snntorch_recurrent_net():
+    """Linear -> RLeaky (all-to-all recurrent weights; snnTorch exports it as a subgraph with a cycle) -> Linear ->
+    Leaky."""
+    import snntorch as snn
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 8),
+        snn.RLeaky(beta=torch.full((8,), 0.8), threshold=torch.full((8,), 1.0), linear_features=8, init_hidden=True,
+                   reset_mechanism="zero", reset_delay=False),
+        torch.nn.Linear(8, 4), snntorch_leaky(0.7, (4,)))
+    with torch.no_grad():
+        net[0].weight.mul_(3.0)
+        net[1].recurrent.weight.mul_(2.0)
+        net[2].weight.mul_(3.0)
+    return net
+
+
+def snntorch_spikes_float32(net, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """As `snntorch_spikes`, in snnTorch's own float32 (RLeaky keeps its float32 spikes internally, so a float64
+    run is not possible); returned as float64 0/1."""
+    import snntorch as snn
+    from snntorch import utils
+    utils.reset(net)
+    recorded: dict[str, list] = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: recorded.setdefault(name, []).append(
+        (o[0] if isinstance(o, tuple) else o).double())) for name, m in net.named_modules()
+        if isinstance(m, (snn.Leaky, snn.RLeaky))]
+    try:
+        with torch.no_grad():
+            for t in range(x.shape[-1]):
+                net(x[..., t].float())
+    finally:
+        for h in hooks:
+            h.remove()
+    return {name: torch.stack(v, -1) for name, v in recorded.items()}

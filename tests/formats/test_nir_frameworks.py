@@ -82,3 +82,16 @@ def test_wrong_dt_changes_the_dynamics(tmp_path):
     reference = fw.spikingjelly_spikes(net, x)
     res = simulate(read_nir(path, dt=0.5e-4), x, record=("lif0",))
     assert not torch.equal(res.spikes["lif0"], reference["lif0"])
+
+
+def test_snntorch_recurrent_subgraph(tmp_path):
+    """snnTorch's RLeaky is written as a subgraph whose LIF feeds itself through w_rec: the subgraph is inlined and
+    the cycle read as a recurrent projection with delay 1 (RLeaky adds V spk[t-1])."""
+    net = fw.snntorch_recurrent_net()
+    path = tmp_path / "snntorch_rleaky.nir"
+    fw.snntorch_export(net, (6,), path)
+    graph = read_nir(path)
+    (rec,) = [q for q in graph.projections if q.source == q.target]
+    assert rec.source == "1.lif" and rec.delay == 1
+    x = torch.rand(3, 6, STEPS, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 2
+    assert_same_spikes(graph, fw.snntorch_spikes_float32(net, x), x, {"1": "1.lif", "3": "3"})
