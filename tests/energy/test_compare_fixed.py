@@ -4,29 +4,19 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from snnchip.energy.cli import _fixed_network, build_parser
 from snnchip.energy.cli import main as energy_main
 from snnchip.export.cli import main as export_main
 from snnchip.formats.netx import read_netx
+from small_models import small_ms_resnet
 from snnchip.train.checkpoint import load_model, save_checkpoint
-from snnchip.train.models import build_model, model_config
-from snnchip.train.norm import TdBN
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A small digits-dvs MS-ResNet with random norm statistics, and the .net snn-export writes for it."""
-    torch.manual_seed(3)
-    model = build_model(model_config("ms_resnet8", widths=(4, 8, 8), in_channels=2, input_size=(16, 16), T=8,
-                                     num_classes=10))
-    g = torch.Generator().manual_seed(3)
-    for m in model.modules():
-        if isinstance(m, TdBN):
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) * 0.05 + 0.02)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+    model = small_ms_resnet(3)
     folder = tmp_path_factory.mktemp("compare")
     ckpt, net = folder / "model.pt", folder / "model.net"
     save_checkpoint(str(ckpt), model)
