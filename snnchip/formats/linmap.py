@@ -21,7 +21,7 @@ import numpy as np
 
 from ..graph import conv_output_shape
 
-MAX_DENSE = 1 << 24     # entries of a composed dense matrix (128 MB of float64); larger compositions are refused
+MAX_DENSE = 16_000_000   # entries of a composed dense matrix (128 MB of float64); larger compositions are refused
 
 
 @dataclass(frozen=True)

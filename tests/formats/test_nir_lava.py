@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from snnchip.deploy.run import run_on_lava, stream_input
+from snnchip.deploy.run import run_on_lava
 from snnchip.export.quantize import quantize
 from snnchip.export.timing import pipeline
 from snnchip.formats.nir import read_nir
 from snnchip.loihi import encode_input
-from snnchip.sim import simulate
+from snnchip.sim import sample_stream, simulate
 
 from . import frameworks as fw
 
@@ -32,7 +32,7 @@ def test_imported_network_sim_equals_lava(tmp_path, which):
     x = encode_input(fixed, torch.rand(N, *shape, T, generator=g, dtype=torch.float64) * 1.5).numpy()
     names = tuple(p.name for p in fixed.populations if not p.is_input and p.neuron.threshold is not None)
     lava = run_on_lava(fixed, x, record=names, via="builder")
-    stream = stream_input(fixed, x, extra_steps=lava.num_steps - N * T)
+    stream = sample_stream(fixed, x, extra_steps=lava.num_steps - N * T)
     ref = simulate(fixed, {k: v[None] for k, v in stream.items()}, record=names, reset_interval=T)
     fired = 0
     for name in names:
