@@ -1,7 +1,9 @@
-"""snn-export: a trained checkpoint -> Loihi fixed-point NetX HDF5 (or a float ONNX step graph), with a per-layer
-table of what the lowering and the quantisation did.
+"""snn-export: a trained checkpoint or a NIR file -> Loihi fixed-point NetX HDF5 (or a float ONNX step graph, or
+NIR), with a per-layer table of what the lowering and the quantisation did.
 
     snn-export model.pt --target loihi [-o model.net] [--timing pipelined] [--calibrate digits-dvs] [--json]
+    snn-export model.pt --target nir -o model.nir              # the float network, for other frameworks
+    snn-export model.nir --target loihi --dt 1e-4 --steps 8 --calibrate digits-dvs -o model.net
 """
 from __future__ import annotations
 
@@ -12,25 +14,35 @@ from pathlib import Path
 
 from ..cli_util import one_line_errors
 from ..errors import InputError
+from ..formats.nir import DEFAULT_DT
 from .recipe import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_EVAL_SAMPLES
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snn-export", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="a checkpoint written by snn-train (.pt)")
-    p.add_argument("--target", choices=("loihi", "onnx"), required=True,
-                   help="loihi: quantised NetX HDF5; onnx: the float network as an ONNX step graph")
-    p.add_argument("-o", "--output", help="output file (default: the checkpoint's name with .net / .onnx)")
+    p.add_argument("checkpoint", metavar="SOURCE",
+                   help="a checkpoint written by snn-train (.pt), or a NIR file (.nir) from any framework")
+    p.add_argument("--target", choices=("loihi", "onnx", "nir"), required=True,
+                   help="loihi: quantised NetX HDF5; onnx: the float network as an ONNX step graph; nir: the float "
+                        "network as NIR")
+    p.add_argument("-o", "--output", help="output file (default: the source's name with .net / .onnx / .nir)")
     p.add_argument("--timing", choices=("ideal", "pipelined"),
                    help="ideal: every layer in the same step (as torch); pipelined: one step per synaptic hop "
                         "(default for loihi: pipelined, for onnx: ideal)")
     p.add_argument("--input", choices=("auto", "binary", "graded"), default="auto",
                    help="input encoding: binary spikes or graded payloads (auto: binary if the calibration data "
                         "is 0/1, else graded)")
-    p.add_argument("--shortcut", choices=("composed", "relay"), default="composed",
+    p.add_argument("--shortcut", choices=("composed", "relay"),
                    help="MS-ResNet shortcut: composed spike-driven projections (exact, quadratic in blocks) or "
-                        "a graded relay per block (linear)")
+                        "a graded relay per block (linear; default for --target nir, else composed)")
+    p.add_argument("--dt", type=float, default=DEFAULT_DT, metavar="SECONDS",
+                   help=f"NIR: seconds per time step, as the file's exporter used (default {DEFAULT_DT:g}, the "
+                        f"default of snnTorch and SpikingJelly)")
+    p.add_argument("--steps", type=int, metavar="T",
+                   help="NIR source: time steps per sample for --calibrate (default: the file's metadata 'T')")
+    p.add_argument("--no-type-check", action="store_true",
+                   help="NIR source: read without nir's type check (snnchip infers the shapes)")
     p.add_argument("--calibrate", metavar="DATASET",
                    help="calibrate voltage bounds on this dataset's training split and report spike agreement "
                         "and test accuracy float vs fixed (loihi only)")
@@ -49,20 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from ..formats.netx import write_netx
+    from ..formats.nir import write_nir
     from ..formats.onnx_step import export_onnx
     from .recipe import export_model
 
     path = Path(args.checkpoint)
     if not path.is_file():
-        raise InputError(f"checkpoint '{path}' does not exist")
+        raise InputError(f"'{path}' does not exist")
     if args.calibrate and args.target != "loihi":
         raise InputError("--calibrate applies to --target loihi only")
+    is_nir = path.suffix.lower() == ".nir"
+    if not is_nir and (args.steps is not None or args.no_type_check):
+        raise InputError("--steps and --no-type-check apply to a NIR source (.nir) only")
     result = export_model(path, target=args.target, timing=args.timing, input_kind=args.input,
                           shortcut=args.shortcut, calibrate=args.calibrate, data_root=args.data_root,
-                          calibration_samples=args.samples, eval_samples=args.eval_samples, progress=True)
-    out = Path(args.output or path.with_suffix(".net" if args.target == "loihi" else ".onnx"))
+                          calibration_samples=args.samples, eval_samples=args.eval_samples, progress=True,
+                          dt=args.dt, steps=args.steps, type_check=not args.no_type_check)
+    suffix = {"loihi": ".net", "onnx": ".onnx", "nir": ".nir"}[args.target]
+    out = Path(args.output or path.with_suffix(suffix))
     if not args.dry_run:
-        (write_netx if args.target == "loihi" else export_onnx)(result.graph, out)
+        if args.target == "nir":
+            if out.resolve() == path.resolve():
+                raise InputError(f"-o {out} would overwrite the source; give another output name")
+            write_nir(result.graph, out, dt=args.dt, metadata={"source": str(path)})
+        else:
+            (write_netx if args.target == "loihi" else export_onnx)(result.graph, out)
     summary = result.summary()
     if args.json:
         report = {"output": None if args.dry_run else str(out), **summary, **result.report.to_dict()}

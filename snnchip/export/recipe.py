@@ -1,7 +1,8 @@
 """The one export recipe: a trained model (or its checkpoint) -> float graph -> deployable graph, and the report.
 
 `export_model(...)` is what `snn-export` runs, what `snn-energy --compare-fixed` runs to price the same network,
-and what the benchmarks run: lower (BN folding, shortcut composition or relays), retime (pipelined for a chip,
+and what the benchmarks run: lower (BN folding, shortcut composition or relays) a trained model, or read a NIR
+file of any framework's network (`formats.nir.read_nir`), retime (pipelined for a chip,
 ideal for ONNX), and for Loihi quantise, calibrated on the *training* split of a dataset (never on the samples
 that are then evaluated or counted) and optionally evaluated float vs fixed on its test split. The same options
 give the same network, bit for bit.
@@ -15,13 +16,14 @@ from typing import Literal, Optional, Union
 import torch
 
 from ..errors import InputError
+from ..formats.nir import DEFAULT_DT, read_nir
 from ..graph import Graph
 from .lower import lower
 from .quantize import evaluate, quantize
 from .report import QuantReport, layer_report
 from .timing import pipeline
 
-Target = Literal["loihi", "onnx"]
+Target = Literal["loihi", "onnx", "nir"]
 DEFAULT_CALIBRATION_SAMPLES = 256
 DEFAULT_EVAL_SAMPLES = 512
 
@@ -29,9 +31,9 @@ DEFAULT_EVAL_SAMPLES = 512
 @dataclass
 class ExportResult:
     """What `export_model` made. `graph` is the deployable graph (fixed point for Loihi, the float graph for
-    ONNX); `float_graph` the float graph it came from (same timing); `report` the per-layer table (with float vs
-    fixed agreement and accuracies when calibrated and evaluated)."""
-    model: torch.nn.Module
+    ONNX and NIR); `float_graph` the float graph it came from (same timing); `report` the per-layer table (with
+    float vs fixed agreement and accuracies when calibrated and evaluated); `model` is None for a NIR source."""
+    model: Optional[torch.nn.Module]
     float_graph: Graph
     graph: Graph
     report: QuantReport
@@ -50,37 +52,54 @@ def _binary(x: torch.Tensor) -> bool:
 
 
 def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = "loihi",
-                 timing: Optional[str] = None, input_kind: str = "auto", shortcut: str = "composed",
+                 timing: Optional[str] = None, input_kind: str = "auto", shortcut: Optional[str] = None,
                  calibrate: Optional[str] = None, data_root=None,
                  calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
-                 eval_samples: int = DEFAULT_EVAL_SAMPLES, calibration=None, progress: bool = False
-                 ) -> ExportResult:
-    """Export a spiking ResNet (a checkpoint path from snn-train, or the model itself).
+                 eval_samples: int = DEFAULT_EVAL_SAMPLES, calibration=None, progress: bool = False,
+                 dt: float = DEFAULT_DT, steps: Optional[int] = None, type_check: bool = True) -> ExportResult:
+    """Export a spiking network: a checkpoint path from snn-train, the model itself, or a NIR file (`*.nir`).
 
-    target: 'loihi' (quantised, default pipelined timing) or 'onnx' (float, default ideal timing).
+    target: 'loihi' (quantised, default pipelined timing), 'onnx' (float, default ideal timing) or 'nir' (the
+    float ideal-timing graph, for `formats.nir.write_nir`).
     input_kind: 'binary', 'graded' or 'auto' (binary if the calibration data is 0/1, else graded).
-    shortcut: MS-ResNet shortcut lowering, 'composed' or 'relay' (see `lower.lower`).
+    shortcut: MS-ResNet shortcut lowering, 'composed' or 'relay' (see `lower.lower`); default 'relay' for the nir
+    target (its file then has one Conv2d node per convolution), else 'composed'.
     calibrate: a dataset name: quantise on the first `calibration_samples` of its training split and, with
     `eval_samples` > 0, evaluate float vs fixed on the first `eval_samples` of its test split.
     calibration: instead of a dataset, calibration inputs `[N, *input_shape, T]` (e.g. a benchmark's random
-    spikes), no evaluation. Raises InputError for options that do not fit together.
+    spikes), no evaluation. NIR sources only: `dt` (seconds per step, the exporter's), `steps` (time steps per
+    sample for the dataset; default the file's metadata 'T'), `type_check` (nir's check on read).
+    Raises InputError for options that do not fit together.
     """
     from ..train.checkpoint import load_model
     from ..train.data import load_samples
 
-    if target not in ("loihi", "onnx"):
-        raise InputError(f"target must be 'loihi' or 'onnx', got {target!r}")
+    if target not in ("loihi", "onnx", "nir"):
+        raise InputError(f"target must be 'loihi', 'onnx' or 'nir', got {target!r}")
     if input_kind not in ("auto", "binary", "graded"):
         raise InputError(f"input must be 'auto', 'binary' or 'graded', got {input_kind!r}")
     if calibrate is not None and calibration is not None:
         raise InputError("give a calibration dataset or calibration inputs, not both")
     if target != "loihi" and (calibrate is not None or calibration is not None):
         raise InputError("calibration applies to the loihi target only")
-    source_name = str(source) if isinstance(source, (str, Path)) else type(source).__name__
-    model = load_model(str(source)) if isinstance(source, (str, Path)) else source
-    model = model.double().eval()
     timing = timing or ("pipelined" if target == "loihi" else "ideal")
-    T = int(model.config.T)
+    if timing not in ("ideal", "pipelined"):
+        raise InputError(f"timing must be 'ideal' or 'pipelined', got {timing!r}")
+    if target == "nir" and timing != "ideal":
+        raise InputError("NIR graphs have ideal timing: pipelined timing applies to the loihi and onnx targets")
+    shortcut = shortcut or ("relay" if target == "nir" else "composed")
+    source_name = str(source) if isinstance(source, (str, Path)) else type(source).__name__
+    from_nir = isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".nir"
+    if from_nir:
+        model, nir_graph = None, read_nir(source, dt=dt, type_check=type_check)
+        T = steps or nir_graph.steps
+        if calibrate is not None and T is None:
+            raise InputError(f"{source}: the NIR file does not say how many time steps a sample has; give steps "
+                             f"(snn-export --steps)")
+    else:
+        model = load_model(str(source)) if isinstance(source, (str, Path)) else source
+        model = model.double().eval()
+        T = int(model.config.T)
 
     calib = test = None
     if calibrate is not None:
@@ -95,14 +114,18 @@ def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = 
         raise InputError(f"input 'binary', but the calibration data{f' of {calibrate!r}' if calibrate else ''} "
                          f"has values other than 0 and 1")
 
-    float_graph = lower(model, input_kind=input_kind, shortcut=shortcut)
+    if from_nir:
+        float_graph = nir_graph if input_kind == "graded" else read_nir(source, dt=dt, input_kind=input_kind,
+                                                                         type_check=type_check)
+        if steps:
+            float_graph.meta["T"] = int(steps)
+    else:
+        float_graph = lower(model, input_kind=input_kind, shortcut=shortcut)
     if timing == "pipelined":
         float_graph = pipeline(float_graph)
-    elif timing != "ideal":
-        raise InputError(f"timing must be 'ideal' or 'pipelined', got {timing!r}")
     float_graph.meta["checkpoint"] = source_name
 
-    if target == "onnx":
+    if target in ("onnx", "nir"):
         return ExportResult(model, float_graph, float_graph, layer_report(float_graph), target, timing, input_kind)
     fixed, report = quantize(float_graph, calibration=calib, progress=progress)
     if test is not None:
