@@ -83,7 +83,7 @@ def lava_graph_case(label: str, graph, steps: int, args) -> Case:
 
     from snnchip.deploy.builder import build_lava
     from snnchip.deploy.runconfig import TagRunConfig
-    from snnchip.export.quantize import encode_input
+    from snnchip.loihi import encode_input
 
     pop = graph.inputs[0]
     latency = graph.latency()
@@ -123,8 +123,9 @@ def pilotnet_case(args) -> Case:
     from lava.magma.core.run_conditions import RunSteps
 
     from snnchip.deploy.runconfig import TagRunConfig
-    from snnchip.deploy.stock import stock_netx_dir
-    from snnchip.export.netx_hdf5 import read_netx
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from lava_dl_files import stock_netx_dir
+    from snnchip.formats.netx import read_netx
 
     root = stock_netx_dir() / "gts" / "pilotnet_lif"
     image = np.load(root / "image.npy")

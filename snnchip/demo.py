@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from .cli_util import UserError, one_line_errors
+from .cli_util import one_line_errors
+from .errors import InputError
 
 
 def run_step(title: str, cmd: list, output: Path, force: bool, stdout_to: Path = None) -> float:
@@ -31,7 +32,7 @@ def run_step(title: str, cmd: list, output: Path, force: bool, stdout_to: Path =
     else:
         result = subprocess.run(list(map(str, cmd)))
     if result.returncode != 0:
-        raise UserError(f"step '{title}' failed with exit code {result.returncode}: {shlex.join(map(str, cmd))}")
+        raise InputError(f"step '{title}' failed with exit code {result.returncode}: {shlex.join(map(str, cmd))}")
     return time.time() - start
 
 

@@ -195,13 +195,8 @@ class Graph:
         return proj.delay + (1 if self.timing == "pipelined" else 0)
 
     def latency(self) -> int:
-        """Steps from an input at step t to the earliest effect on the output populations (longest-lag path)."""
-        depth = {pop.name: 0 for pop in self.inputs}
-        for pop in self.populations:
-            if pop.name in depth:
-                continue
-            lags = [depth[q.source] + int(np.max(self.lag(q))) for q in self.into(pop.name) if q.source in depth]
-            depth[pop.name] = max(lags) if lags else 0
+        """Steps from an input at step t to the earliest effect on the deepest output population."""
+        depth = self.depths()
         return max(depth[pop.name] for pop in self.outputs) if self.outputs else 0
 
     def copy(self) -> "Graph":
@@ -240,6 +235,8 @@ class Graph:
             if proj.kind == "conv":
                 _check_conv_geometry(proj)
         for pop in self.populations:
+            if pop.neuron.reset not in ("hard", "soft", "none"):
+                raise InputError(f"population '{pop.name}': unsupported reset '{pop.neuron.reset}'")
             if any(int(s) < 1 for s in pop.shape):
                 raise InputError(f"population '{pop.name}' has shape {tuple(pop.shape)}; every size must be >= 1")
             if pop.bias is not None:

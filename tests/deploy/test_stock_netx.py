@@ -1,7 +1,7 @@
 """The Lava stack works on this machine: a network written by Intel runs on the CPU simulator bit-exactly."""
 import numpy as np
 
-from snnchip.deploy.stock import run_tinynet
+from lava_dl_files import run_tinynet
 
 
 def test_lava_dl_tinynet_matches_shipped_ground_truth():

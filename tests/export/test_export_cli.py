@@ -75,7 +75,7 @@ def test_table_for_both_targets(checkpoint, capsys):
 
 def test_writes_a_netx_file_that_reads_back(checkpoint, tmp_path, capsys):
     from snnchip.export.lower import lower
-    from snnchip.export.netx_hdf5 import read_netx
+    from snnchip.formats.netx import read_netx
     from snnchip.export.quantize import quantize
     from snnchip.export.timing import pipeline
     from snnchip.train.checkpoint import load_model

@@ -9,13 +9,14 @@ import pytest
 
 from snnchip.deploy.cli import main
 from snnchip.errors import InputError
-from snnchip.export.netx_hdf5 import read_netx
+from snnchip.formats.netx import read_netx
 from snnchip.graph import Graph, Neuron, Population, Projection
 from snnchip.plan import load_chip, plan_graph, plan_table, plan_to_dict
 from snnchip.plan.chip import CHIP_DIR, parse_chip
 from snnchip.plan.partition import RESOURCES
 
-from snnchip.deploy.stock import stock_netx_dir
+from lava_dl_files import stock_netx_dir
+
 
 
 def stock_file(name):
@@ -193,7 +194,7 @@ def test_snn_deploy_plan_bad_input_is_one_line(capsys, args, message):
 
 
 def test_snn_deploy_plan_exit_status_says_whether_it_fits(tmp_path, capsys):
-    from snnchip.export.netx_hdf5 import write_netx
+    from snnchip.formats.netx import write_netx
     graph = conv_graph(np.random.default_rng(4), reset="soft", reset_amount=64)
     path = tmp_path / "soft.net"
     write_netx(copy.deepcopy(graph), str(path))

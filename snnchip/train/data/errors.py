@@ -1,8 +1,8 @@
 """The one error the readers raise for a file they cannot read."""
-from ...cli_util import UserError
+from ...errors import FormatError
 
 
-class DataFormatError(UserError):
+class DataFormatError(FormatError):
     """A truncated, empty or foreign data file: one line naming the file and the byte offset."""
 
     def __init__(self, path, offset: int, what: str):
