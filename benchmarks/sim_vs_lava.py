@@ -62,9 +62,7 @@ class Case:
 # -- our graphs on the deploy builder --------------------------------------------------------------
 def ms_resnet_graph(name: str, overrides: dict, seed: int = 0):
     """(fixed pipelined graph, T) for a random-weight MS-ResNet, quantised on random calibration spikes."""
-    from snnchip.export.lower import lower
-    from snnchip.export.quantize import quantize
-    from snnchip.export.timing import pipeline
+    from snnchip.export.recipe import export_model
     from snnchip.train.models import build_model, model_config
 
     torch.manual_seed(seed)
@@ -73,7 +71,7 @@ def ms_resnet_graph(name: str, overrides: dict, seed: int = 0):
     steps = int(config.T)
     shape = (int(config.in_channels), *map(int, config.input_size))
     calib = (torch.rand(8, *shape, steps) < 0.3).double()
-    fixed, _ = quantize(pipeline(lower(model)), calib)
+    fixed = export_model(model, input_kind="graded", calibration=calib).graph
     return fixed, steps
 
 

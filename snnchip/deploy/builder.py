@@ -42,7 +42,8 @@ class LavaNetwork:
     """The Lava processes of a graph, built for `num_steps` steps of samples `steps_per_sample` apart.
 
     neurons / synapses: population / projection name -> Lava process. depth: population -> pipeline depth.
-    sinks: (population, 'spikes' | 'v') -> `io.sink.RingBuffer` recording that quantity at every step.
+    sinks: (population, 'spikes' | 'v' | 'u') -> the process recording that quantity at every step (an
+    `io.sink.RingBuffer` on a port, or an `io.sink.Read` probe of the neuron's state after the step).
     """
     graph: Graph
     steps_per_sample: int
@@ -81,8 +82,9 @@ class LavaNetwork:
 
 def build_lava(graph: Graph, *, steps_per_sample: int, num_steps: int, record=()) -> LavaNetwork:
     """Lava processes for `graph` (pipelined; float or fixed). Records the output populations (voltage of a
-    readout, spikes of a spiking output) and the spikes of every population named in `record`.
-    Raises ValueError (one line, naming the population or projection) for what Lava cannot run exactly."""
+    readout, spikes of a spiking output) and, as `snnchip.sim.simulate`'s `record`, population names (their
+    spikes) and the quantities 'u' and 'v' (those populations' states; every population's if no name is given).
+    Raises InputError (one line, naming the population or projection) for what Lava cannot run exactly."""
     graph.validate()
     if graph.timing != "pipelined":
         raise InputError("the graph has ideal timing, but every Lava synapse takes a step: pipeline it first "
@@ -106,19 +108,29 @@ def build_lava(graph: Graph, *, steps_per_sample: int, num_steps: int, record=()
         net.neurons[proj.source].s_out.connect(syn.s_in)
         syn.a_out.connect(net.neurons[proj.target].a_in)
         net.synapses[proj.name] = syn
-    for name in record:
+    record = (record,) if isinstance(record, str) else tuple(record)
+    states = {q for q in record if q in ("u", "v")}
+    names = {r for r in record if r not in ("u", "v", "spikes")}
+    for name in names:
         graph.population(name)  # KeyError names an unknown population
     for pop in graph.populations:
         proc = net.neurons[pop.name]
         wanted = []
         if pop.is_output and hasattr(proc, "v_out"):
             wanted.append(("v", proc.v_out))
-        if (pop.is_output and pop.neuron.threshold is not None) or pop.name in record:
+        if (pop.is_output and pop.neuron.threshold is not None) or pop.name in names:
             wanted.append(("spikes", proc.s_out))
         for what, port in wanted:
             sink = io.sink.RingBuffer(shape=(pop.size,), buffer=num_steps)
             port.connect(sink.a_in)
             net.sinks[(pop.name, what)] = sink
+        if pop.neuron.graded or not (pop.name in names or not names):
+            continue
+        for what in sorted(states):
+            if (pop.name, what) not in net.sinks:
+                probe = io.sink.Read(buffer=num_steps)
+                probe.connect_var(getattr(proc, what))
+                net.sinks[(pop.name, what)] = probe
     return net
 
 

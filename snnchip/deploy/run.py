@@ -37,6 +37,7 @@ class LavaResult:
     the sample reaches that population (its depth): readout voltage (fixed: raw 24-bit integers) of the output
     populations, spikes of the recorded ones (and of spiking outputs).
     stream_outputs / stream_spikes: the same populations over the whole run, `[*shape, num_steps]`.
+    stream_u / stream_v: recorded states ('u', 'v' in `record`) over the whole run, `[*shape, num_steps]`.
     seconds: wall time of the Lava run (compile, start, steps, read-out); processes: Lava processes in it;
     via: 'netx' (stock netx built it) or 'builder' (`build_lava`).
     """
@@ -50,6 +51,8 @@ class LavaResult:
     spikes: dict[str, np.ndarray] = field(default_factory=dict)
     stream_outputs: dict[str, np.ndarray] = field(default_factory=dict)
     stream_spikes: dict[str, np.ndarray] = field(default_factory=dict)
+    stream_u: dict[str, np.ndarray] = field(default_factory=dict)
+    stream_v: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def output(self) -> np.ndarray | dict[str, np.ndarray]:
@@ -66,7 +69,7 @@ def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
     """Run `graph` (pipelined) on Lava's CPU simulator with the samples of `x`; see the module docstring.
 
     select_tag 'fixed_pt' needs a fixed graph, 'floating_pt' a float one. record: population names whose
-    spikes are returned too. run_cfg: a Lava run configuration (default: `TagRunConfig(select_tag)`, Lava's CPU
+    spikes are returned too, and 'u' / 'v' for their states (`build_lava`). run_cfg: a Lava run configuration (default: `TagRunConfig(select_tag)`, Lava's CPU
     simulator; `hardware.loihi2_run_config()` for Loihi 2). via: 'netx' (stock netx loads the graph's NetX
     file: chains only, fixed point, no recorded layers), 'builder' (`build_lava`), or 'auto' (netx when it
     can). `LavaResult.via` says which ran. Raises ValueError (one line) for a graph or input Lava cannot run."""
@@ -108,6 +111,13 @@ def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
         pop = graph.population(name)
         data = data.reshape(*pop.shape, num_steps)
         d = net.depth[name]
+        if what == "v" and "v" in record:
+            result.stream_v[name] = data
+        if what == "u":
+            result.stream_u[name] = data
+            continue
+        if what == "v" and not pop.is_output:
+            continue
         stream_dict, window_dict = ((result.stream_outputs, result.outputs) if what == "v"
                                     else (result.stream_spikes, result.spikes))
         stream_dict[name] = data

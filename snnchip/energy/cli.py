@@ -17,6 +17,8 @@ from pathlib import Path
 from ..cli_util import one_line_errors
 from ..errors import InputError
 from ..fileio import write_text
+from ..train.data import add_dataset_arguments
+from ..export.recipe import DEFAULT_CALIBRATION_SAMPLES
 from .energy_models import builtin_model_names, load_energy_model
 
 NETX_SUFFIXES = (".net", ".h5", ".hdf5")
@@ -28,10 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("network", nargs="?", help="a checkpoint from snn-train (.pt) or a NetX HDF5 (.net/.h5)")
-    p.add_argument("--dataset", help="dataset to count on (digits-dvs, cifar10-dvs, nmnist, dvs-gesture, cifar10)")
-    p.add_argument("--split", default="test", help="dataset split (default: test)")
-    p.add_argument("--data-root", help="dataset root folder (default: the dataset's own default)")
-    p.add_argument("--samples", type=int, default=64, help="samples to count on (default 64)")
+    add_dataset_arguments(p, split=True, samples=64, samples_help="samples to count on")
     p.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default 16)")
     p.add_argument("--T", type=int, help="time steps per sample (default: the model's / dataset's)")
     p.add_argument("--arch", help="without data: an architecture name (e.g. ms_resnet34, ms_resnet20)")
@@ -48,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "differences predict; NET is the .net snn-export wrote for this checkpoint (without it, "
                         "the network is exported here exactly as `snn-export CHECKPOINT --target loihi "
                         "--calibrate DATASET` does: calibrated on the dataset's training split)")
+    p.add_argument("--calibration-samples", type=int, default=DEFAULT_CALIBRATION_SAMPLES, metavar="N",
+                   help="with --compare-fixed and no NET: training samples to calibrate on, as snn-export's "
+                        f"--samples (default {DEFAULT_CALIBRATION_SAMPLES})")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--output", "-o", metavar="FILE", help="write the JSON report to FILE")
     p.add_argument("--markdown", metavar="FILE", help="write a Markdown report to FILE")
@@ -113,6 +115,8 @@ def checkpoint_report(args, pricings) -> dict:
     from .report import build_report
 
     model = load_model(args.network).double().eval()
+    # the fixed-point network first: a wrong file is refused before any counting
+    fixed = _fixed_network(args, model) if args.compare_fixed is not None else None
     T = args.T or int(model.config.T)
     batches = _load_inputs(args, T)
     total = sum(int(b.shape[0]) for b in batches)
@@ -123,12 +127,11 @@ def checkpoint_report(args, pricings) -> dict:
     report = build_report(counts, pricings, ann_frames=frames,
                           meta={"network": args.network, "network_kind": "checkpoint", "dataset": args.dataset,
                                 "split": args.split})
-    if args.compare_fixed is not None:
+    if fixed is not None:
         from ..loihi import encode_input
         from .compare import compare
         from .count import count_graph
 
-        fixed = _fixed_network(args, model)
         with _progress(total, "float model (graph ops)") as bar:
             activity, samples, _ = run_model(model, batches, progress=bar)
         with _progress(total, "fixed-point sim") as bar:
@@ -144,12 +147,13 @@ def _fixed_network(args, model):
     if args.compare_fixed:
         from ..formats.netx import read_netx
         fixed = read_netx(args.compare_fixed)
-        if fixed.meta.get("torch_names") is None:
+        if not fixed.module_names:
             raise InputError(f"{args.compare_fixed}: not a network snn-export wrote from a checkpoint (no "
                              f"population -> model module map)")
         return fixed
     from ..export.recipe import export_model
-    return export_model(model, calibrate=args.dataset, data_root=args.data_root, eval_samples=0).graph
+    return export_model(model, calibrate=args.dataset, data_root=args.data_root,
+                        calibration_samples=args.calibration_samples, eval_samples=0).graph
 
 
 def netx_report(args, pricings) -> dict:

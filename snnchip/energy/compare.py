@@ -21,7 +21,7 @@ def compare(graph, activity, sim: ActivityCounts, model_samples: int) -> dict:
     if model_samples != sim.samples:
         raise InputError(f"model saw {model_samples} samples, the simulation {sim.samples}")
     n = sim.samples
-    names = graph.meta.get("torch_names") or {}
+    names = graph.module_names
     model_ops = graph_ops_from_model(graph, activity)
     sim_maps = {nl.name: nl.spike_map for nl in sim.neuron_layers}
     sim_ops = {l.name: l for l in sim.layers}

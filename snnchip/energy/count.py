@@ -197,7 +197,7 @@ def count_model(model, batches: Iterable[torch.Tensor], input_shape: tuple, prog
 def graph_ops_from_model(graph, activity: _ModelActivity) -> dict[str, dict[str, float]]:
     """Operations of every projection of `graph` driven by the model's own spikes (and input), per projection:
     {'events', 'synops', 'macs'} summed over the samples. Populations map to modules by meta['torch_names']."""
-    names = graph.meta.get("torch_names") or {}
+    names = graph.module_names
     out = {}
     for proj in graph.projections:
         src = graph.population(proj.source)

@@ -24,6 +24,7 @@ from typing import Literal
 
 import torch
 
+from .. import loihi
 from ..errors import InputError
 from .surrogate import SURROGATES, mpr, mpr_grad
 
@@ -131,8 +132,9 @@ class SpikingNeuron(torch.nn.Module):
         if cfg.reset != "hard" or cfg.reset_value != 0:
             raise InputError(f"a Loihi CUBA neuron resets hard to 0; this neuron has reset={cfg.reset!r}, "
                              f"reset_value={cfg.reset_value}")
-        return {"type": "CUBA", "iDecay": 4096, "vDecay": int(round(4096 * (1 - cfg.decay))),
-                "vThMant": int(cfg.threshold * (1 << 6)), "refDelay": 1, "gradedSpike": False}
+        return {"type": "CUBA", "iDecay": loihi.netx_i_decay(loihi.DU_MAX),
+                "vDecay": int(round(loihi.DECAY_UNITY * (1 - cfg.decay))),
+                "vThMant": int(cfg.threshold * (1 << loihi.VTH_SHIFT)), "refDelay": 1, "gradedSpike": False}
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(self.config).items())
