@@ -81,3 +81,36 @@ def test_reference_is_what_neurobench_computes(tmp_path):
     assert fresh["neurobench"] == "2.3.0"
     assert fresh["results"] == REFERENCE["results"] and fresh["per_layer"] == REFERENCE["per_layer"]
     assert fresh["input"] == REFERENCE["input"] and fresh["model"] == REFERENCE["model"]
+
+
+def test_neurobench_block_equals_neurobenchs_own_metrics():
+    from snnchip.energy.count import count_graph
+    from snnchip.energy.report import build_report
+    x = reference_input()
+    counts = count_graph(reference_graph(), [x[:2], x[2:]])
+    block = build_report(counts, [], ann_frames=1, meta={})["neurobench"]
+    want = REFERENCE["results"]
+    assert block["ParameterCount"] == want["ParameterCount"]
+    assert block["SynapticOperations"] == want["SynapticOperations"]
+    assert block["MembraneUpdates"] == want["MembraneUpdates"]
+    assert block["ActivationSparsity"] == pytest.approx(want["ActivationSparsity"], rel=1e-12)
+    assert round(block["ConnectionSparsity"], 4) == want["ConnectionSparsity"]       # NeuroBench rounds to 4
+    # Footprint: a graph has no neuron buffers; snnTorch stores beta, threshold, ... of each Leaky as buffers
+    assert block["Footprint"] == REFERENCE["footprint_bytes"]["parameters"]
+    assert block["Footprint"] + REFERENCE["footprint_bytes"]["buffers"] == want["Footprint"]
+    # the structural counts beside: zero weights included, so larger here (a quarter of the weights are zero)
+    assert block["structural"]["macs"] > want["SynapticOperations"]["Effective_MACs"]
+    assert block["structural"]["synops"] > want["SynapticOperations"]["Effective_ACs"]
+    per_layer = {layer.name: layer.effective_ops / counts.samples for layer in counts.layers}
+    assert per_layer == {name: v["effective"] for name, v in REFERENCE["per_layer"].items()}
+
+
+def test_effective_counts_equal_structural_ones_without_zero_weights():
+    from snnchip.energy.count import count_graph
+    graph = reference_graph()
+    for q in graph.projections:
+        q.weight = np.where(q.weight == 0, 0.125, q.weight)
+    counts = count_graph(graph, [reference_input()])
+    for layer in counts.layers:
+        assert layer.effective_ops == layer.synops + layer.macs > 0
+        assert layer.zero_weights == 0

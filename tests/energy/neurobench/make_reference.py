@@ -92,12 +92,17 @@ def main(out: Path) -> None:
             per_layer[name]["dense"] += float(dense) / N
             per_layer[name]["spiking_steps"] += int(spiking)
     spikes = model(data[0])                                              # [N, T, 10]
+    fresh = build(params)
     doc = {"format": "neurobench-reference", "neurobench": __import__("neurobench").__version__,
            "snntorch": snn.__version__, "torch": torch.__version__,
            "model": {"input_shape": list(SHAPE), "T": T, "beta": BETA, "threshold": THRESHOLD,
                      "reset": "zero, immediately (reset_delay=False)", "dtype": "float32",
                      "params": {k: np.asarray(v).tolist() for k, v in params.items()}},
            "input": x.tolist(), "results": results, "per_layer": per_layer,
+           # Footprint's two parts, of the model as Benchmark.run measured it (before any step: the neurons'
+           # buffers are their parameters beta, threshold, ... and an empty membrane)
+           "footprint_bytes": {"parameters": sum(p.numel() * p.element_size() for p in fresh.parameters()),
+                               "buffers": sum(b.numel() * b.element_size() for b in fresh.buffers())},
            "output_spikes": spikes.detach().numpy().astype(int).tolist()}
     out.write_text(json.dumps(doc, indent=None, separators=(",", ":")) + "\n")
     print(json.dumps({"results": results, "per_layer": per_layer}, indent=1))
