@@ -2,8 +2,11 @@
 test samples; report accuracy, agreement with snnchip.sim.simulate on the same samples, speed and latency.
 
     snn-deploy model.net --dataset digits-dvs [--data-root DIR] [--samples N] [--run fixed|float|loihi2] [--json]
+    snn-deploy model.net --plan [--chip loihi2|loihi|FILE] [--weight-bits N] [--conv-weights expanded|shared] [--json]
 
 Exit status 0 if Lava and simulate agree at every step (bit for bit in fixed point), 1 if not, 2 for bad input.
+With --plan nothing is run (no Lava, no data): the network is partitioned onto the chip's neurocores
+(snnchip.plan, docs/plan.md); exit status 0 if every population can be mapped, 1 if not.
 """
 from __future__ import annotations
 
@@ -24,13 +27,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snn-deploy", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("net", help="a NetX HDF5 network (written by snn-export, or a stock lava-dl file)")
-    add_dataset_arguments(p, required=True, samples=20, samples_help="test samples to run")
+    add_dataset_arguments(p, samples=20, samples_help="test samples to run (--dataset is required unless --plan)")
     p.add_argument("--T", type=int, help="time steps per sample (default: the network's, else the dataset's)")
     p.add_argument("--run", choices=("fixed", "float", "loihi2"), default="fixed",
                    help="fixed: Lava CPU simulator, bit-accurate fixed point (default); float: CPU simulator in "
                         "float, the file's integers read in float (units of synaptic input); loihi2: Loihi 2 "
                         "hardware (needs lava-loihi)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    plan = p.add_argument_group("resource plan (no Lava, no data)")
+    plan.add_argument("--plan", action="store_true",
+                      help="partition the network onto the chip's neurocores and print cores, chips, utilisation "
+                           "and the limiting resource per population (a table, or JSON with --json)")
+    plan.add_argument("--chip", default="loihi2",
+                      help="with --plan: a built-in chip (loihi2, loihi) or a chip description file (default loihi2)")
+    plan.add_argument("--weight-bits", type=int, metavar="N",
+                      help="with --plan: store every weight with at most N bits (default: the bits the file's "
+                           "integer weights need)")
+    plan.add_argument("--conv-weights", choices=("expanded", "shared"), default="expanded",
+                      help="with --plan: conv synapses stored one per connection (expanded, default) or shared "
+                           "through population axons (shared); see docs/plan.md")
+    plan.add_argument("--core-list", action="store_true", help="with --plan --json: include every core's use")
     return p
 
 
@@ -114,9 +130,35 @@ def _predict(graph, volts: dict, spikes: dict) -> np.ndarray:
     return np.asarray(class_scores(graph, voltage=volts.get(out), spikes=spikes.get(out))).argmax(1)
 
 
+def plan_network(net: str, chip: str = "loihi2", *, weight_bits: int | None = None,
+                 conv_weights: str = "expanded"):
+    """The resource plan (`snnchip.plan.Plan`) of a NetX file on a chip; InputError (one line) for bad input."""
+    from ..formats.netx import read_netx
+    from ..plan import load_chip, plan_graph
+    graph = read_netx(Path(net))
+    try:
+        return plan_graph(graph, load_chip(chip), weight_bits=weight_bits, conv_weights=conv_weights)
+    except InputError as exc:
+        raise InputError(f"{net}: {exc}") from None
+
+
+def _plan_main(args) -> int:
+    from ..plan import plan_table, plan_to_dict
+    plan = plan_network(args.net, args.chip, weight_bits=args.weight_bits, conv_weights=args.conv_weights)
+    if args.json:
+        print(json.dumps({"net": str(args.net), **plan_to_dict(plan, cores=args.core_list)}, indent=1))
+    else:
+        print(plan_table(plan, title=str(args.net)), end="")
+    return 0 if plan.mappable else 1
+
+
 @one_line_errors
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.plan:
+        return _plan_main(args)
+    if not args.dataset:
+        raise InputError("--dataset is required to run the network (or use --plan for a resource plan)")
     report = deploy(args.net, args.dataset, data_root=args.data_root, samples=args.samples, T=args.T, run=args.run)
     if args.json:
         print(json.dumps(report, indent=1))

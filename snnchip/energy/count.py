@@ -23,17 +23,22 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from .flops import LayerTracer, SynapticLayer, synaptic_layers
+from .neurobench import FLOAT_BYTES, effective_fan_out
 
 
 @dataclass
 class NeuronLayerCount:
-    """Totals over all samples and steps. spike_map: spikes per neuron `[*shape]` (for comparisons)."""
+    """Totals over all samples and steps. spike_map: spikes per neuron `[*shape]` (for comparisons).
+    membrane_updates: NeuroBench's count (every neuron at the first step, then each neuron-step whose membrane
+    after reset changed); spiking: the layer emits spikes (NeuroBench's ActivationSparsity counts it)."""
     name: str
     shape: tuple
     spikes: float = 0.0
     updates: float = 0.0
     active_updates: float = 0.0
     spike_map: Optional[np.ndarray] = None
+    membrane_updates: float = 0.0
+    spiking: bool = True
 
     @property
     def neurons(self) -> int:
@@ -55,6 +60,10 @@ class LayerCount:
     events: float = 0.0   # non-zero inputs that arrived (spikes or graded payloads)
     synops: float = 0.0
     macs: float = 0.0
+    real_synapses: int = 0        # connections that exist (no padding taps), one frame
+    effective_ops: float = 0.0    # non-zero input x non-zero weight pairs (NeuroBench's effective count)
+    weights: int = 0
+    zero_weights: int = 0
 
 
 @dataclass
@@ -65,6 +74,9 @@ class ActivityCounts:
     steps: int
     neuron_layers: list[NeuronLayerCount] = field(default_factory=list)
     layers: list[LayerCount] = field(default_factory=list)
+    parameters: int = 0           # weights and biases (NeuroBench's ParameterCount)
+    footprint_bytes: int = 0      # NeuroBench's Footprint (see footprint_rule)
+    footprint_rule: str = ""
 
 
 # -- fan-out -----------------------------------------------------------------------------------------
@@ -107,7 +119,9 @@ class _ModelActivity:
         self.shapes: dict[str, tuple] = {}
         self.updates: dict[str, float] = {}
         self.active: dict[str, float] = {}
+        self.membrane: dict[str, float] = {}
         self.model_input_nz: Optional[torch.Tensor] = None
+        self.input_binary = True          # every input value so far was 0 or 1 (then the input is spikes)
 
     @staticmethod
     def _add(store: dict, name: str, value: torch.Tensor) -> None:
@@ -123,25 +137,31 @@ class _ModelActivity:
         self._add(self.spikes, name, out.sum(dim=(0, out.ndim - 1)).double())
         self.shapes[name] = tuple(out.shape[1:-1])
         self.updates[name] = self.updates.get(name, 0.0) + float(out.numel())
-        self.active[name] = self.active.get(name, 0.0) + float(_active_updates(module.config, current, out))
+        active, changed = _membrane_updates(module.config, current, out)
+        self.active[name] = self.active.get(name, 0.0) + float(active)
+        self.membrane[name] = self.membrane.get(name, 0.0) + float(changed)
 
 
-def _active_updates(cfg, current: torch.Tensor, spikes: torch.Tensor) -> int:
-    """Neuron-steps whose voltage before reset is non-zero: h = decay u[t-1] + I[t], u after the model's own
-    spikes and the configured reset (docs/model-contract.md)."""
+def _membrane_updates(cfg, current: torch.Tensor, spikes: torch.Tensor) -> tuple[int, int]:
+    """(neuron-steps whose voltage before reset is non-zero, NeuroBench's membrane updates: every neuron at the
+    first step, then each neuron-step whose membrane after reset changed): h = decay u[t-1] + I[t], u after
+    the model's own spikes and the configured reset (docs/model-contract.md)."""
     u = torch.zeros_like(current[..., 0])
-    active = 0
+    active, changed = 0, int(u.numel())
     for t in range(current.shape[-1]):
         h = cfg.decay * u + current[..., t]
         o = spikes[..., t].bool()
         active += int((h != 0).sum())
         if cfg.reset == "hard":
-            u = torch.where(o, torch.full_like(h, cfg.reset_value), h)
+            new = torch.where(o, torch.full_like(h, cfg.reset_value), h)
         elif cfg.reset == "soft":
-            u = h - o.to(h.dtype) * cfg.spike_value
+            new = h - o.to(h.dtype) * cfg.spike_value
         else:
-            u = h
-    return active
+            new = h
+        if t:
+            changed += int((new != u).sum())
+        u = new
+    return active, changed
 
 
 def run_model(model, batches: Iterable[torch.Tensor], progress=None) -> tuple[_ModelActivity, int, int]:
@@ -155,6 +175,7 @@ def run_model(model, batches: Iterable[torch.Tensor], progress=None) -> tuple[_M
             elif int(x.shape[-1]) != steps:
                 raise InputError(f"all samples need the same number of steps; got {x.shape[-1]} after {steps}")
             nz = (x != 0).sum(dim=(0, x.ndim - 1)).double()
+            activity.input_binary &= bool(torch.all((x == 0) | (x == 1)))
             activity.model_input_nz = nz if activity.model_input_nz is None else activity.model_input_nz + nz
             model(x)
             samples += int(x.shape[0])
@@ -167,7 +188,7 @@ def run_model(model, batches: Iterable[torch.Tensor], progress=None) -> tuple[_M
 
 def _neuron_layers(activity: _ModelActivity) -> list[NeuronLayerCount]:
     return [NeuronLayerCount(name, activity.shapes[name], float(s.sum()), activity.updates[name],
-                             activity.active[name], s.numpy().astype(np.int64))
+                             activity.active[name], s.numpy().astype(np.int64), activity.membrane[name])
             for name, s in activity.spikes.items()]
 
 
@@ -177,21 +198,42 @@ def count_model(model, batches: Iterable[torch.Tensor], input_shape: tuple, prog
     activity, samples, steps = run_model(model, batches, progress)
     neurons = _neuron_layers(activity)
     sizes = {n.name: n.neurons for n in neurons}
+    modules = dict(model.named_modules())
     counts = []
     for layer in layers:
         fan = layer_fan_out(layer)
+        weight = modules[layer.name].weight.detach().cpu().numpy()
+        weight = weight.reshape(weight.shape[:4]) if layer.kind == "conv" else weight.reshape(weight.shape[:2])
         if layer.role == "fc":
-            nz = activity.spikes[layer.source].sum().item() if layer.source in activity.spikes else 0.0
+            # the head's global average pool is folded in: a spike of channel c reaches the FC's column c
+            spikes = activity.spikes[layer.source] if layer.source in activity.spikes else None
+            nz = 0.0 if spikes is None else spikes.sum().item()
             ops, events = nz * fan.reshape(-1)[0], nz
+            per_channel = np.zeros(weight.shape[1]) if spikes is None else \
+                spikes.reshape(weight.shape[1], -1).sum(dim=1).numpy()
+            effective = float(per_channel @ (weight != 0).sum(axis=0))
+            real = int(np.prod(weight.shape))
         else:
             nz = activity.input_nz[layer.name].numpy()
             ops, events = float((nz * fan).sum()), float(nz.sum())
+            eff = effective_fan_out(weight, layer.kind, layer.in_shape, layer.stride, layer.padding,
+                                    layer.dilation, layer.groups, layer.out_shape)
+            effective = float(nz.reshape(-1) @ eff)
+            real = int(fan.sum())
+        # one convention with the deployed graph: binary spikes are accumulated, graded inputs multiplied
+        spike_driven = layer.spike_driven or (layer.source == "input" and activity.input_binary)
         src_neurons = sizes.get(layer.source, int(np.prod(layer.in_shape)))
-        counts.append(LayerCount(layer.name, layer.source, None, layer.kind, layer.role, layer.spike_driven,
+        counts.append(LayerCount(layer.name, layer.source, None, layer.kind, layer.role, spike_driven,
                                  src_neurons, layer.ann_flops, layer.params, events,
-                                 synops=ops if layer.spike_driven else 0.0,
-                                 macs=0.0 if layer.spike_driven else ops))
-    return ActivityCounts("model", samples, steps, neurons, counts)
+                                 synops=ops if spike_driven else 0.0, macs=0.0 if spike_driven else ops,
+                                 real_synapses=real, effective_ops=effective, weights=int(weight.size),
+                                 zero_weights=int(np.sum(weight == 0))))
+    params = sum(int(p.numel()) for p in model.parameters())
+    footprint = sum(int(t.numel()) * (FLOAT_BYTES if t.is_floating_point() else t.element_size())
+                    for t in list(model.parameters()) + list(model.buffers()))
+    return ActivityCounts("model", samples, steps, neurons, counts, parameters=params, footprint_bytes=footprint,
+                          footprint_rule="the model's parameters and buffers, floating point at 4 bytes (float32, "
+                                         "as trained)")
 
 
 def graph_ops_from_model(graph, activity: _ModelActivity) -> dict[str, dict[str, float]]:
@@ -229,8 +271,13 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
 
     depth = graph.depths()
     pops = {p.name: p for p in graph.populations}
-    neuron = {p.name: NeuronLayerCount(p.name, tuple(p.shape), spike_map=np.zeros(p.size, dtype=np.int64))
+    neuron = {p.name: NeuronLayerCount(p.name, tuple(p.shape), spike_map=np.zeros(p.size, dtype=np.int64),
+                                       spiking=p.neuron.threshold is not None and not p.neuron.graded)
               for p in graph.populations if not p.is_input}
+    if len(graph.inputs) != 1:
+        raise InputError(f"counting needs a graph with one input population, this one has {len(graph.inputs)}")
+    source_of_input = graph.inputs[0].name
+    input_map = np.zeros(graph.inputs[0].size, dtype=np.int64)     # non-zero inputs per input neuron
     proj_ops = {q.name: np.zeros(3) for q in graph.projections}
     samples, steps = 0, None
     sim = Simulator(graph, device)
@@ -242,6 +289,7 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
             raise InputError(f"all samples need the same number of steps; got {x.shape[-1]} after {steps}")
         run = run_samples(sim, x, record=("spikes", "v"))
         c = run.result.counters
+        input_map += (x != 0).reshape(x.shape[0], -1, steps).sum(dim=(0, 2)).cpu().numpy()
         for name, nl in neuron.items():
             s = run.window("spikes", name).reshape(x.shape[0], -1, steps)
             v = run.window("v", name).reshape(x.shape[0], -1, steps)
@@ -251,6 +299,8 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
             nl.updates += float(s.numel())
             # v is recorded after reset; a neuron that spiked had a voltage above threshold before it.
             nl.active_updates += float(((v != 0) | spiked).sum())
+            if not pops[name].neuron.graded:       # a relay has no membrane
+                nl.membrane_updates += float(v[..., 0].numel() + (v[..., 1:] != v[..., :-1]).sum())
         for q in graph.projections:
             d = depth[q.target]
             k = c.projections[q.name]
@@ -262,10 +312,18 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
         raise InputError("no samples to count")
     layers = []
     for q in graph.projections:
-        src = pops[q.source]
+        src, tgt = pops[q.source], pops[q.target]
         fan = projection_fan_out(graph, q)
         events, synops, macs = (float(v) for v in proj_ops[q.name])
+        event_map = input_map if q.source == source_of_input else neuron[q.source].spike_map
+        effective = effective_fan_out(q.weight, q.kind, src.shape, q.stride, q.padding, q.dilation, q.groups,
+                                      tgt.shape)
         layers.append(LayerCount(q.name, q.source, q.target, q.kind, None, not src.neuron.graded, src.size,
-                                 int(fan.sum()),
-                                 int(np.size(q.weight)), events, synops, macs))
-    return ActivityCounts("sim", samples, steps, list(neuron.values()), layers)
+                                 int(fan.sum()), int(np.size(q.weight)), events, synops, macs,
+                                 real_synapses=int(fan.sum()), effective_ops=float(event_map @ effective),
+                                 weights=int(np.size(q.weight)), zero_weights=int(np.sum(q.weight == 0))))
+    params = sum(int(np.size(q.weight)) for q in graph.projections) + \
+        sum(int(np.size(p.bias)) for p in graph.populations if p.bias is not None)
+    return ActivityCounts("sim", samples, steps, list(neuron.values()), layers, parameters=params,
+                          footprint_bytes=params * FLOAT_BYTES,
+                          footprint_rule="the graph's weights and population biases, 4 bytes each (float32)")

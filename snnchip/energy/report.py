@@ -17,6 +17,7 @@ import io
 import re
 from typing import Optional
 
+from . import neurobench
 from .count import ActivityCounts
 from .energy_models import Pricing
 from .flops import PAPER_ROLES
@@ -127,6 +128,7 @@ def build_report(counts: ActivityCounts, pricings: list[Pricing], *, ann_frames:
                                               "ann": None if v["ann"] is None else v["ann"] / T,
                                               "ratio": v["ratio"]} for k, v in energy.items()}},
     }
+    report["neurobench"] = neurobench.block(counts)
     if all(r["role"] is not None for r in layer_rows):
         report["paper_convention"] = paper_convention(report, pricings)
     return report

@@ -73,12 +73,24 @@ def test_model_layers_match_their_graph_projections(model, frames):
             block = layer.name[:-len("conv1")]
             proj = sim[f"{block}lif1->{block}lif2"]
             assert layer.synops == proj.synops and layer.events == proj.events
+            assert (layer.real_synapses, layer.effective_ops) == (proj.real_synapses, proj.effective_ops)
             checked += 1
     assert checked == 3
     fc = next(l for l in counts.layers if l.role == "fc")
     assert fc.synops == sim["head.lif->readout"].synops
+    # the graph folds the global average pool into the FC: each FC weight is a synapse of every position
+    positions = int(np.prod(graph.population("head.lif").shape[1:]))
+    assert fc.real_synapses * positions == sim["head.lif->readout"].real_synapses
+    assert fc.effective_ops == sim["head.lif->readout"].effective_ops
+    # one convention: the frames are 0/1, so the encoding layer accumulates spikes in both paths
     stem = next(l for l in counts.layers if l.role == "encoding")
-    assert stem.macs > 0 and stem.synops == 0  # the encoding layer reads the input frames: MACs
+    first = sim["input->stages.0.0.lif1"]
+    assert stem.spike_driven and stem.macs == 0 and stem.synops == first.synops > 0
+    assert stem.real_synapses == first.real_synapses and stem.effective_ops == first.effective_ops
+    # NeuroBench's membrane updates of each neuron layer, from the model's hooks and from the simulator
+    graph_layers = {graph.meta["torch_names"].get(nl.name): nl for nl in count_graph(graph, [frames]).neuron_layers}
+    for nl in counts.neuron_layers:
+        assert nl.membrane_updates == graph_layers[nl.name].membrane_updates > 0, nl.name
 
 
 def test_spike_differences_predict_synop_differences(model, frames, activity):
@@ -116,7 +128,13 @@ def test_cli_checkpoint_report(model, tmp_path, capsys):
     roles = [l["role"] for l in report["layers"]]
     assert roles[0] == "encoding" and roles[-1] == "fc" and "shortcut" in roles
     stem = report["layers"][0]
-    assert stem["input"] == "graded" and stem["macs"] > 0 and stem["synops"] == 0
+    # digits-dvs frames are 0/1: binary spikes are accumulated (one convention with the NetX path)
+    assert stem["input"] == "spikes" and stem["synops"] > 0 and stem["macs"] == 0
+    nb = report["neurobench"]
+    ops, totals = nb["SynapticOperations"], report["totals"]["per_sample"]
+    # effective counts skip zero weights: never more than the structural ones (MACs: the membrane shortcut convs)
+    assert 0 < ops["Effective_ACs"] <= totals["synops"] and 0 < ops["Effective_MACs"] <= totals["macs"]
+    assert nb["ParameterCount"] == sum(p.numel() for p in model.parameters()) and 0 < nb["ActivationSparsity"] < 1
     for layer in report["layers"]:
         e = layer["energy_pj"]["cmos45nm/fp32"]
         assert e["snn"] == pytest.approx(layer["synops"] * 0.9 + layer["macs"] * 4.6)
