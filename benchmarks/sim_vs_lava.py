@@ -62,9 +62,7 @@ class Case:
 # -- our graphs on the deploy builder --------------------------------------------------------------
 def ms_resnet_graph(name: str, overrides: dict, seed: int = 0):
     """(fixed pipelined graph, T) for a random-weight MS-ResNet, quantised on random calibration spikes."""
-    from snnchip.export.lower import lower
-    from snnchip.export.quantize import quantize
-    from snnchip.export.timing import pipeline
+    from snnchip.export.recipe import export_model
     from snnchip.train.models import build_model, model_config
 
     torch.manual_seed(seed)
@@ -73,7 +71,7 @@ def ms_resnet_graph(name: str, overrides: dict, seed: int = 0):
     steps = int(config.T)
     shape = (int(config.in_channels), *map(int, config.input_size))
     calib = (torch.rand(8, *shape, steps) < 0.3).double()
-    fixed, _ = quantize(pipeline(lower(model)), calib)
+    fixed = export_model(model, input_kind="graded", calibration=calib).graph
     return fixed, steps
 
 
@@ -83,7 +81,7 @@ def lava_graph_case(label: str, graph, steps: int, args) -> Case:
 
     from snnchip.deploy.builder import build_lava
     from snnchip.deploy.runconfig import TagRunConfig
-    from snnchip.export.quantize import encode_input
+    from snnchip.loihi import encode_input
 
     pop = graph.inputs[0]
     latency = graph.latency()
@@ -123,8 +121,9 @@ def pilotnet_case(args) -> Case:
     from lava.magma.core.run_conditions import RunSteps
 
     from snnchip.deploy.runconfig import TagRunConfig
-    from snnchip.deploy.stock import stock_netx_dir
-    from snnchip.export.netx_hdf5 import read_netx
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from lava_dl_files import stock_netx_dir
+    from snnchip.formats.netx import read_netx
 
     root = stock_netx_dir() / "gts" / "pilotnet_lif"
     image = np.load(root / "image.npy")

@@ -15,7 +15,8 @@ from tqdm import tqdm
 
 from common import parse_experiment_args
 from snnchip.cli_util import one_line_errors
-from snnchip.train.metrics import final_accuracy, markdown_table, write_json_atomic, write_text_atomic
+from snnchip.fileio import write_json, write_text
+from snnchip.train.metrics import final_accuracy, markdown_table
 from snnchip.train.trainer import TrainConfig, Trainer
 
 COLUMNS = {"SR-A": "ms_resnet20", "SR-B": "sr_b20", "SR-C": "sr_c20"}  # label: model name (depth set per run)
@@ -61,8 +62,8 @@ def main(argv=None) -> int:
                         "epochs)", list(COLUMNS), table)
     md += "\n" + markdown_table("Seed 000, Table VI (CIFAR-10, for reference)", list(COLUMNS),
                                 {f"depth {d}": c for d, c in PAPER.items()}, fmt=lambda v: f"{v:.2f}")
-    write_json_atomic(os.path.join(args.out, "alt_structures.json"), result)
-    write_text_atomic(os.path.join(args.out, "alt_structures.md"), md)
+    write_json(os.path.join(args.out, "alt_structures.json"), result)
+    write_text(os.path.join(args.out, "alt_structures.md"), md)
     print(md)
     return 0
 

@@ -2,7 +2,7 @@
 import argparse
 import os
 
-from snnchip.cli_util import UserError
+from snnchip.errors import InputError
 
 
 def parse_experiment_args(argv, doc: str, out: str, depths_example: str, what: str) -> argparse.Namespace:
@@ -17,6 +17,6 @@ def parse_experiment_args(argv, doc: str, out: str, depths_example: str, what: s
     p.add_argument("--out", default=out)
     args = p.parse_args(argv)
     if not args.reduced and not args.data_root:
-        raise UserError(f"the full {what} needs --data-root (CIFAR-10); use --reduced for digits-dvs")
+        raise InputError(f"the full {what} needs --data-root (CIFAR-10); use --reduced for digits-dvs")
     os.makedirs(args.out, exist_ok=True)
     return args

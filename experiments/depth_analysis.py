@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from common import parse_experiment_args
 from snnchip.cli_util import one_line_errors
-from snnchip.train.metrics import final_accuracy, markdown_table, write_json_atomic, write_text_atomic
+from snnchip.fileio import write_json, write_text
+from snnchip.train.metrics import final_accuracy, markdown_table
 from snnchip.train.trainer import TrainConfig, Trainer
 
 ROWS = {  # label: (run folder, model name; the depth is set per run)
@@ -76,12 +77,12 @@ def main(argv=None) -> int:
     args = parse_experiment_args(argv, __doc__, "runs/depth_analysis", "8,14,20", "depth analysis")
     result = run(args)
     table = result.pop("_table")
-    write_json_atomic(os.path.join(args.out, "depth_analysis.json"), result)
+    write_json(os.path.join(args.out, "depth_analysis.json"), result)
     md = markdown_table(f"Depth analysis on {result['dataset']} (test accuracy %, mean of the last 5 epochs)",
                         list(result["depths"]), table)
     md += "\n" + markdown_table("Seed 000, Table II (CIFAR-10, for reference)", [8, 14, 20, 32, 44, 56], PAPER,
                                 fmt=lambda v: f"{v:.1f}")
-    write_text_atomic(os.path.join(args.out, "depth_analysis.md"), md)
+    write_text(os.path.join(args.out, "depth_analysis.md"), md)
     print(md)
     return 0
 

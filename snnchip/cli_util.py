@@ -1,23 +1,48 @@
-"""Shared helpers for the console scripts: one-line errors and non-zero exits instead of tracebacks."""
+"""What every console script shares: errors as one line and an exit status.
+
+`one_line_errors` wraps a `main(argv=None) -> int`: an `snnchip.errors.SnnchipError` (bad input, broken
+environment) prints `error: <message>` and exits 2; an unexpected exception is an internal error: its traceback
+goes to a log file, and one line names the exception and that file (exit 1); Ctrl-C exits 130.
+"""
+from __future__ import annotations
+
 import functools
+import os
 import sys
+import tempfile
+import traceback
+
+from .errors import SnnchipError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
 
 
-class UserError(Exception):
-    """A problem with the user's input (file, shape, value): printed as one line, exit code 2."""
+def _log_traceback(prog: str) -> str:
+    """Write the current exception's traceback to a log file; returns its path."""
+    fd, path = tempfile.mkstemp(prefix=f"{prog}-", suffix=".log")
+    with os.fdopen(fd, "w") as handle:
+        traceback.print_exc(file=handle)
+    return path
 
 
 def one_line_errors(main):
-    """Decorate a console-script `main(argv=None) -> int` so that expected failures print one line."""
+    """Decorate a console-script `main(argv=None) -> int` (module docstring)."""
     @functools.wraps(main)
     def wrapper(argv=None):
-        from .stack import StackError
         try:
             return main(argv)
-        except (UserError, StackError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        except SnnchipError as exc:
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
-            return 130
+            return EXIT_INTERRUPTED
+        except Exception as exc:          # a bug of ours: say so in one line, keep the traceback for the report
+            log = _log_traceback(os.path.basename(sys.argv[0]) or "snnchip")
+            message = " ".join(str(exc).split())[:300]
+            print(f"internal error: {type(exc).__name__}: {message} (traceback in {log})", file=sys.stderr)
+            return EXIT_INTERNAL
     return wrapper
+

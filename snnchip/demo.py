@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from .cli_util import UserError, one_line_errors
+from .cli_util import one_line_errors
+from .errors import InputError
+from .fileio import write_json, write_text
 
 
 def run_step(title: str, cmd: list, output: Path, force: bool, stdout_to: Path = None) -> float:
@@ -24,14 +26,12 @@ def run_step(title: str, cmd: list, output: Path, force: bool, stdout_to: Path =
     start = time.time()
     if stdout_to:
         result = subprocess.run(list(map(str, cmd)), stdout=subprocess.PIPE, text=True)
-        tmp = stdout_to.with_suffix(".tmp")
-        tmp.write_text(result.stdout)
         if result.returncode == 0:
-            tmp.replace(stdout_to)
+            write_text(stdout_to, result.stdout)
     else:
         result = subprocess.run(list(map(str, cmd)))
     if result.returncode != 0:
-        raise UserError(f"step '{title}' failed with exit code {result.returncode}: {shlex.join(map(str, cmd))}")
+        raise InputError(f"step '{title}' failed with exit code {result.returncode}: {shlex.join(map(str, cmd))}")
     return time.time() - start
 
 
@@ -43,7 +43,9 @@ def summary(out: Path) -> dict:
     energy = json.loads((out / "energy.json").read_text())
     per_sample = energy["totals"]["per_sample"]
     return {
-        "float_test_accuracy": train["final_test_acc"],
+        # the exported checkpoint (best.pt), evaluated as a float graph on the test split by snn-export
+        "float_test_accuracy": export["float_accuracy"], "float_samples": export["evaluation_samples"],
+        "best_epoch": train["best_epoch"],
         "fixed_point_test_accuracy": sim["accuracy"], "fixed_point_samples": sim["samples"],
         "lava_accuracy": lava["accuracy"], "lava_samples": lava["samples"],
         "lava_sim_prediction_agreement": lava["prediction_agreement"],
@@ -59,7 +61,8 @@ def summary(out: Path) -> dict:
 
 
 def markdown(s: dict) -> str:
-    rows = [("float accuracy (test set)", f"{100 * s['float_test_accuracy']:.2f} %"),
+    rows = [("float accuracy (exported checkpoint, test set)",
+             f"{100 * s['float_test_accuracy']:.2f} % ({s['float_samples']} samples, epoch {s['best_epoch']})"),
             ("fixed-point accuracy (snn-sim, whole test set)",
              f"{100 * s['fixed_point_test_accuracy']:.2f} % ({s['fixed_point_samples']} samples)"),
             ("Lava accuracy (snn-deploy)", f"{100 * s['lava_accuracy']:.2f} % ({s['lava_samples']} samples)"),
@@ -100,13 +103,13 @@ def main(argv=None) -> int:
     run_step(f"4/5 run {args.lava_samples} test samples on Lava's fixed-point CPU simulator",
              [bin_dir / "snn-deploy", net, "--dataset", "digits-dvs", "--samples", args.lava_samples, "--json"],
              out / "deploy.json", args.force, stdout_to=out / "deploy.json")
-    run_step("5/5 energy report (float model counts, compared with the fixed-point simulator)",
-             [bin_dir / "snn-energy", ckpt, "--dataset", "digits-dvs", "--compare-fixed", "-o", out / "energy.json",
+    run_step("5/5 energy report (float model counts, compared with the exported fixed-point network)",
+             [bin_dir / "snn-energy", ckpt, "--dataset", "digits-dvs", "--compare-fixed", net, "-o", out / "energy.json",
               "--markdown", out / "energy.md", "--html", out / "energy.html"], out / "energy.json", args.force)
     s = summary(out)
     table = markdown(s)
-    (out / "summary.json").write_text(json.dumps(s, indent=1))
-    (out / "summary.md").write_text(table + "\n")
+    write_json(out / "summary.json", s)
+    write_text(out / "summary.md", table + "\n")
     print(f"\n== summary ({time.time() - start:.0f} s)\n{table}")
     return 0 if s["lava_identical_every_step"] else 1
 

@@ -1,7 +1,8 @@
 """Writing files so that a reader never sees half of one: every output of snnchip goes through `atomic_path`.
 
 The data goes to a temporary file in the target's folder, which replaces the target (`os.replace`, atomic on
-POSIX) only once it is complete; on any failure the temporary file is removed and the target is untouched.
+POSIX) only once it is complete and flushed to disk (fsync); on any failure the temporary file is removed and the
+target is untouched. The file gets the usual permissions (0666 minus the umask), not mkstemp's private 0600.
 OS errors (a missing or read-only folder, a full disk, a directory in the way) become one-line InputErrors.
 """
 from __future__ import annotations
@@ -34,12 +35,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        _settle(tmp)
         os.replace(tmp, target)
     except OSError as exc:
         raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _settle(tmp: str) -> None:
+    """Give the finished temporary file normal permissions and flush it to disk."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -33,7 +33,7 @@ In float, `du`, `dv` are fractions in [0, 1] and `weight_exp` is 0. The chip's w
 `snnchip.loihi`; `Graph.validate()` runs its range check on fixed graphs.
 
 What `Graph.meta` carries is read through typed accessors (`Graph.steps`, `readout`, `input_scale`,
-`message_bits`, `depths()`), never by ad-hoc keys with silent defaults.
+`message_bits`, `module_names`, `depths()`), never by ad-hoc keys with silent defaults.
 """
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ class Neuron:
     """Parameters shared by a population. Float: fractions and volts-like units; fixed: Loihi integers.
 
     threshold: fire when v > threshold (fixed: the mantissa vth, compared against vth << 6); None = never fires.
-    du, dv: fraction of current / voltage lost per step (fixed: 0..4096, Lava's du and dv).
+    du, dv: fraction of current / voltage lost per step (fixed: Lava's du in -1..4095, -1 being netx's integrator,
+    and dv in 0..4096; see snnchip.loihi).
     reset: 'hard' sets v to reset_value, 'soft' subtracts reset_amount, 'none' keeps v (fixed: in v units).
     """
     threshold: Optional[float]
@@ -177,6 +178,12 @@ class Graph:
         """Fixed graphs with a graded input: payload bits of the input (meta 'message_bits')."""
         return int(self.meta.get("message_bits", loihi.DEFAULT_MESSAGE_BITS))
 
+    @property
+    def module_names(self) -> dict[str, str]:
+        """Population -> the trained model's neuron module it was lowered from (meta 'torch_names'; empty for
+        graphs read from stock files)."""
+        return dict(self.meta.get("torch_names") or {})
+
     def depths(self) -> dict[str, int]:
         """Steps from the input to each population: `meta['depth']` where given (pipelined graphs, stock NetX
         files), else the longest-lag path."""
@@ -195,13 +202,8 @@ class Graph:
         return proj.delay + (1 if self.timing == "pipelined" else 0)
 
     def latency(self) -> int:
-        """Steps from an input at step t to the earliest effect on the output populations (longest-lag path)."""
-        depth = {pop.name: 0 for pop in self.inputs}
-        for pop in self.populations:
-            if pop.name in depth:
-                continue
-            lags = [depth[q.source] + int(np.max(self.lag(q))) for q in self.into(pop.name) if q.source in depth]
-            depth[pop.name] = max(lags) if lags else 0
+        """Steps from an input at step t to the earliest effect on the deepest output population."""
+        depth = self.depths()
         return max(depth[pop.name] for pop in self.outputs) if self.outputs else 0
 
     def copy(self) -> "Graph":
@@ -240,6 +242,8 @@ class Graph:
             if proj.kind == "conv":
                 _check_conv_geometry(proj)
         for pop in self.populations:
+            if pop.neuron.reset not in ("hard", "soft", "none"):
+                raise InputError(f"population '{pop.name}': unsupported reset '{pop.neuron.reset}'")
             if any(int(s) < 1 for s in pop.shape):
                 raise InputError(f"population '{pop.name}' has shape {tuple(pop.shape)}; every size must be >= 1")
             if pop.bias is not None:

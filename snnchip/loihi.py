@@ -59,6 +59,7 @@ MANT_MAX = (1 << (MANT_BITS - 1)) - 1        # 127
 MANT_MIN = -(1 << (MANT_BITS - 1))           # -128
 W_EXP_MIN, W_EXP_MAX = -8, 7                 # weight exponent range the quantiser uses (Loihi's 4-bit signed)
 CONV_RESULT_BITS = 24                        # a convolution's result wraps to 24 signed bits (lava.proc.conv)
+SYNAPTIC_INPUT_BITS = 16                     # the neuron's a_in port (int16, precision 16) and Dense's a_out
 MAX_MESSAGE_BITS = STATE_BITS                # graded payloads: at most the 24-bit state they come from
 DEFAULT_MESSAGE_BITS = 8                     # a graded input's payload bits when nothing says otherwise
 GRADED_BITS = STATE_BITS                     # a graded relay's payload width when its projection names none

@@ -6,11 +6,9 @@ Modules that need Lava call `require_lava()` before importing it.
 import importlib
 import sys
 
+from .errors import StackError
+
 REPAIR = "run `make setup` in the repository root"
-
-
-class StackError(RuntimeError):
-    """The Python environment lacks a working torch / lava-nc / lava-dl."""
 
 
 def _try_import(module: str, what: str) -> None:

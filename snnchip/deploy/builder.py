@@ -18,11 +18,11 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
+from ..errors import InputError
+from .. import loihi
+from ..formats.netx import stock_incompatibilities
 from ..graph import Graph, Population, Projection
-from ..sim.executor import population_depths
-from ..sim.neurons import bias_vector
 from ..stack import require_lava
 
 require_lava()
@@ -35,7 +35,6 @@ from lava.proc.lif.process import LIFReset  # noqa: E402
 
 from .processes import ConvSynapse, GradedRelay, Readout, SoftResetLIF  # noqa: E402
 
-GRADED_BITS = 24  # message width used for a graded source whose projection does not name one
 
 
 @dataclass
@@ -43,7 +42,8 @@ class LavaNetwork:
     """The Lava processes of a graph, built for `num_steps` steps of samples `steps_per_sample` apart.
 
     neurons / synapses: population / projection name -> Lava process. depth: population -> pipeline depth.
-    sinks: (population, 'spikes' | 'v') -> `io.sink.RingBuffer` recording that quantity at every step.
+    sinks: (population, 'spikes' | 'v' | 'u') -> the process recording that quantity at every step (an
+    `io.sink.RingBuffer` on a port, or an `io.sink.Read` probe of the neuron's state after the step).
     """
     graph: Graph
     steps_per_sample: int
@@ -64,7 +64,7 @@ class LavaNetwork:
         for name, data in stream.items():
             pop = self.graph.population(name)
             if data.shape != (pop.size, self.num_steps):
-                raise ValueError(f"input stream for '{name}' has shape {data.shape}, "
+                raise InputError(f"input stream for '{name}' has shape {data.shape}, "
                                  f"expected {(pop.size, self.num_steps)}")
             source = io.source.RingBuffer(data=data)
             source.s_out.connect(self.neurons[name].a_in)
@@ -82,45 +82,55 @@ class LavaNetwork:
 
 def build_lava(graph: Graph, *, steps_per_sample: int, num_steps: int, record=()) -> LavaNetwork:
     """Lava processes for `graph` (pipelined; float or fixed). Records the output populations (voltage of a
-    readout, spikes of a spiking output) and the spikes of every population named in `record`.
-    Raises ValueError (one line, naming the population or projection) for what Lava cannot run exactly."""
+    readout, spikes of a spiking output) and, as `snnchip.sim.simulate`'s `record`, population names (their
+    spikes) and the quantities 'u' and 'v' (those populations' states; every population's if no name is given).
+    Raises InputError (one line, naming the population or projection) for what Lava cannot run exactly."""
     graph.validate()
     if graph.timing != "pipelined":
-        raise ValueError("the graph has ideal timing, but every Lava synapse takes a step: pipeline it first "
+        raise InputError("the graph has ideal timing, but every Lava synapse takes a step: pipeline it first "
                          "(snnchip.export.timing.pipeline)")
     if not graph.inputs or not graph.outputs:
-        raise ValueError("the graph needs at least one input and one output population")
+        raise InputError("the graph needs at least one input and one output population")
     if steps_per_sample < 1:
-        raise ValueError(f"steps_per_sample must be >= 1, got {steps_per_sample}")
-    depth = population_depths(graph)
+        raise InputError(f"steps_per_sample must be >= 1, got {steps_per_sample}")
+    depth = graph.depths()
     for proj in graph.projections:
         lags = np.unique(graph.lag(proj))
         if not np.all(depth[proj.source] + lags == depth[proj.target]):
-            raise ValueError(f"projection '{proj.name}' is not aligned: {proj.source} (depth "
+            raise InputError(f"projection '{proj.name}' is not aligned: {proj.source} (depth "
                              f"{depth[proj.source]}) + lag {lags.tolist()} != {proj.target} (depth "
                              f"{depth[proj.target]}); samples would leak into each other")
     net = LavaNetwork(graph, steps_per_sample, num_steps, depth)
     for pop in graph.populations:
         net.neurons[pop.name] = neuron_process(pop, graph.fixed, steps_per_sample, depth[pop.name])
     for proj in graph.projections:
-        src, tgt = graph.population(proj.source), graph.population(proj.target)
-        syn = synapse_process(proj, src, graph.fixed)
+        syn = synapse_process(proj, graph.population(proj.source), graph.fixed)
         net.neurons[proj.source].s_out.connect(syn.s_in)
         syn.a_out.connect(net.neurons[proj.target].a_in)
         net.synapses[proj.name] = syn
-    for name in record:
+    record = (record,) if isinstance(record, str) else tuple(record)
+    states = {q for q in record if q in ("u", "v")}
+    names = {r for r in record if r not in ("u", "v", "spikes")}
+    for name in names:
         graph.population(name)  # KeyError names an unknown population
     for pop in graph.populations:
         proc = net.neurons[pop.name]
         wanted = []
         if pop.is_output and hasattr(proc, "v_out"):
             wanted.append(("v", proc.v_out))
-        if (pop.is_output and pop.neuron.threshold is not None) or pop.name in record:
+        if (pop.is_output and pop.neuron.threshold is not None) or pop.name in names:
             wanted.append(("spikes", proc.s_out))
         for what, port in wanted:
             sink = io.sink.RingBuffer(shape=(pop.size,), buffer=num_steps)
             port.connect(sink.a_in)
             net.sinks[(pop.name, what)] = sink
+        if pop.neuron.graded or not (pop.name in names or not names):
+            continue
+        for what in sorted(states):
+            if (pop.name, what) not in net.sinks:
+                probe = io.sink.Read(buffer=num_steps)
+                probe.connect_var(getattr(proc, what))
+                net.sinks[(pop.name, what)] = probe
     return net
 
 
@@ -132,13 +142,12 @@ def neuron_process(pop: Population, fixed: bool, steps_per_sample: int, depth: i
         return GradedRelay(shape=shape, name=pop.name)
     # Lava's models reset when the 1-based time step t satisfies t % interval == offset.
     timing = dict(reset_interval=steps_per_sample, reset_offset=(depth + 1) % steps_per_sample)
-    bias = bias_vector(pop, _torch_dtype(fixed), "cpu").numpy()
+    bias = pop.bias_full()
     if fixed:
-        if pop.bias is not None and not np.all(np.asarray(pop.bias) == np.round(pop.bias)):
-            raise ValueError(f"population '{pop.name}': fixed-point bias mantissas must be integers")
-        _check_int(pop.name, "du", n.du, 0, 4095)
-        _check_int(pop.name, "dv", n.dv, 0, 4095)
-        params = dict(du=int(n.du), dv=int(n.dv), bias_mant=bias, bias_exp=np.full(shape, int(pop.bias_exp)))
+        # integers in the registers' ranges (Graph.validate: loihi.check_fixed); du = -1 is netx's integrator,
+        # which Lava's LIF models run as is (their current decays by du + 1)
+        params = dict(du=int(n.du), dv=int(n.dv), bias_mant=bias.astype(np.int64),
+                      bias_exp=np.full(shape, int(pop.bias_exp)))
     else:
         params = dict(du=float(n.du), dv=float(n.dv), bias_mant=bias, bias_exp=np.zeros(shape))
     number = int if fixed else float
@@ -146,7 +155,7 @@ def neuron_process(pop: Population, fixed: bool, steps_per_sample: int, depth: i
         return Readout(shape=shape, name=pop.name, **params, **timing)
     if n.reset == "hard":
         if n.reset_value != 0:
-            raise ValueError(f"population '{pop.name}': hard reset to {n.reset_value} (Lava's LIF resets to 0)")
+            raise InputError(f"population '{pop.name}': hard reset to {n.reset_value} (Lava's LIF resets to 0)")
         return LIFReset(shape=shape, name=pop.name, vth=number(n.threshold), **params, **timing)
     amount = n.reset_amount if n.reset == "soft" else 0
     return SoftResetLIF(shape=shape, name=pop.name, vth=number(n.threshold), reset_amount=number(amount),
@@ -155,19 +164,19 @@ def neuron_process(pop: Population, fixed: bool, steps_per_sample: int, depth: i
 
 def synapse_process(proj: Projection, src: Population, fixed: bool) -> AbstractProcess:
     """The Lava process of one projection (see the module docstring)."""
-    bits = proj.num_message_bits or (GRADED_BITS if src.neuron.graded else 0)
+    bits = proj.num_message_bits or (loihi.GRADED_BITS if src.neuron.graded else 0)
     weight, exp = np.asarray(proj.weight), int(proj.weight_exp)
     if fixed:
         weight = weight.astype(np.int64)
     if proj.kind == "conv":
         if fixed:
-            loihi_dense_weights(weight, exp, proj.name)  # the same 8-bit synapse limits apply
+            loihi.dense_weights(weight, exp, proj.name)  # the same 8-bit synapse limits apply
         return ConvSynapse(weight=weight, in_shape=src.shape, stride=proj.stride, padding=proj.padding,
                            dilation=proj.dilation, groups=proj.groups, weight_exp=exp, num_message_bits=bits,
                            delay=proj.delay, name=proj.name)
     extra = {}
     if fixed:
-        weight, exp, extra["num_weight_bits"] = loihi_dense_weights(weight, exp, proj.name)
+        weight, exp, extra["num_weight_bits"] = loihi.dense_weights(weight, exp, proj.name)
         extra["weight_exp"] = exp
     delay = np.asarray(proj.delay)
     if delay.ndim == 0 and int(delay) == 0:
@@ -178,43 +187,9 @@ def synapse_process(proj: Projection, src: Population, fixed: bool) -> AbstractP
     return DelayDense(weights=weight, delays=delays, num_message_bits=bits, name=proj.name, **extra)
 
 
-def loihi_dense_weights(weight: np.ndarray, exp: int, name: str) -> tuple[np.ndarray, int, int]:
-    """Integer weights and exponent that Lava's fixed-point Dense keeps exactly, and its `num_weight_bits`.
-
-    Lava clips weights to 8 bits plus sign (mixed signs: [-256, 255]; one sign: 255 in magnitude) and drops
-    the low bits beyond `num_weight_bits`. Weights out of range are halved while even (exponent + 1, which
-    leaves every shifted sum unchanged); anything else cannot run on Loihi unchanged and raises ValueError."""
-    if weight.size and not np.all(weight == np.round(weight)):
-        raise ValueError(f"projection '{name}': fixed-point weights must be integers")
-    weight = weight.astype(np.int64)
-    while weight.size and not _fits_synapse(weight) and not np.any(weight % 2):
-        weight, exp = weight // 2, exp + 1
-    if weight.size and not _fits_synapse(weight):
-        raise ValueError(f"projection '{name}': weights {weight.min()}..{weight.max()} exceed Loihi's 8-bit "
-                         f"synapses (mixed signs: -256..255, one sign: magnitude <= 255)")
-    mixed = weight.size and weight.min() < 0 < weight.max()
-    # Mixed-sign weights carry the sign in an extra bit: 9 weight bits keep all 8 magnitude bits.
-    return weight, exp, 9 if mixed else 8
-
-
-def _fits_synapse(weight: np.ndarray) -> bool:
-    lo, hi = int(weight.min()), int(weight.max())
-    return -256 <= lo and hi <= 255 if lo < 0 < hi else max(-lo, hi) <= 255
-
-
-def _check_int(pop: str, what: str, value, lo: int, hi: int) -> None:
-    if value != int(value) or not lo <= value <= hi:
-        raise ValueError(f"population '{pop}': fixed-point {what} must be an integer in {lo}..{hi}, got {value}")
-
-
-def _torch_dtype(fixed: bool) -> torch.dtype:
-    return torch.int64 if fixed else torch.float64
-
-
 def netx_compatible(graph: Graph) -> bool:
-    """True if stock netx builds exactly this graph (a chain, see `export.netx_write.stock_incompatibilities`)
+    """True if stock netx builds exactly this graph (a chain, see `formats.netx.stock_incompatibilities`)
     with one step per layer (netx resets layer i at offset i, so a delay would misplace the sample boundary)."""
-    from ..export.netx_write import stock_incompatibilities
     return not stock_incompatibilities(graph) and all(np.all(np.asarray(q.delay) == 0) for q in graph.projections)
 
 

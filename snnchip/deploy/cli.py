@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from ..cli_util import UserError, one_line_errors
-
+from ..cli_util import one_line_errors
+from ..errors import InputError
+from ..train.data import add_dataset_arguments
 
 FLOAT_RTOL = 1e-9
 
@@ -24,9 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snn-deploy", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("net", help="a NetX HDF5 network (written by snn-export, or a stock lava-dl file)")
-    p.add_argument("--dataset", required=True, help="dataset whose test split is run (e.g. digits-dvs, cifar10-dvs)")
-    p.add_argument("--data-root", help="dataset root folder (default: the dataset's own default)")
-    p.add_argument("--samples", type=int, default=20, help="test samples to run (default 20)")
+    add_dataset_arguments(p, required=True, samples=20, samples_help="test samples to run")
     p.add_argument("--T", type=int, help="time steps per sample (default: the network's, else the dataset's)")
     p.add_argument("--run", choices=("fixed", "float", "loihi2"), default="fixed",
                    help="fixed: Lava CPU simulator, bit-accurate fixed point (default); float: CPU simulator in "
@@ -36,61 +34,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_samples(name: str, root, T: int | None, count: int):
-    """The first `count` test samples as (x [N, C, H, W, T] float64, y [N] int)."""
-    from tqdm import tqdm
-    from ..train.data import load_dataset
-    try:
-        data = load_dataset(name, "test", root=root, T=T)
-    except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
-        raise UserError(f"cannot load dataset '{name}' (test): {exc}") from None
-    count = min(count, len(data))
-    if count < 1:
-        raise UserError(f"dataset '{name}' (test) has no samples to run")
-    xs, ys = [], []
-    for i in tqdm(range(count), desc=f"{name} test", unit="sample", file=sys.stderr, leave=False):
-        x, y = data[i]
-        xs.append(np.asarray(x, dtype=np.float64))
-        ys.append(int(y))
-    return np.stack(xs), np.asarray(ys)
-
-
-def predictions(result_outputs: dict, result_spikes: dict, graph) -> np.ndarray:
-    """Predicted class per sample: argmax of the readout voltage at the sample's last step, or of the output
-    spike counts for a spiking output population."""
-    out = graph.outputs[0].name
-    if out in result_outputs:
-        v = np.asarray(result_outputs[out])
-        return v.reshape(v.shape[0], -1, v.shape[-1])[..., -1].argmax(axis=1)
-    s = np.asarray(result_spikes[out])
-    return s.reshape(s.shape[0], -1, s.shape[-1]).sum(axis=-1).argmax(axis=1)
-
-
 def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int | None = None,
            run: str = "fixed") -> dict:
     """Run `net` on Lava and on `simulate` over the same samples; the report as a dict (see the CLI)."""
     import torch
-    from ..export.netx_hdf5 import read_netx
-    from ..export.quantize import encode_input
-    from ..sim import simulate
-    from .run import as_float, run_on_lava, stream_input
+
+    from ..formats.netx import read_netx
+    from ..loihi import encode_input
+    from ..sim import sample_stream, simulate
+    from ..train.data import load_samples
+    from .run import as_float, run_on_lava
 
     if samples < 1:
-        raise UserError(f"--samples must be >= 1, got {samples}")
+        raise InputError(f"--samples must be >= 1, got {samples}")
     graph = read_netx(Path(net))
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise UserError(f"{net}: snn-deploy runs networks with one input and one output population, this one has "
+        raise InputError(f"{net}: snn-deploy runs networks with one input and one output population, this one has "
                         f"{len(graph.inputs)} and {len(graph.outputs)}")
-    T = T or graph.meta.get("T")
-    x, y = load_samples(dataset, data_root, T, samples)
+    T = T or graph.steps
+    x, y = load_samples(dataset, "test", root=data_root, T=T, count=samples, progress=True)
+    x, y = x.numpy(), y.numpy()
     inp = graph.inputs[0]
     if tuple(x.shape[1:-1]) != tuple(inp.shape):
-        raise UserError(f"{net}: the network takes input {tuple(inp.shape)}, dataset '{dataset}' gives "
+        raise InputError(f"{net}: the network takes input {tuple(inp.shape)}, dataset '{dataset}' gives "
                         f"{tuple(x.shape[1:-1])}")
     try:
         xin = encode_input(graph, torch.as_tensor(x)).numpy()
     except ValueError as exc:
-        raise UserError(f"{net}: {exc}") from None
+        raise InputError(f"{net}: {exc}") from None
     run_cfg = None
     if run == "loihi2":
         from .hardware import loihi2_run_config
@@ -102,9 +73,9 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
     try:
         lava = run_on_lava(graph, xin, tag, run_cfg=run_cfg)
     except ValueError as exc:
-        raise UserError(f"{net}: {exc}") from None
+        raise InputError(f"{net}: {exc}") from None
     steps = xin.shape[-1]
-    stream = stream_input(graph, xin, steps, extra_steps=lava.num_steps - len(xin) * steps)
+    stream = sample_stream(graph, xin, steps, extra_steps=lava.num_steps - len(xin) * steps)
     ref = simulate(graph, {k: v[None] for k, v in stream.items()}, reset_interval=steps,
                    record=tuple(name for name, _ in lava.stream_spikes.items()), count=False)
     out = graph.outputs[0]
@@ -125,8 +96,8 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
                                    for k in range(len(xin))]) for name, v in ref.outputs.items()}
     ref_spikes = {name: np.stack([v[0].numpy()[..., k * steps + lava.latency:(k + 1) * steps + lava.latency]
                                   for k in range(len(xin))]) for name, v in ref.spikes.items()}
-    pred = predictions(lava.outputs, lava.spikes, graph)
-    pred_sim = predictions(ref_windows, ref_spikes, graph)
+    pred = _predict(graph, lava.outputs, lava.spikes)
+    pred_sim = _predict(graph, ref_windows, ref_spikes)
     return {"net": str(net), "dataset": dataset, "run": run, "samples": int(len(y)), "T": int(steps),
             "accuracy": float((pred == y).mean()), "sim_accuracy": float((pred_sim == y).mean()),
             "prediction_agreement": float((pred == pred_sim).mean()),
@@ -134,6 +105,13 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
             "agreement": agreement, "latency_steps": int(lava.latency), "lava_steps": int(lava.num_steps),
             "lava_seconds": round(lava.seconds, 3), "steps_per_second": round(lava.steps_per_second, 2),
             "processes": lava.processes, "built_by": lava.via}
+
+
+def _predict(graph, volts: dict, spikes: dict) -> np.ndarray:
+    """Predicted classes from the output population's sample windows (`sim.class_scores`)."""
+    from ..sim import class_scores
+    out = graph.readout or graph.outputs[0].name
+    return np.asarray(class_scores(graph, voltage=volts.get(out), spikes=spikes.get(out))).argmax(1)
 
 
 @one_line_errors

@@ -1,11 +1,11 @@
 """Loihi 2 hardware runs through Lava's `Loihi2HwCfg`, available only with Intel's lava-loihi extension.
 
 The public lava-nc wheel has no NeuroCore compiler (`lava.magma.compiler.subcompilers.nc`); without it a run
-on Loihi 2 cannot even be compiled, so `loihi2_run_config()` raises a one-line `UserError` saying what is missing.
+on Loihi 2 cannot even be compiled, so `loihi2_run_config()` raises a one-line `InputError` saying what is missing.
 """
 import importlib.util
 
-from ..cli_util import UserError
+from ..errors import InputError
 
 NC_COMPILER = "lava.magma.compiler.subcompilers.nc"
 
@@ -19,9 +19,9 @@ def loihi2_available() -> bool:
 
 
 def loihi2_run_config(select_tag: str = "fixed_pt"):
-    """A `Loihi2HwCfg` for Loihi 2, or UserError (one line) if lava-loihi is not installed."""
+    """A `Loihi2HwCfg` for Loihi 2, or InputError (one line) if lava-loihi is not installed."""
     if not loihi2_available():
-        raise UserError(f"Loihi 2 needs Intel's lava-loihi extension ({NC_COMPILER} is not importable); "
+        raise InputError(f"Loihi 2 needs Intel's lava-loihi extension ({NC_COMPILER} is not importable); "
                         f"run on Lava's CPU simulator with --run fixed or --run float")
     from lava.magma.core.run_configs import Loihi2HwCfg
     return Loihi2HwCfg(select_tag=select_tag)

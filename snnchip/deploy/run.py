@@ -5,7 +5,7 @@
 `N * steps_per_sample + depth` steps (depth: of the deepest population). Every population restarts at the step the sample reaches it, so each
 sample runs as if alone. The same stream given to `snnchip.sim.simulate(graph, stream, reset_interval=
 steps_per_sample)` must give the same integers at every step (`LavaResult.stream_*` against
-`stream_input(...)`).
+`snnchip.sim.sample_stream(...)`).
 
 Float runs: `select_tag='floating_pt'` needs a float graph; `as_float(fixed_graph)` reads a fixed graph's
 integers in float without rounding (in units of the synaptic input: v register / 64).
@@ -20,12 +20,13 @@ from typing import Mapping
 
 import numpy as np
 
+from .. import loihi
+from ..errors import InputError
+from ..formats.netx import write_netx
 from ..graph import Graph
-from ..sim.executor import population_depths
+from ..sim.samples import sample_stream
 from .builder import NetxNetwork, build_lava, netx_compatible
 from .runconfig import TagRunConfig
-
-ACT_SHIFT = 6  # Loihi left-shifts synaptic input and threshold by 6 bits
 
 
 @dataclass
@@ -36,6 +37,7 @@ class LavaResult:
     the sample reaches that population (its depth): readout voltage (fixed: raw 24-bit integers) of the output
     populations, spikes of the recorded ones (and of spiking outputs).
     stream_outputs / stream_spikes: the same populations over the whole run, `[*shape, num_steps]`.
+    stream_u / stream_v: recorded states ('u', 'v' in `record`) over the whole run, `[*shape, num_steps]`.
     seconds: wall time of the Lava run (compile, start, steps, read-out); processes: Lava processes in it;
     via: 'netx' (stock netx built it) or 'builder' (`build_lava`).
     """
@@ -49,6 +51,8 @@ class LavaResult:
     spikes: dict[str, np.ndarray] = field(default_factory=dict)
     stream_outputs: dict[str, np.ndarray] = field(default_factory=dict)
     stream_spikes: dict[str, np.ndarray] = field(default_factory=dict)
+    stream_u: dict[str, np.ndarray] = field(default_factory=dict)
+    stream_v: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def output(self) -> np.ndarray | dict[str, np.ndarray]:
@@ -60,71 +64,40 @@ class LavaResult:
         return self.num_steps / self.seconds if self.seconds > 0 else float("inf")
 
 
-def stream_input(graph: Graph, x, steps_per_sample: int | None = None, extra_steps: int = 0
-                 ) -> dict[str, np.ndarray]:
-    """Lay the samples of `x` (`[N, *shape, T]`, or input name -> that) end to end: input name ->
-    `[*shape, N * steps_per_sample + extra_steps]`, sample k starting at step k * steps_per_sample."""
-    if not isinstance(x, Mapping):
-        if len(graph.inputs) != 1:
-            raise ValueError(f"the graph has {len(graph.inputs)} input populations; pass a dict name -> array")
-        x = {graph.inputs[0].name: x}
-    if set(x) != {pop.name for pop in graph.inputs}:
-        raise ValueError(f"inputs given for {sorted(x)}, but the graph's inputs are "
-                         f"{[pop.name for pop in graph.inputs]}")
-    out = {}
-    for name, value in x.items():
-        value = np.asarray(value)
-        shape = graph.population(name).shape
-        if value.ndim != len(shape) + 2 or tuple(value.shape[1:-1]) != tuple(shape):
-            raise ValueError(f"input '{name}' has shape {value.shape}, expected [N, {', '.join(map(str, shape))}, T]")
-        n, t = value.shape[0], value.shape[-1]
-        interval = steps_per_sample or t
-        if t > interval:
-            raise ValueError(f"input '{name}' has {t} steps per sample, more than steps_per_sample={interval}")
-        if graph.fixed and not np.all(value == np.round(value)):
-            raise ValueError(f"input '{name}': a fixed-point graph takes integer inputs")
-        data = np.zeros((*shape, n * interval + extra_steps), dtype=np.int64 if graph.fixed else np.float64)
-        for k in range(n):
-            data[..., k * interval:k * interval + t] = value[k]
-        out[name] = data
-    return out
-
-
 def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
                 steps_per_sample: int | None = None, run_cfg=None, via: str = "auto") -> LavaResult:
     """Run `graph` (pipelined) on Lava's CPU simulator with the samples of `x`; see the module docstring.
 
     select_tag 'fixed_pt' needs a fixed graph, 'floating_pt' a float one. record: population names whose
-    spikes are returned too. run_cfg: a Lava run configuration (default: `TagRunConfig(select_tag)`, Lava's CPU
+    spikes are returned too, and 'u' / 'v' for their states (`build_lava`). run_cfg: a Lava run configuration (default: `TagRunConfig(select_tag)`, Lava's CPU
     simulator; `hardware.loihi2_run_config()` for Loihi 2). via: 'netx' (stock netx loads the graph's NetX
     file: chains only, fixed point, no recorded layers), 'builder' (`build_lava`), or 'auto' (netx when it
     can). `LavaResult.via` says which ran. Raises ValueError (one line) for a graph or input Lava cannot run."""
     if select_tag not in ("fixed_pt", "floating_pt"):
-        raise ValueError(f"select_tag must be 'fixed_pt' or 'floating_pt', got {select_tag!r}")
+        raise InputError(f"select_tag must be 'fixed_pt' or 'floating_pt', got {select_tag!r}")
     if graph.fixed != (select_tag == "fixed_pt"):
         kind = "fixed-point" if graph.fixed else "float"
-        raise ValueError(f"a {kind} graph cannot run with select_tag '{select_tag}'"
+        raise InputError(f"a {kind} graph cannot run with select_tag '{select_tag}'"
                          + (" (use as_float(graph) to read its integers in float)" if graph.fixed else ""))
     first = np.asarray(next(iter(x.values())) if isinstance(x, Mapping) else x)
     n, t = first.shape[0], first.shape[-1]
     interval = steps_per_sample or t
     # Run until the last sample has passed the deepest population, so that every window is complete.
-    tail = max(population_depths(graph).values())
+    tail = max(graph.depths().values())
     num_steps = n * interval + tail
-    stream = stream_input(graph, x, interval, extra_steps=tail)
+    stream = sample_stream(graph, x, interval, extra_steps=tail)
     if via not in ("auto", "netx", "builder"):
-        raise ValueError(f"via must be 'auto', 'netx' or 'builder', got {via!r}")
+        raise InputError(f"via must be 'auto', 'netx' or 'builder', got {via!r}")
     use_netx = via == "netx" or (via == "auto" and graph.fixed and not record and netx_compatible(graph))
     if use_netx and not (graph.fixed and not record and netx_compatible(graph)):
-        raise ValueError("stock netx cannot run this graph exactly (a fixed-point chain without delays and "
+        raise InputError("stock netx cannot run this graph exactly (a fixed-point chain without delays and "
                          "without recorded layers is needed); use via='builder'")
     flat = {name: data.reshape(-1, num_steps) for name, data in stream.items()}
     with tempfile.TemporaryDirectory() as tmp:
         if use_netx:
-            from ..export.netx_hdf5 import write_netx
             path = str(Path(tmp) / "network.net")
             write_netx(graph, path)
-            net = NetxNetwork(graph, interval, num_steps, population_depths(graph), path)
+            net = NetxNetwork(graph, interval, num_steps, graph.depths(), path)
         else:
             net = build_lava(graph, steps_per_sample=interval, num_steps=num_steps, record=record)
         start = time.perf_counter()
@@ -138,6 +111,13 @@ def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
         pop = graph.population(name)
         data = data.reshape(*pop.shape, num_steps)
         d = net.depth[name]
+        if what == "v" and "v" in record:
+            result.stream_v[name] = data
+        if what == "u":
+            result.stream_u[name] = data
+            continue
+        if what == "v" and not pop.is_output:
+            continue
         stream_dict, window_dict = ((result.stream_outputs, result.outputs) if what == "v"
                                     else (result.stream_spikes, result.spikes))
         stream_dict[name] = data
@@ -147,16 +127,17 @@ def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
 
 def as_float(graph: Graph) -> Graph:
     """A float graph computing a fixed graph's arithmetic without rounding, in units of its synaptic input
-    (Loihi's v register divided by 64): weights w * 2**weight_exp, threshold vth, bias mant * 2**bias_exp / 64,
-    reset values / 64, du (du + 1) / 4096 (Lava's current decay adds one), dv dv / 4096. Inputs are unchanged."""
+    (Loihi's v register divided by 2**ACT_SHIFT): weights w * 2**weight_exp, threshold vth, bias
+    mant * 2**bias_exp / 2**ACT_SHIFT, reset values likewise, du and dv the fractions lost per step
+    (`loihi.du_fraction`, `dv_fraction`). Inputs are unchanged."""
     if not graph.fixed:
         return graph.copy()
     out = graph.copy()
     out.fixed = False
-    unit = float(1 << ACT_SHIFT)
+    unit = float(loihi.voltage_unit())
     for pop in out.populations:
         n = pop.neuron
-        n.du, n.dv = (float(n.du) + 1) / 4096, float(n.dv) / 4096
+        n.du, n.dv = loihi.du_fraction(n.du), loihi.dv_fraction(n.dv)
         n.threshold = None if n.threshold is None else float(n.threshold)
         n.reset_value, n.reset_amount = float(n.reset_value) / unit, float(n.reset_amount) / unit
         if pop.bias is not None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-from ..cli_util import UserError, one_line_errors
+from ..cli_util import one_line_errors
+from ..errors import InputError
+from ..fileio import write_text
+from ..train.data import add_dataset_arguments
+from ..export.recipe import DEFAULT_CALIBRATION_SAMPLES
 from .energy_models import builtin_model_names, load_energy_model
 
 NETX_SUFFIXES = (".net", ".h5", ".hdf5")
@@ -28,10 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("network", nargs="?", help="a checkpoint from snn-train (.pt) or a NetX HDF5 (.net/.h5)")
-    p.add_argument("--dataset", help="dataset to count on (digits-dvs, cifar10-dvs, nmnist, dvs-gesture, cifar10)")
-    p.add_argument("--split", default="test", help="dataset split (default: test)")
-    p.add_argument("--data-root", help="dataset root folder (default: the dataset's own default)")
-    p.add_argument("--samples", type=int, default=64, help="samples to count on (default 64)")
+    add_dataset_arguments(p, split=True, samples=64, samples_help="samples to count on")
     p.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default 16)")
     p.add_argument("--T", type=int, help="time steps per sample (default: the model's / dataset's)")
     p.add_argument("--arch", help="without data: an architecture name (e.g. ms_resnet34, ms_resnet20)")
@@ -42,10 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
                         f"built-in: {', '.join(builtin_model_names())})")
     p.add_argument("--ann-frames", type=int,
                    help="frames an ANN processes per sample (default: 1 for static images, T for event data)")
-    p.add_argument("--compare-fixed", action="store_true",
-                   help="checkpoint only: also export to Loihi fixed point, count with the simulator, and report "
+    p.add_argument("--compare-fixed", nargs="?", const="", metavar="NET",
+                   help="checkpoint only: also count the Loihi fixed-point network with the simulator and report "
                         "per layer how its synaptic ops differ from the float model's and what the spike "
-                        "differences predict")
+                        "differences predict; NET is the .net snn-export wrote for this checkpoint (without it, "
+                        "the network is exported here exactly as `snn-export CHECKPOINT --target loihi "
+                        "--calibrate DATASET` does: calibrated on the dataset's training split)")
+    p.add_argument("--calibration-samples", type=int, default=DEFAULT_CALIBRATION_SAMPLES, metavar="N",
+                   help="with --compare-fixed and no NET: training samples to calibrate on, as snn-export's "
+                        f"--samples (default {DEFAULT_CALIBRATION_SAMPLES})")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--output", "-o", metavar="FILE", help="write the JSON report to FILE")
     p.add_argument("--markdown", metavar="FILE", help="write a Markdown report to FILE")
@@ -53,30 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write text to path via a temp file in the same folder and os.replace."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"cannot write '{path}': folder '{folder}' does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def parse_shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(s) for s in text.split(","))
     except ValueError:
-        raise UserError(f"--input-shape '{text}': expected integers C,H,W (e.g. 3,224,224)") from None
+        raise InputError(f"--input-shape '{text}': expected integers C,H,W (e.g. 3,224,224)") from None
     if len(shape) not in (1, 3) or any(s <= 0 for s in shape):
-        raise UserError(f"--input-shape '{text}': expected positive C,H,W (e.g. 3,224,224)")
+        raise InputError(f"--input-shape '{text}': expected positive C,H,W (e.g. 3,224,224)")
     return shape
 
 
@@ -85,7 +72,7 @@ def arch_summary(args) -> dict:
     from .flops import flops_summary
 
     if not args.input_shape:
-        raise UserError("--arch needs --input-shape C,H,W")
+        raise InputError("--arch needs --input-shape C,H,W")
     shape = parse_shape(args.input_shape)
     overrides = {"in_channels": shape[0]}
     if len(shape) == 3:
@@ -97,35 +84,18 @@ def arch_summary(args) -> dict:
     try:
         config = model_config(args.arch, **overrides)
     except (KeyError, ValueError, TypeError) as exc:
-        raise UserError(f"--arch '{args.arch}': {exc}") from None
+        raise InputError(f"--arch '{args.arch}': {exc}") from None
     model = build_model(config)
     summary = flops_summary(model, shape, int(config.T))
     summary.update(tool="snn-energy", arch=args.arch, input_shape=list(shape))
     return summary
 
 
-def _dataset_batches(args, T):
-    import torch
-    from ..train.data import load_dataset
-
-    try:
-        data = load_dataset(args.dataset, args.split, root=args.data_root, T=T)
-    except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
-        raise UserError(f"cannot load dataset '{args.dataset}' ({args.split}): {exc}") from None
-    count = min(args.samples, len(data))
-    if count <= 0:
-        raise UserError(f"dataset '{args.dataset}' ({args.split}) has no samples to count on")
-    xs = []
-    for i in range(count):
-        xs.append(torch.as_tensor(data[i][0], dtype=torch.float64))
-        if len(xs) == args.batch_size or i == count - 1:
-            yield torch.stack(xs)
-            xs = []
-
-
 def _load_inputs(args, T):
     """Every requested sample as one list of batches (the same inputs feed the model and the simulator)."""
-    return list(_dataset_batches(args, T))
+    from ..train.data import iter_batches
+    return [x for x, _ in iter_batches(args.dataset, args.split, root=args.data_root, T=T, count=args.samples,
+                                       batch_size=args.batch_size)]
 
 
 def _ann_frames(dataset: str, steps: int) -> int:
@@ -145,6 +115,8 @@ def checkpoint_report(args, pricings) -> dict:
     from .report import build_report
 
     model = load_model(args.network).double().eval()
+    # the fixed-point network first: a wrong file is refused before any counting
+    fixed = _fixed_network(args, model) if args.compare_fixed is not None else None
     T = args.T or int(model.config.T)
     batches = _load_inputs(args, T)
     total = sum(int(b.shape[0]) for b in batches)
@@ -155,40 +127,47 @@ def checkpoint_report(args, pricings) -> dict:
     report = build_report(counts, pricings, ann_frames=frames,
                           meta={"network": args.network, "network_kind": "checkpoint", "dataset": args.dataset,
                                 "split": args.split})
-    if args.compare_fixed:
-        import torch
-        from ..export.lower import lower
-        from ..export.quantize import encode_input, quantize
-        from ..export.timing import pipeline
+    if fixed is not None:
+        from ..loihi import encode_input
         from .compare import compare
         from .count import count_graph
 
-        x = torch.cat(batches)
-        binary = bool(torch.all((x == 0) | (x == 1)))
-        graph = pipeline(lower(model, input_kind="binary" if binary else "graded"))
-        fixed, _ = quantize(graph, calibration=x)
         with _progress(total, "float model (graph ops)") as bar:
             activity, samples, _ = run_model(model, batches, progress=bar)
         with _progress(total, "fixed-point sim") as bar:
             sim = count_graph(fixed, [encode_input(fixed, b) for b in batches], progress=bar)
         report["comparison"] = compare(fixed, activity, sim, samples)
+        report["comparison"]["network"] = args.compare_fixed or "exported as snn-export --calibrate does"
     return report
+
+
+def _fixed_network(args, model):
+    """The fixed-point network of this checkpoint: the .net given to --compare-fixed, or the one snn-export
+    writes for `--target loihi --calibrate DATASET` (the shared export recipe, same defaults)."""
+    if args.compare_fixed:
+        from ..formats.netx import read_netx
+        fixed = read_netx(args.compare_fixed)
+        if not fixed.module_names:
+            raise InputError(f"{args.compare_fixed}: not a network snn-export wrote from a checkpoint (no "
+                             f"population -> model module map)")
+        return fixed
+    from ..export.recipe import export_model
+    return export_model(model, calibrate=args.dataset, data_root=args.data_root,
+                        calibration_samples=args.calibration_samples, eval_samples=0).graph
 
 
 def netx_report(args, pricings) -> dict:
     import torch
-    try:
-        from ..export.netx_hdf5 import read_netx
-    except ImportError:  # engineer E's reader before it moves to the contract's module name
-        from ..export.netx_read import read_netx
-    from ..export.quantize import encode_input
+
+    from ..formats.netx import read_netx
+    from ..loihi import encode_input
     from .count import count_graph
     from .report import build_report
 
     graph = read_netx(args.network)
-    T = args.T or int(graph.meta.get("T", 0)) or None
+    T = args.T or graph.steps
     if T is None:
-        raise UserError(f"'{args.network}' does not record its number of time steps; pass --T")
+        raise InputError(f"'{args.network}' does not record its number of time steps; pass --T")
     batches = _load_inputs(args, T)
     if graph.fixed:
         batches = [encode_input(graph, b) for b in batches]
@@ -222,11 +201,11 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.arch:
         if args.network or args.dataset:
-            raise UserError("--arch counts without data; give either --arch or a network with --dataset")
+            raise InputError("--arch counts without data; give either --arch or a network with --dataset")
         summary = arch_summary(args)
         text = json.dumps(summary, indent=2)
         if args.output:
-            write_atomic(args.output, text + "\n")
+            write_text(args.output, text + "\n")
         if args.json:
             print(text)
         else:
@@ -236,31 +215,31 @@ def main(argv=None) -> int:
         return 0
     pricings = [p for spec in (args.energy_model or DEFAULT_MODELS) for p in load_energy_model(spec).pricings]
     if not args.network:
-        raise UserError("give a network (checkpoint .pt or NetX .net/.h5) with --dataset, or --arch")
+        raise InputError("give a network (checkpoint .pt or NetX .net/.h5) with --dataset, or --arch")
     if not args.dataset:
-        raise UserError("--dataset is needed to count operations on data (or use --arch for FLOPs only)")
+        raise InputError("--dataset is needed to count operations on data (or use --arch for FLOPs only)")
     if not Path(args.network).is_file():
-        raise UserError(f"network '{args.network}' does not exist")
+        raise InputError(f"network '{args.network}' does not exist")
     if args.samples <= 0 or args.batch_size <= 0:
-        raise UserError("--samples and --batch-size must be positive")
+        raise InputError("--samples and --batch-size must be positive")
     if args.ann_frames is not None and args.ann_frames <= 0:
-        raise UserError("--ann-frames must be positive")
+        raise InputError("--ann-frames must be positive")
     is_netx = Path(args.network).suffix.lower() in NETX_SUFFIXES
-    if is_netx and args.compare_fixed:
-        raise UserError("--compare-fixed needs a checkpoint (it exports the float model itself)")
+    if is_netx and args.compare_fixed is not None:
+        raise InputError("--compare-fixed needs a checkpoint (it exports the float model itself)")
     try:
         report = netx_report(args, pricings) if is_netx else checkpoint_report(args, pricings)
     except ValueError as exc:  # the graph, simulator and counters report malformed input as one-line ValueErrors
-        raise UserError(f"{args.network}: {exc}") from None
+        raise InputError(f"{args.network}: {exc}") from None
 
     from .report import to_html, to_markdown
     text = json.dumps(report, indent=2)
     if args.output:
-        write_atomic(args.output, text + "\n")
+        write_text(args.output, text + "\n")
     if args.markdown:
-        write_atomic(args.markdown, to_markdown(report))
+        write_text(args.markdown, to_markdown(report))
     if args.html:
-        write_atomic(args.html, to_html(report))
+        write_text(args.html, to_html(report))
     if args.json:
         print(text)
     else:

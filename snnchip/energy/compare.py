@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
 from .count import ActivityCounts, graph_ops_from_model, projection_fan_out
 
 
@@ -18,9 +19,9 @@ def compare(graph, activity, sim: ActivityCounts, model_samples: int) -> dict:
     difference and the one predicted from the spike differences. `activity` from `count.run_model` on the
     same samples as `sim`. Raises ValueError if a spiking population has no model counterpart."""
     if model_samples != sim.samples:
-        raise ValueError(f"model saw {model_samples} samples, the simulation {sim.samples}")
+        raise InputError(f"model saw {model_samples} samples, the simulation {sim.samples}")
     n = sim.samples
-    names = graph.meta.get("torch_names") or {}
+    names = graph.module_names
     model_ops = graph_ops_from_model(graph, activity)
     sim_maps = {nl.name: nl.spike_map for nl in sim.neuron_layers}
     sim_ops = {l.name: l for l in sim.layers}
@@ -31,7 +32,7 @@ def compare(graph, activity, sim: ActivityCounts, model_samples: int) -> dict:
             continue
         module = names.get(pop.name)
         if module not in activity.spikes:
-            raise ValueError(f"population '{pop.name}' has no matching neuron module in the model")
+            raise InputError(f"population '{pop.name}' has no matching neuron module in the model")
         model_map = activity.spikes[module].numpy().reshape(-1).astype(np.int64)
         diff_map = sim_maps[pop.name].reshape(-1) - model_map
         fan = sum(projection_fan_out(graph, q) for q in out)

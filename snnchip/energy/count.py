@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from .flops import LayerTracer, SynapticLayer, synaptic_layers
 
 
@@ -118,7 +119,7 @@ class _ModelActivity:
 
     def on_neuron(self, name, module, current, out) -> None:
         if not torch.all((out == 0) | (out == 1)):
-            raise ValueError(f"neuron layer '{name}' emitted values other than 0/1")
+            raise InputError(f"neuron layer '{name}' emitted values other than 0/1")
         self._add(self.spikes, name, out.sum(dim=(0, out.ndim - 1)).double())
         self.shapes[name] = tuple(out.shape[1:-1])
         self.updates[name] = self.updates.get(name, 0.0) + float(out.numel())
@@ -152,7 +153,7 @@ def run_model(model, batches: Iterable[torch.Tensor], progress=None) -> tuple[_M
             if steps is None:
                 steps = int(x.shape[-1])
             elif int(x.shape[-1]) != steps:
-                raise ValueError(f"all samples need the same number of steps; got {x.shape[-1]} after {steps}")
+                raise InputError(f"all samples need the same number of steps; got {x.shape[-1]} after {steps}")
             nz = (x != 0).sum(dim=(0, x.ndim - 1)).double()
             activity.model_input_nz = nz if activity.model_input_nz is None else activity.model_input_nz + nz
             model(x)
@@ -160,7 +161,7 @@ def run_model(model, batches: Iterable[torch.Tensor], progress=None) -> tuple[_M
             if progress is not None:
                 progress.update(int(x.shape[0]))
     if not samples:
-        raise ValueError("no samples to count")
+        raise InputError("no samples to count")
     return activity, samples, steps
 
 
@@ -196,7 +197,7 @@ def count_model(model, batches: Iterable[torch.Tensor], input_shape: tuple, prog
 def graph_ops_from_model(graph, activity: _ModelActivity) -> dict[str, dict[str, float]]:
     """Operations of every projection of `graph` driven by the model's own spikes (and input), per projection:
     {'events', 'synops', 'macs'} summed over the samples. Populations map to modules by meta['torch_names']."""
-    names = graph.meta.get("torch_names") or {}
+    names = graph.module_names
     out = {}
     for proj in graph.projections:
         src = graph.population(proj.source)
@@ -205,7 +206,7 @@ def graph_ops_from_model(graph, activity: _ModelActivity) -> dict[str, dict[str,
         else:
             module = names.get(proj.source)
             if module not in activity.spikes:
-                raise ValueError(f"population '{proj.source}' has no matching neuron module in the model")
+                raise InputError(f"population '{proj.source}' has no matching neuron module in the model")
             nz = activity.spikes[module]
         nz = nz.numpy().reshape(-1)
         ops = float(nz @ projection_fan_out(graph, proj))
@@ -224,10 +225,9 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
     `meta['depth']`), so each sample counts exactly T steps of every layer, as in the model. Projections are
     windowed by their target's depth (the simulator counts an event when it arrives).
     """
-    from ..sim import Simulator, population_depths
+    from ..sim import Simulator, run_samples
 
-    depth = population_depths(graph)
-    latency = max(depth.values()) if depth else 0
+    depth = graph.depths()
     pops = {p.name: p for p in graph.populations}
     neuron = {p.name: NeuronLayerCount(p.name, tuple(p.shape), spike_map=np.zeros(p.size, dtype=np.int64))
               for p in graph.populations if not p.is_input}
@@ -239,16 +239,12 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
         if steps is None:
             steps = int(x.shape[-1])
         elif int(x.shape[-1]) != steps:
-            raise ValueError(f"all samples need the same number of steps; got {x.shape[-1]} after {steps}")
-        if latency:
-            x = torch.cat([x, torch.zeros(*x.shape[:-1], latency, dtype=x.dtype)], dim=-1)
-        result = sim.run(x, record=("spikes", "v"), reset_interval=steps)
-        c = result.counters
+            raise InputError(f"all samples need the same number of steps; got {x.shape[-1]} after {steps}")
+        run = run_samples(sim, x, record=("spikes", "v"))
+        c = run.result.counters
         for name, nl in neuron.items():
-            d = depth[name]
-            window = slice(d, d + steps)
-            s = result.spikes[name][..., window].reshape(x.shape[0], -1, steps)
-            v = result.v[name][..., window].reshape(x.shape[0], -1, steps)
+            s = run.window("spikes", name).reshape(x.shape[0], -1, steps)
+            v = run.window("v", name).reshape(x.shape[0], -1, steps)
             spiked = s != 0
             nl.spike_map += spiked.sum(dim=(0, 2)).cpu().numpy().astype(np.int64)
             nl.spikes += float(spiked.sum())
@@ -263,7 +259,7 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
         if progress is not None:
             progress.update(int(x.shape[0]))
     if not samples:
-        raise ValueError("no samples to count")
+        raise InputError("no samples to count")
     layers = []
     for q in graph.projections:
         src = pops[q.source]

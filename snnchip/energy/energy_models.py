@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cli_util import UserError
+from ..errors import InputError
 
 MODEL_DIR = Path(__file__).with_name("models")
 FORMAT = "snnchip-energy-model"
@@ -67,24 +67,24 @@ def builtin_model_names() -> list[str]:
 
 
 def load_energy_model(spec: str) -> EnergyModel:
-    """A built-in model by name ('cmos45nm', 'loihi') or a model file path; UserError (one line) if malformed."""
+    """A built-in model by name ('cmos45nm', 'loihi') or a model file path; InputError (one line) if malformed."""
     path = Path(spec)
     if not path.suffix and (MODEL_DIR / f"{spec}.json").is_file():
         path = MODEL_DIR / f"{spec}.json"
     if not path.is_file():
-        raise UserError(f"energy model '{spec}': no such file and no built-in model of that name "
+        raise InputError(f"energy model '{spec}': no such file and no built-in model of that name "
                         f"(built-in: {', '.join(builtin_model_names())})")
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"energy model {path}: not readable JSON ({exc})") from None
+        raise InputError(f"energy model {path}: not readable JSON ({exc})") from None
     return parse_energy_model(data, str(path))
 
 
 def parse_energy_model(data, where: str) -> EnergyModel:
     """Validate the JSON structure of a model file (see module docstring); `where` names it in errors."""
     def fail(msg: str):
-        raise UserError(f"energy model {where}: {msg}")
+        raise InputError(f"energy model {where}: {msg}")
 
     if not isinstance(data, dict):
         fail("top level must be a JSON object")

@@ -10,7 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli_util import UserError, one_line_errors
+from ..cli_util import one_line_errors
+from ..errors import InputError
+from .recipe import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_EVAL_SAMPLES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,94 +34,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", metavar="DATASET",
                    help="calibrate voltage bounds on this dataset's training split and report spike agreement "
                         "and test accuracy float vs fixed (loihi only)")
-    p.add_argument("--data-root", help="dataset root folder (default: the dataset's own default)")
-    p.add_argument("--samples", type=int, default=256, help="calibration samples (default 256)")
-    p.add_argument("--eval-samples", type=int, default=512,
-                   help="test samples for the float vs fixed accuracy with --calibrate (default 512, 0 = skip)")
+    p.add_argument("--data-root", metavar="DIR", help="folder holding the dataset's files (default: the dataset's own)")
+    p.add_argument("--samples", type=int, default=DEFAULT_CALIBRATION_SAMPLES, metavar="N",
+                   help=f"calibration samples from the training split (default {DEFAULT_CALIBRATION_SAMPLES})")
+    p.add_argument("--eval-samples", type=int, default=DEFAULT_EVAL_SAMPLES, metavar="N",
+                   help=f"test samples for the float vs fixed accuracy with --calibrate (default "
+                        f"{DEFAULT_EVAL_SAMPLES}, 0 = skip)")
     p.add_argument("--dry-run", action="store_true", help="lower, quantise and report; write no file")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
     return p
 
 
-def _load_split(name: str, split: str, root, T: int, count: int):
-    """The first `count` samples of a dataset split as (x [N, C, H, W, T] float64, y [N])."""
-    import torch
-    from tqdm import tqdm
-    from ..train.data import load_dataset
-    try:
-        data = load_dataset(name, split, root=root, T=T)
-    except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
-        raise UserError(f"cannot load dataset '{name}' ({split}): {exc}") from None
-    count = min(count, len(data))
-    xs, ys = [], []
-    for i in tqdm(range(count), desc=f"{name} {split}", unit="sample", file=sys.stderr, leave=False):
-        x, y = data[i]
-        xs.append(torch.as_tensor(x, dtype=torch.float64))
-        ys.append(int(y))
-    if not xs:
-        raise UserError(f"dataset '{name}' ({split}) is empty")
-    return torch.stack(xs), torch.tensor(ys)
-
-
 @one_line_errors
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from ..train.checkpoint import load_model
-    from .lower import lower
-    from .report import layer_report
-    from .timing import pipeline
+    from ..formats.netx import write_netx
+    from ..formats.onnx_step import export_onnx
+    from .recipe import export_model
 
     path = Path(args.checkpoint)
     if not path.is_file():
-        raise UserError(f"checkpoint '{path}' does not exist")
-    model = load_model(str(path)).double().eval()
-    timing = args.timing or ("pipelined" if args.target == "loihi" else "ideal")
-    T = int(model.config.T)
-
-    calib = test = None
-    if args.calibrate:
-        if args.target != "loihi":
-            raise UserError("--calibrate applies to --target loihi only")
-        calib = _load_split(args.calibrate, "train", args.data_root, T, args.samples)
-        if args.eval_samples > 0:
-            test = _load_split(args.calibrate, "test", args.data_root, T, args.eval_samples)
-    input_kind = args.input
-    if input_kind == "auto":
-        binary = calib is not None and bool(((calib[0] == 0) | (calib[0] == 1)).all())
-        input_kind = "binary" if binary else "graded"
-    elif input_kind == "binary" and calib is not None and not bool(((calib[0] == 0) | (calib[0] == 1)).all()):
-        raise UserError(f"--input binary, but '{args.calibrate}' has values other than 0 and 1")
-
-    graph = lower(model, input_kind=input_kind, shortcut=args.shortcut)
-    if timing == "pipelined":
-        graph = pipeline(graph)
-    graph.meta["checkpoint"] = str(path)
-
-    if args.target == "loihi":
-        from .quantize import evaluate, quantize
-        fixed, report = quantize(graph, calibration=calib, progress=True)
-        if test is not None:
-            evaluate(graph, fixed, test[0], test[1], report, progress=True)
-            report.notes.append(f"spike agreement and accuracy on {len(test[1])} '{args.calibrate}' test samples")
-        out = Path(args.output or path.with_suffix(".net"))
-        if not args.dry_run:
-            from .netx_hdf5 import write_netx
-            write_netx(fixed, str(out))
-    else:
-        report = layer_report(graph)
-        out = Path(args.output or path.with_suffix(".onnx"))
-        if not args.dry_run:
-            from .onnx_export import export_onnx
-            export_onnx(graph, str(out))
-
+        raise InputError(f"checkpoint '{path}' does not exist")
+    if args.calibrate and args.target != "loihi":
+        raise InputError("--calibrate applies to --target loihi only")
+    result = export_model(path, target=args.target, timing=args.timing, input_kind=args.input,
+                          shortcut=args.shortcut, calibrate=args.calibrate, data_root=args.data_root,
+                          calibration_samples=args.samples, eval_samples=args.eval_samples, progress=True)
+    out = Path(args.output or path.with_suffix(".net" if args.target == "loihi" else ".onnx"))
+    if not args.dry_run:
+        (write_netx if args.target == "loihi" else export_onnx)(result.graph, out)
+    summary = result.summary()
     if args.json:
-        summary = {"output": None if args.dry_run else str(out), "target": args.target, "timing": timing,
-                   "input": input_kind, "latency": graph.latency()}
-        print(json.dumps({**summary, **report.to_dict()}, indent=1, default=_json_default))
+        report = {"output": None if args.dry_run else str(out), **summary, **result.report.to_dict()}
+        print(json.dumps(report, indent=1, default=_json_default))
     else:
-        print(report.table())
+        print(result.report.table())
         what = "dry run, nothing written" if args.dry_run else f"wrote {out}"
-        print(f"{what} ({args.target}, {timing} timing, latency {graph.latency()} steps, {input_kind} input)")
+        print(f"{what} ({args.target}, {summary['timing']} timing, latency {summary['latency']} steps, "
+              f"{summary['input']} input)")
     return 0
 
 

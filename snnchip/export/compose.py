@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..cli_util import UserError
+from ..errors import InputError
+from ..graph import conv_output_shape
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,12 @@ class MembraneSum:
     def conv1x1(self, weight: np.ndarray, bias: np.ndarray, stride: tuple[int, int], where: str) -> "MembraneSum":
         """`conv1x1(I) + bias` with a `[C_out, C, 1, 1]` weight, pushed into every term."""
         if weight.ndim != 4 or weight.shape[2:] != (1, 1) or weight.shape[1] != self.shape[0]:
-            raise UserError(f"'{where}': shortcut conv weight {weight.shape} is not a 1x1 conv of "
+            raise InputError(f"'{where}': shortcut conv weight {weight.shape} is not a 1x1 conv of "
                             f"{self.shape[0]} channels")
         mix = weight[:, :, 0, 0]
         terms = [replace(t, weight=np.einsum("om,mikl->oikl", mix, t.weight),
                          stride=(t.stride[0] * stride[0], t.stride[1] * stride[1])) for t in self.terms]
-        shape = (weight.shape[0], conv_size(self.shape[1], 1, stride[0], 0), conv_size(self.shape[2], 1, stride[1], 0))
+        shape = conv_output_shape(self.shape, weight.shape[0], (1, 1), stride, (0, 0), (1, 1))
         return MembraneSum(shape, terms, mix @ self.bias + bias)
 
     def avgpool(self, kernel: tuple[int, int], stride: tuple[int, int]) -> "MembraneSum":
@@ -60,11 +61,6 @@ class MembraneSum:
                     w[:, :, sh * dy:sh * dy + kh, sw * dx:sw * dx + kw] += t.weight
             w /= kernel[0] * kernel[1]
             terms.append(replace(t, weight=w, stride=(sh * stride[0], sw * stride[1])))
-        shape = (self.shape[0], conv_size(self.shape[1], kernel[0], stride[0], 0),
-                 conv_size(self.shape[2], kernel[1], stride[1], 0))
+        shape = conv_output_shape(self.shape, self.shape[0], kernel, stride, (0, 0), (1, 1))
         return MembraneSum(shape, terms, self.bias.copy())
 
-
-def conv_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
-    """Output length of a convolution / pool along one axis (floor mode)."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1

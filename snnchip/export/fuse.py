@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..cli_util import UserError
+from ..errors import InputError
 
 
 def layer_weight(layer, name: str) -> np.ndarray:
@@ -17,7 +17,7 @@ def layer_weight(layer, name: str) -> np.ndarray:
     `[F_out, F_in]` (slayer's trailing time-kernel dimensions dropped)."""
     weight = getattr(layer, "weight", None)
     if weight is None:
-        raise UserError(f"layer '{name}' ({type(layer).__name__}) has no weight")
+        raise InputError(f"layer '{name}' ({type(layer).__name__}) has no weight")
     hook = getattr(layer, "pre_hook_fx", None)      # a training-time weight transform (e.g. quantisation)
     if hook is not None:
         weight = hook(weight)
@@ -26,7 +26,7 @@ def layer_weight(layer, name: str) -> np.ndarray:
     while w.ndim > expect and w.shape[-1] == 1:
         w = w[..., 0]
     if w.ndim != expect:
-        raise UserError(f"layer '{name}': weight of shape {tuple(weight.shape)} is not a "
+        raise InputError(f"layer '{name}': weight of shape {tuple(weight.shape)} is not a "
                         f"{'conv' if expect == 4 else 'dense'} weight")
     return w
 
@@ -43,7 +43,7 @@ def _is_conv(layer) -> bool:
 def norm_affine(norm, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(scale [C], shift [C]) of a norm module in eval mode."""
     if not hasattr(norm, "affine_eval"):
-        raise UserError(f"norm '{name}' ({type(norm).__name__}) has no affine_eval(); cannot fold it")
+        raise InputError(f"norm '{name}' ({type(norm).__name__}) has no affine_eval(); cannot fold it")
     scale, shift = norm.affine_eval()
     return (scale.detach().cpu().double().numpy().reshape(-1), shift.detach().cpu().double().numpy().reshape(-1))
 
@@ -57,5 +57,5 @@ def fold(layer, norm, name: str) -> tuple[np.ndarray, np.ndarray]:
         return w, b
     scale, shift = norm_affine(norm, name)
     if scale.shape[0] != w.shape[0]:
-        raise UserError(f"norm after '{name}' has {scale.shape[0]} channels, the layer has {w.shape[0]} outputs")
+        raise InputError(f"norm after '{name}' has {scale.shape[0]} channels, the layer has {w.shape[0]} outputs")
     return w * scale.reshape((-1,) + (1,) * (w.ndim - 1)), scale * b + shift

@@ -20,9 +20,9 @@ from typing import Literal
 
 import numpy as np
 
-from ..cli_util import UserError
-from ..graph import Graph, Neuron, Population, Projection
-from .compose import MembraneSum, Term, conv_size
+from ..errors import InputError
+from ..graph import Graph, Neuron, Population, Projection, conv_output_shape
+from .compose import MembraneSum, Term
 from .fuse import fold, layer_weight
 
 InputKind = Literal["binary", "graded"]
@@ -38,12 +38,12 @@ def lower(model, *, input_kind: InputKind = "graded", shortcut: ShortcutMode = "
     shortcut (MS-ResNet): 'composed' (default) gives every LIF population a projection from each earlier block,
     spike-driven only (quadratic in the blocks per stage); 'relay' adds after each block a graded relay
     population `<block>.relay` forwarding the running membrane sum (linear cost, graded payloads).
-    Raises UserError naming the module for anything that cannot be mapped.
+    Raises InputError naming the module for anything that cannot be mapped.
     """
     if input_kind not in ("binary", "graded"):
-        raise UserError(f"input_kind must be 'binary' or 'graded', got '{input_kind}'")
+        raise InputError(f"input_kind must be 'binary' or 'graded', got '{input_kind}'")
     if shortcut not in ("composed", "relay"):
-        raise UserError(f"shortcut must be 'composed' or 'relay', got '{shortcut}'")
+        raise InputError(f"shortcut must be 'composed' or 'relay', got '{shortcut}'")
     return _Lowering(model, input_kind, shortcut).run()
 
 
@@ -51,13 +51,13 @@ def neuron_of(module, name: str) -> Neuron:
     """The graph neuron of a `SpikingNeuron` (h = decay u + I; fire if h > threshold; reset)."""
     cfg = getattr(module, "config", None)
     if cfg is None:
-        raise UserError(f"module '{name}' ({type(module).__name__}) is not a SpikingNeuron (no .config)")
+        raise InputError(f"module '{name}' ({type(module).__name__}) is not a SpikingNeuron (no .config)")
     reset = cfg.reset
     if reset not in ("hard", "soft", "none"):
-        raise UserError(f"neuron '{name}': unsupported reset '{reset}'")
+        raise InputError(f"neuron '{name}': unsupported reset '{reset}'")
     decay = float(cfg.decay)
     if not 0.0 <= decay <= 1.0:
-        raise UserError(f"neuron '{name}': decay {decay} is outside [0, 1]")
+        raise InputError(f"neuron '{name}': decay {decay} is outside [0, 1]")
     return Neuron(threshold=float(cfg.threshold), du=1.0, dv=1.0 - decay, reset=reset,
                   reset_value=float(cfg.reset_value) if reset == "hard" else 0.0,
                   reset_amount=float(cfg.spike_value) if reset == "soft" else 0.0)
@@ -75,9 +75,7 @@ def _conv_geometry(conv) -> dict:
 
 
 def _out_shape(shape: tuple[int, ...], weight: np.ndarray, geo: dict) -> tuple[int, int, int]:
-    return (weight.shape[0],
-            conv_size(shape[1], weight.shape[2], geo["stride"][0], geo["padding"][0], geo["dilation"][0]),
-            conv_size(shape[2], weight.shape[3], geo["stride"][1], geo["padding"][1], geo["dilation"][1]))
+    return conv_output_shape(shape, weight.shape[0], weight.shape[2:], geo["stride"], geo["padding"], geo["dilation"])
 
 
 class _Lowering:
@@ -118,7 +116,7 @@ class _Lowering:
         model = self.model
         missing = [a for a in ("config", "stem", "stages", "head") if not hasattr(model, a)]
         if missing:
-            raise UserError(f"{type(model).__name__} is not a spiking ResNet (no {', '.join(missing)}; "
+            raise InputError(f"{type(model).__name__} is not a spiking ResNet (no {', '.join(missing)}; "
                             f"see docs/model-contract.md)")
         self.check_supported()
         cfg = model.config
@@ -135,7 +133,7 @@ class _Lowering:
         shape = _out_shape((in_ch, *size), w, geo)
         if getattr(stem, "lif", None) is None:
             if geo["dilation"] != (1, 1) or geo["groups"] != 1:
-                raise UserError(f"'{self.name(stem.conv)}': a membrane-input stem needs groups=1, dilation=1")
+                raise InputError(f"'{self.name(stem.conv)}': a membrane-input stem needs groups=1, dilation=1")
             state = MembraneSum(shape)
             state.add(Term(INPUT, w, geo["stride"], geo["padding"]), b)
         else:
@@ -152,21 +150,21 @@ class _Lowering:
     def check_supported(self) -> None:
         for name, module in self.model.named_modules():
             if hasattr(module, "rec_weight") or type(module).__name__ == "RecurrentDense":
-                raise UserError(f"module '{name}': recurrent layers are not supported in a spiking ResNet export")
+                raise InputError(f"module '{name}': recurrent layers are not supported in a spiking ResNet export")
         for stage in self.model.stages:
             for block in stage:
                 kind = getattr(block, "kind", None)
                 if kind not in ("ms", "vanilla", "plain"):
-                    raise UserError(f"block '{self.name(block)}' of kind '{kind}' cannot be lowered "
+                    raise InputError(f"block '{self.name(block)}' of kind '{kind}' cannot be lowered "
                                     f"(supported: ms, vanilla, plain)")
 
     def block(self, block, state):
         if block.kind == "ms":
             if not isinstance(state, MembraneSum):
-                raise UserError(f"block '{self.name(block)}' (ms) follows a spiking layer; mixed archs unsupported")
+                raise InputError(f"block '{self.name(block)}' (ms) follows a spiking layer; mixed archs unsupported")
             return self.ms_block(block, state)
         if isinstance(state, MembraneSum):
-            raise UserError(f"block '{self.name(block)}' ({block.kind}) needs spikes but receives a membrane input")
+            raise InputError(f"block '{self.name(block)}' ({block.kind}) needs spikes but receives a membrane input")
         return self.spiking_block(block, state)
 
     def membrane_population(self, module, state: MembraneSum) -> str:
@@ -184,12 +182,12 @@ class _Lowering:
         self.project(lif1, lif2, w1, geo1)
         w2, b2, geo2 = self.conv_norm(block.conv2, block.norm2)
         if geo2["dilation"] != (1, 1) or geo2["groups"] != 1:
-            raise UserError(f"'{self.name(block.conv2)}': conv2 of an MS block needs groups=1, dilation=1")
+            raise InputError(f"'{self.name(block.conv2)}': conv2 of an MS block needs groups=1, dilation=1")
         out_shape = _out_shape(self.shape_of(lif2), w2, geo2)
         if block.shortcut is not None:
             state = self.shortcut_on_membrane(block.shortcut, state)
         if tuple(out_shape) != tuple(state.shape):
-            raise UserError(f"block '{self.name(block)}': residual {out_shape} and shortcut {state.shape} differ")
+            raise InputError(f"block '{self.name(block)}': residual {out_shape} and shortcut {state.shape} differ")
         state = MembraneSum(state.shape, list(state.terms), state.bias.copy())
         state.add(Term(lif2, w2, geo2["stride"], geo2["padding"]), b2)
         return self.relay_population(block, state) if self.relay else state
@@ -214,7 +212,7 @@ class _Lowering:
             state = state.avgpool(kernel, stride)
         w, b, geo = self.conv_norm(sc.conv, sc.norm)
         if geo["padding"] != (0, 0) or geo["dilation"] != (1, 1) or geo["groups"] != 1:
-            raise UserError(f"'{where}': shortcut conv must be 1x1, padding 0, groups 1")
+            raise InputError(f"'{where}': shortcut conv must be 1x1, padding 0, groups 1")
         return state.conv1x1(w, b, geo["stride"], where)
 
     def spiking_block(self, block, source: str) -> str:
@@ -228,7 +226,7 @@ class _Lowering:
         if block.kind == "vanilla":
             shortcut = self.shortcut_on_spikes(block, source, src_shape)
             if shortcut.shape != out_shape:
-                raise UserError(f"block '{self.name(block)}': residual {out_shape} and shortcut "
+                raise InputError(f"block '{self.name(block)}': residual {out_shape} and shortcut "
                                 f"{shortcut.shape} differ")
             b2 = b2 + shortcut.bias
         lif2 = self.add_population(block.lif2, out_shape, b2)
@@ -252,16 +250,16 @@ class _Lowering:
         lif = getattr(head, "lif", None)
         if lif is not None:
             if not isinstance(state, MembraneSum):
-                raise UserError(f"'{self.name(lif)}': a head LIF after spiking blocks is not supported")
+                raise InputError(f"'{self.name(lif)}': a head LIF after spiking blocks is not supported")
             source = self.membrane_population(lif, state)
         elif isinstance(state, MembraneSum):
-            raise UserError("the head has no LIF but the last block outputs a membrane input (not spikes)")
+            raise InputError("the head has no LIF but the last block outputs a membrane input (not spikes)")
         else:
             source = state
         c, h, w = self.shape_of(source)
         fc_w = layer_weight(head.fc, self.name(head.fc))
         if fc_w.shape[1] != c:
-            raise UserError(f"'{self.name(head.fc)}' expects {fc_w.shape[1]} features, the last layer has {c}")
+            raise InputError(f"'{self.name(head.fc)}' expects {fc_w.shape[1]} features, the last layer has {c}")
         fc_b = getattr(head.fc, "bias", None)
         fc_b = np.zeros(fc_w.shape[0]) if fc_b is None else fc_b.detach().cpu().double().numpy().reshape(-1)
         self.graph.populations.append(Population(
@@ -279,9 +277,9 @@ def _pool_params(pool, where: str) -> tuple[tuple[int, int], tuple[int, int]]:
         kernel, stride = pool
         return _pair(kernel), _pair(stride)
     if type(pool).__name__ not in ("AvgPool2d", "AvgPool3d") and not hasattr(pool, "kernel_size"):
-        raise UserError(f"'{where}': unsupported shortcut pool {type(pool).__name__}")
+        raise InputError(f"'{where}': unsupported shortcut pool {type(pool).__name__}")
     if any(p != 0 for p in np.ravel(getattr(pool, "padding", 0))) or getattr(pool, "ceil_mode", False):
-        raise UserError(f"'{where}': shortcut pool must have padding 0 and floor mode")
+        raise InputError(f"'{where}': shortcut pool must have padding 0 and floor mode")
     kernel = _pair(pool.kernel_size)
     stride = _pair(pool.stride if pool.stride is not None else pool.kernel_size)
     return kernel, stride

@@ -1,7 +1,6 @@
 """Loihi fixed-point quantisation of a float graph (docs/quantisation.md).
 
-Bit widths are those of Lava's bit-accurate models (`lava.proc.lif.models.PyLifModelBitAcc`,
-`lava.proc.dense.models.PyDenseModelBitAcc`, `lava.utils.weightutils`):
+Bit widths are those of Lava's bit-accurate models, defined once in `snnchip.loihi`:
 - weights: an 8-bit signed mantissa m in [-128, 127] per synapse and one exponent e in [-8, 7] per projection; the
   graph stores Lava's weight integer 2m (even, in [-256, 254]: what a mixed-sign Dense keeps after its 8-bit
   clip and 1-bit truncation, and what lava-dl's netx files hold). A projection delivers `(sum 2m s) << e`
@@ -27,20 +26,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..cli_util import UserError
+from .. import loihi
+from ..errors import ChipRangeError, InputError
 from ..graph import Graph, Neuron, Population, Projection
+from ..loihi import (ACT_SHIFT, BIAS_EXP_MAX, BIAS_MANT_MAX, DEFAULT_MESSAGE_BITS, MANT_MAX, V_LIMIT, VTH_MAX,
+                     VTH_SHIFT, W_EXP_MAX, encode_input, quantize_bias, quantize_weight)
+from ..sim import Simulator, run_samples
 from .report import PopulationQuant, ProjectionQuant, QuantReport, synapse_count
 
-MANT_MAX, MANT_MIN = 127, -128
-W_EXP_MIN, W_EXP_MAX = -8, 7
-ACT_SHIFT = 6
-VTH_MAX = (1 << 17) - 1
-BIAS_MANT_MAX, BIAS_MANT_MIN, BIAS_EXP_MAX = 4095, -4096, 7
-UV_LIMIT = (1 << 23) - 1
-DECAY_UNITY = 4096
-DEFAULT_MESSAGE_BITS = 8
 CALIBRATION_MARGIN = 1.25
 SEARCH_POINTS = 16
+DEFAULT_HORIZON = 16       # steps a non-leaky readout must hold when the graph does not say its T
 BATCH = 32
 
 
@@ -53,18 +49,19 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
     With data the voltage bounds come from a float simulation of it, the input scale of a graded input is chosen
     from its range, and the report holds per-population spike agreement float vs fixed (and accuracies with
     labels). message_bits: payload bits of a graded input (default: from the data, else 8).
-    horizon: steps a non-leaky readout must accumulate without saturating (default T + latency).
+    horizon: steps a non-leaky readout must accumulate without saturating (default T + latency; T =
+    DEFAULT_HORIZON for a graph that does not record its T).
     bias_exp: one bias exponent for every population (stock netx files fix it at 6); default: chosen per
     population. progress: tqdm bars (stderr) over the calibration batches.
     """
     if graph.fixed:
-        raise ValueError("quantize() needs a float graph; this one is already fixed point")
+        raise InputError("quantize() needs a float graph; this one is already fixed point")
     if bias_exp is not None and not 0 <= bias_exp <= BIAS_EXP_MAX:
-        raise UserError(f"bias exponent {bias_exp} is outside Loihi's 0..{BIAS_EXP_MAX}")
+        raise ChipRangeError(f"bias exponent {bias_exp} is outside Loihi's 0..{BIAS_EXP_MAX}")
     graph.validate()
     x, labels = _split_calibration(calibration)
     if horizon is None:
-        horizon = int(graph.meta.get("T", 16)) + graph.latency()
+        horizon = (graph.steps or DEFAULT_HORIZON) + graph.latency()
     report = QuantReport(calibration_samples=0 if x is None else int(x.shape[0]))
     inp = _single_input(graph)
     in_scale, bits = _input_encoding(inp, x, message_bits, report)
@@ -106,7 +103,7 @@ def _split_calibration(calibration):
 
 def _single_input(graph: Graph) -> Population:
     if len(graph.inputs) != 1:
-        raise UserError(f"quantize() supports one input population, the graph has {len(graph.inputs)}")
+        raise InputError(f"quantize() supports one input population, the graph has {len(graph.inputs)}")
     return graph.inputs[0]
 
 
@@ -126,7 +123,7 @@ def _input_encoding(inp: Population, x, message_bits, report) -> tuple[float, in
         need = max(1, int(peak).bit_length()) + int(signed)
         bits = message_bits or need
         if need > bits:
-            raise UserError(f"input values up to {peak:g} need {need} message bits, {bits} requested")
+            raise InputError(f"input values up to {peak:g} need {need} message bits, {bits} requested")
         return 1.0, bits
     bits = message_bits or DEFAULT_MESSAGE_BITS
     usable = (1 << (bits - int(signed))) - 1
@@ -135,37 +132,20 @@ def _input_encoding(inp: Population, x, message_bits, report) -> tuple[float, in
     return scale, bits
 
 
-def encode_input(fixed: Graph, x) -> torch.Tensor:
-    """The integer input a fixed graph takes for the float graph's input x `[N, *shape, T]`: spikes (x > 0) for a
-    binary input, round(x * meta['input_scale']) for a graded one (UserError if it exceeds the message bits)."""
-    x = torch.as_tensor(x)
-    inp = _single_input(fixed)
-    if not inp.neuron.graded:
-        return (x > 0).to(torch.int64)
-    payload = torch.round(x.double() * float(fixed.meta.get("input_scale", 1.0))).to(torch.int64)
-    bits = int(fixed.meta.get("message_bits", DEFAULT_MESSAGE_BITS))
-    if payload.numel() and int(payload.abs().max()) >= (1 << bits):
-        raise UserError(f"input payload {int(payload.abs().max())} does not fit the graph's {bits} message bits")
-    return payload
-
-
 def _quantize_input(pop: Population, in_scale: float) -> None:
-    # A pass-through: du = dv = 4095 keep nothing of u or v below 4096 (v is 0 or 1 << 6 and resets on a spike).
-    pop.neuron = Neuron(threshold=0, du=DECAY_UNITY - 1, dv=DECAY_UNITY - 1, reset="hard",
-                        graded=pop.neuron.graded)
-    pop.scale = in_scale if pop.neuron.graded else float(1 << ACT_SHIFT)
+    # A pass-through: du = dv = 4095 keep nothing of u or v (v is 0 or one unit of input, and resets on a spike).
+    pop.neuron = Neuron(threshold=0, du=loihi.DU_MAX, dv=loihi.DU_MAX, reset="hard", graded=pop.neuron.graded)
+    pop.scale = in_scale if pop.neuron.graded else float(loihi.voltage_unit())
 
 
 # -- bounds and statistics -----------------------------------------------------------------------
 def _float_stats(graph: Graph, x, progress: bool = False) -> dict[str, dict]:
-    """Per population: peak |u| (= |a| for du = 1), peak |v| and the spikes of the float graph on x."""
-    from ..sim import Simulator
-    reset = _sample_reset(graph, x)
-    x = _pad_for_latency(graph, x.double())
+    """Per population: peak |u| (= |a| for du = 1), peak |v| and the spikes of the float graph on x, over the
+    whole run of each sample (`sim.run_samples`: latency padding, each population reset at its depth)."""
     stats = {p.name: {"a": 0.0, "v": 0.0, "sum": 0.0, "count": 0} for p in graph.populations}
     sim = Simulator(graph)
     for start in _batches(x.shape[0], "float calibration", progress):
-        res = sim.run(x[start:start + BATCH], record=("spikes", "u", "v"), count=False, reset_interval=reset)
+        res = run_samples(sim, x[start:start + BATCH].double(), record=("spikes", "u", "v"), count=False).result
         for name, s in stats.items():
             s["a"] = max(s["a"], float(res.u[name].abs().max()))
             s["v"] = max(s["v"], float(res.v[name].abs().max()))
@@ -180,19 +160,6 @@ def _batches(count: int, what: str, progress: bool):
     """Batch start indices, with a tqdm bar on stderr when asked."""
     return tqdm(range(0, count, BATCH), desc=what, unit="batch", disable=not progress, file=sys.stderr,
                 leave=False)
-
-
-def _sample_reset(graph: Graph, x: torch.Tensor) -> Optional[int]:
-    """A pipelined graph's populations start at their depth (docs/graph-ir.md, Timing): reset each one there."""
-    return int(x.shape[-1]) if graph.timing == "pipelined" else None
-
-
-def _pad_for_latency(graph: Graph, x: torch.Tensor) -> torch.Tensor:
-    """Append zero steps so a pipelined graph's outputs see the whole input."""
-    extra = graph.latency() if graph.timing == "pipelined" else 0
-    if extra == 0:
-        return x
-    return torch.cat([x, torch.zeros(*x.shape[:-1], extra, dtype=x.dtype)], dim=-1)
 
 
 def _row_abs_max(q: Projection) -> float:
@@ -211,7 +178,7 @@ def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat,
     theta = neuron.threshold
     relay = neuron.graded
     if theta is not None and theta < 0 and not relay:
-        raise UserError(f"population '{pop.name}': negative threshold {theta} cannot be represented")
+        raise InputError(f"population '{pop.name}': negative threshold {theta} cannot be represented")
     # float weight per payload unit of the source, and the largest input one step can bring (float units)
     float_w = [np.asarray(q.weight, dtype=np.float64) / units[q.source][0] for q in incoming]
     a_worst = sum(_row_abs_max(q) * units[q.source][1] for q in incoming)
@@ -219,7 +186,7 @@ def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat,
     b_max = float(np.abs(bias).max(initial=0.0))
     if relay:
         if b_max > 0:
-            raise UserError(f"population '{pop.name}': a graded relay cannot have a bias")
+            raise InputError(f"population '{pop.name}': a graded relay cannot have a bias")
         theta, b_max, bias = None, 0.0, np.zeros(1)
     keep_v = 1.0 - float(neuron.dv)
     if relay:
@@ -237,25 +204,25 @@ def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat,
             bound_v = max(bound_v, theta + a_worst + b_max)
         bound_from = "worst-case"
     # u (or a relay's payload) must never wrap (worst case); v saturates (explicitly) only beyond the bound.
-    limits = [UV_LIMIT / max(a_worst, 1e-300), UV_LIMIT / max(bound_v, 1e-300)]
+    limits = [V_LIMIT / max(a_worst, 1e-300), V_LIMIT / max(bound_v, 1e-300)]
     if b_max > 0:
         limits.append(BIAS_MANT_MAX * (1 << (BIAS_EXP_MAX if fixed_bias_exp is None else fixed_bias_exp)) / b_max)
     w_peak = max((float(np.abs(w).max(initial=0.0)) for w in float_w), default=0.0)
     if w_peak > 0:
         limits.append(MANT_MAX * 2.0 ** (W_EXP_MAX + 1 + ACT_SHIFT) / w_peak)
     if theta:
-        limits.append(VTH_MAX * (1 << ACT_SHIFT) / theta)
+        limits.append(VTH_MAX * (1 << VTH_SHIFT) / theta)
     s_max = min(limits)
     candidates = _candidate_scales(pop.name, theta, s_max)
     best = None
     for scale in candidates:
-        err = sum(_quantize_weight(w, scale)[3] for w in float_w) + _quantize_bias(bias, scale, fixed_bias_exp)[2]
+        err = sum(quantize_weight(w, scale)[3] for w in float_w) + quantize_bias(bias, scale, fixed_bias_exp)[2]
         if best is None or err < best[0]:
             best = (err, scale)
     scale = best[1]
 
     for q, w in zip(incoming, float_w):
-        mant2, exp, sat, sq_err, used = _quantize_weight(w, scale)
+        mant2, exp, sat, sq_err, used = quantize_weight(w, scale)
         norm = float(np.sqrt((w ** 2).sum()))
         q.weight = mant2
         q.weight_exp = exp
@@ -269,18 +236,17 @@ def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat,
         if np.any(shift):
             bias = np.broadcast_to(bias, shift.shape) - shift
             pop.bias = bias
-    mant, bias_exp, _, bias_sat = _quantize_bias(bias, scale, fixed_bias_exp, with_saturation=True)
+    mant, bias_exp, _, bias_sat = quantize_bias(bias, scale, fixed_bias_exp)
     pop.bias = None if pop.bias is None else mant.reshape(np.shape(pop.bias))
     pop.bias_exp = bias_exp
-    du = int(np.clip(round(float(neuron.du) * DECAY_UNITY) - 1, 0, DECAY_UNITY - 1))
-    dv = int(np.clip(round(float(neuron.dv) * DECAY_UNITY), 0, DECAY_UNITY - 1))
-    decay_error = max(abs((du + 1) / DECAY_UNITY - float(neuron.du)), abs(dv / DECAY_UNITY - float(neuron.dv)))
-    vth = None if theta is None else int(round(theta * scale / (1 << ACT_SHIFT)))
+    du, dv = loihi.du_from_fraction(neuron.du), loihi.dv_from_fraction(neuron.dv)
+    decay_error = max(abs(loihi.du_fraction(du) - float(neuron.du)), abs(loihi.dv_fraction(dv) - float(neuron.dv)))
+    vth = None if theta is None else loihi.threshold_mantissa(theta, scale)
     pop.neuron = Neuron(threshold=vth, du=du, dv=dv, reset=neuron.reset,
                         reset_value=int(round(neuron.reset_value * scale)),
                         reset_amount=int(round(neuron.reset_amount * scale)), graded=False)
     if relay:
-        pop.neuron = Neuron(threshold=0, du=DECAY_UNITY - 1, dv=DECAY_UNITY - 1, graded=True)
+        pop.neuron = Neuron(threshold=0, du=loihi.DU_MAX, dv=loihi.DU_MAX, graded=True)
     pop.scale = float(scale)
     report.populations.append(PopulationQuant(
         name=pop.name, shape=tuple(pop.shape), neurons=pop.size, scale=float(scale), vth=vth, bias_exp=bias_exp,
@@ -317,90 +283,50 @@ def _candidate_scales(name: str, theta, s_max: float) -> list[float]:
     """Scales in the top octave below s_max; for a spiking population those that make vth an integer."""
     if theta is None or theta == 0:
         return [s_max * 2.0 ** (-k / SEARCH_POINTS) for k in range(SEARCH_POINTS)]
-    vth_max = math.floor(theta * s_max / (1 << ACT_SHIFT))
+    vth_max = math.floor(theta * s_max / (1 << VTH_SHIFT))
     if vth_max < 1:
-        raise UserError(f"population '{name}': threshold {theta:g} cannot be represented: the 24-bit headroom "
-                        f"allows at most {s_max:.3g} units per volt, below the {(1 << ACT_SHIFT) / theta:.3g} "
+        raise InputError(f"population '{name}': threshold {theta:g} cannot be represented: the 24-bit headroom "
+                        f"allows at most {s_max:.3g} units per volt, below the {(1 << VTH_SHIFT) / theta:.3g} "
                         f"a threshold mantissa of 1 needs")
     vths = sorted({max(1, math.floor(vth_max * 2.0 ** (-k / SEARCH_POINTS))) for k in range(SEARCH_POINTS)})
-    return [v * (1 << ACT_SHIFT) / theta for v in vths]
-
-
-def _quantize_weight(w: np.ndarray, scale: float):
-    """(Lava weights 2m as int32, exponent, saturated count, squared error in float units, mantissa bits used)."""
-    x = w * scale / (1 << (ACT_SHIFT + 1))            # = m * 2**e
-    peak = max(max(float(x.max(initial=0.0)), 0.0) / MANT_MAX, max(-float(x.min(initial=0.0)), 0.0) / -MANT_MIN)
-    exp = 0 if peak == 0 else int(np.clip(math.ceil(math.log2(peak)), W_EXP_MIN, W_EXP_MAX))
-    m = np.round(x / 2.0 ** exp)
-    if exp < W_EXP_MAX and (m.max(initial=0) > MANT_MAX or m.min(initial=0) < MANT_MIN):
-        exp += 1                                        # log2 rounding put the peak just over the edge
-        m = np.round(x / 2.0 ** exp)
-    saturated = int(((m > MANT_MAX) | (m < MANT_MIN)).sum())
-    m = np.clip(m, MANT_MIN, MANT_MAX)
-    err = float(((m * 2.0 ** exp - x) ** 2).sum()) * ((1 << (ACT_SHIFT + 1)) / scale) ** 2
-    # two's-complement bits of the widest mantissa (-128 fits 8 bits, +128 would need 9)
-    used = max(int(m.max(initial=0)).bit_length(), int(-m.min(initial=0) - 1).bit_length()) + 1 if np.any(m) else 0
-    return (2 * m).astype(np.int32), exp, saturated, err, used
-
-
-def _quantize_bias(bias: np.ndarray, scale: float, exp: Optional[int] = None, with_saturation: bool = False):
-    """(mantissa int32, exponent 0..7 (the smallest that fits, unless given), squared error in float units
-    [, saturated count])."""
-    x = bias * scale
-    peak = float(np.abs(x).max(initial=0.0))
-    if exp is None:
-        exp = 0
-        while exp < BIAS_EXP_MAX and peak / (1 << exp) > BIAS_MANT_MAX:
-            exp += 1
-    m = np.round(x / (1 << exp))
-    sat = int(((m > BIAS_MANT_MAX) | (m < BIAS_MANT_MIN)).sum())
-    m = np.clip(m, BIAS_MANT_MIN, BIAS_MANT_MAX)
-    err = float(((m * (1 << exp) - x) ** 2).sum()) / scale ** 2
-    if with_saturation:
-        return m.astype(np.int32), exp, err, sat
-    return m.astype(np.int32), exp, err
+    return [v * (1 << VTH_SHIFT) / theta for v in vths]
 
 
 # -- evaluation on calibration data --------------------------------------------------------------
 def evaluate(graph: Graph, fixed: Graph, x, labels, report: QuantReport, progress: bool = False) -> None:
-    """Spike agreement per population, fixed-point peaks and saturations, class agreement and accuracies."""
-    from ..sim import Simulator
-    reset = _sample_reset(graph, x)
-    steps = int(x.shape[-1])
-    depth = graph.meta.get("depth", {}) if graph.timing == "pipelined" else {}
-    x = _pad_for_latency(graph, x.double())
+    """Spike agreement per population (over each population's sample window), fixed-point peaks and saturations,
+    class agreement and accuracies, on samples x `[N, *input_shape, T]` of the float graph's input."""
     names = [p.name for p in graph.populations if not p.is_input and not p.neuron.graded]
     agree = {n: 0.0 for n in names}
     peak_u = {n: 0 for n in names}
     peak_v = {n: 0 for n in names}
     sat = {n: 0 for n in names}
     float_cls, fixed_cls = [], []
-    readout = graph.outputs[0].name if graph.outputs else None
+    classify = bool(graph.outputs)
     float_sim, fixed_sim = Simulator(graph), Simulator(fixed)
     for start in _batches(x.shape[0], "float vs fixed", progress):
-        xb = x[start:start + BATCH]
-        ref = float_sim.run(xb, record=("spikes",), count=False, reset_interval=reset)
-        got = fixed_sim.run(encode_input(fixed, xb), record=("spikes", "u", "v"), count=False, reset_interval=reset)
+        xb = x[start:start + BATCH].double()
+        ref = run_samples(float_sim, xb, record=("spikes",), count=False)
+        got = run_samples(fixed_sim, encode_input(fixed, xb), record=("spikes", "u", "v"), count=False)
         for n in names:
-            window = slice(depth.get(n, 0), depth.get(n, 0) + steps)      # the steps that hold the sample
-            same = ref.spikes[n][..., window] == got.spikes[n][..., window].to(ref.spikes[n].dtype)
+            same = ref.window("spikes", n) == got.window("spikes", n).to(ref.result.spikes[n].dtype)
             agree[n] += float(same.double().mean()) * len(xb)
-            peak_u[n] = max(peak_u[n], int(got.u[n].abs().max()))
-            peak_v[n] = max(peak_v[n], int(got.v[n].abs().max()))
-            sat[n] += int((got.v[n].abs() >= UV_LIMIT).sum())
-        if readout is not None:
-            float_cls.append(ref.outputs[readout][..., -1].argmax(dim=1))
-            fixed_cls.append(got.outputs[readout][..., -1].argmax(dim=1))
+            peak_u[n] = max(peak_u[n], int(got.result.u[n].abs().max()))
+            peak_v[n] = max(peak_v[n], int(got.result.v[n].abs().max()))
+            sat[n] += int((got.result.v[n].abs() >= V_LIMIT).sum())
+        if classify:
+            float_cls.append(ref.predict())
+            fixed_cls.append(got.predict())
     count = x.shape[0]
     report.evaluation_samples = int(count)
     for p in report.populations:
         if p.name not in agree:          # a relay's payload has no spikes to agree on
             continue
         p.spike_agreement = agree[p.name] / count
-        p.peak_u = peak_u[p.name] / (UV_LIMIT + 1)
-        p.peak_v = peak_v[p.name] / (UV_LIMIT + 1)
+        p.peak_u = peak_u[p.name] / loihi.MAX_UV
+        p.peak_v = peak_v[p.name] / loihi.MAX_UV
         p.v_saturations = sat[p.name]
-    if readout is not None:
+    if classify:
         fc, qc = torch.cat(float_cls), torch.cat(fixed_cls)
         report.argmax_agreement = float((fc == qc).double().mean())
         if labels is not None:

@@ -13,13 +13,14 @@ import dataclasses
 
 import numpy as np
 
+from ..errors import InputError
 from ..graph import Graph
 
 
 def pipeline(graph: Graph) -> Graph:
     """A copy of the ideal-timing `graph` under pipelined timing; `meta['depth'][pop]` = steps from the input."""
     if graph.timing != "ideal":
-        raise ValueError(f"pipeline() needs an ideal-timing graph, got timing '{graph.timing}'")
+        raise InputError(f"pipeline() needs an ideal-timing graph, got timing '{graph.timing}'")
     order = {pop.name: i for i, pop in enumerate(graph.populations)}
     depth: dict[str, int] = {}
     for pop in graph.populations:
@@ -30,9 +31,9 @@ def pipeline(graph: Graph) -> Graph:
         arrivals = []
         for q in into:
             if np.ndim(q.delay) != 0:
-                raise ValueError(f"projection '{q.name}': pipeline() needs scalar delays")
+                raise InputError(f"projection '{q.name}': pipeline() needs scalar delays")
             if order[q.source] >= order[pop.name]:
-                raise ValueError(f"projection '{q.name}' goes backwards ({q.source} -> {pop.name}); "
+                raise InputError(f"projection '{q.name}' goes backwards ({q.source} -> {pop.name}); "
                                  f"recurrent graphs cannot be pipelined")
             arrivals.append(depth[q.source] + 1 - int(q.delay))
         depth[pop.name] = max(arrivals) if arrivals else 0
@@ -43,6 +44,6 @@ def pipeline(graph: Graph) -> Graph:
     for q in out.projections:
         q.delay = depth[q.target] - depth[q.source] - 1 + int(q.delay)
         if q.delay < 0:
-            raise ValueError(f"projection '{q.name}': its delay {q.delay} would be negative")
+            raise InputError(f"projection '{q.name}': its delay {q.delay} would be negative")
     out.meta["depth"] = depth
     return out

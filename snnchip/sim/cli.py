@@ -14,46 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..cli_util import UserError, one_line_errors
+from ..cli_util import one_line_errors
+from ..errors import InputError
+from ..fileio import save_npy, write_json
+from ..formats.netx import read_netx
+from ..loihi import NETX_BIAS_EXP, encode_input
+from ..train.data import add_dataset_arguments, iter_batches
+from .executor import Simulator, simulate
+from .samples import run_samples
 
 FILE_PREFIX = "layer"
-
-
-def _read_graph(path: str):
-    from ..export.netx_hdf5 import read_netx
-    return read_netx(path)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    """np.save, atomically (temp file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _save_json(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def xyf(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -77,7 +52,7 @@ def to_graph_layout(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         elif len(body) >= 1 and tuple(d for d in body[1:] if d != 1) == squeeze:
             x = x.reshape(body[0], *lava, x.shape[-1])
         else:
-            raise UserError(f"input of shape {x.shape} does not fit the input layer: expected (x, y, f, t) = "
+            raise InputError(f"input of shape {x.shape} does not fit the input layer: expected (x, y, f, t) = "
                             f"({', '.join(map(str, lava))}, T), optionally with a leading batch axis")
     if len(shape) == 3:
         x = x.transpose(0, 3, 2, 1, 4)
@@ -95,35 +70,34 @@ def _load_integers(path: str, what: str) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())})") from None
+        raise InputError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())})") from None
     if x.dtype == bool:
         x = x.astype(np.int64)
     if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)) or not np.array_equal(x, np.round(x)):
-        raise UserError(f"{path}: {what} must hold integers")
+        raise InputError(f"{path}: {what} must hold integers")
     return x.astype(np.int64)
 
 
 def record_mode(graph, args) -> dict:
-    from . import simulate
     pop = graph.inputs[0]
     if len(graph.inputs) != 1:
-        raise UserError(f"{args.net}: the network has {len(graph.inputs)} inputs; recording supports one")
+        raise InputError(f"{args.net}: the network has {len(graph.inputs)} inputs; recording supports one")
     if args.input_bias:
         bias = _load_integers(args.input_bias, "the input bias")
         if tuple(bias.shape) != xyf(pop.shape):
-            raise UserError(f"{args.input_bias}: input bias of shape {bias.shape}, expected (x, y, f) = "
+            raise InputError(f"{args.input_bias}: input bias of shape {bias.shape}, expected (x, y, f) = "
                             f"{xyf(pop.shape)}")
         # netx's image input: the input neuron's bias mantissa, with netx's bias exponent 6
-        pop.bias, pop.bias_exp = bias.transpose(*range(bias.ndim)[::-1]), 6
+        pop.bias, pop.bias_exp = bias.transpose(*range(bias.ndim)[::-1]), NETX_BIAS_EXP
     if args.input:
         raw = _load_integers(args.input, "the input (spikes or graded payloads)")
         if raw.ndim < 2:
-            raise UserError(f"{args.input}: input of shape {raw.shape} has no time axis")
+            raise InputError(f"{args.input}: input of shape {raw.shape} has no time axis")
         batched = raw.ndim == len(pop.shape) + 2
         x = to_graph_layout(raw, pop.shape)
     else:
         if not args.steps:
-            raise UserError("give --input SPIKES.npy, or --input-bias with --steps")
+            raise InputError("give --input SPIKES.npy, or --input-bias with --steps")
         batched = False
         x = np.zeros((1, *pop.shape, args.steps), dtype=np.int64)
     res = simulate(graph, torch.from_numpy(x), record=("spikes", "u", "v"), device=args.device,
@@ -139,59 +113,37 @@ def record_mode(graph, args) -> dict:
                 a = a.astype(bool) if q == "spikes" and not p.neuron.graded else a.astype(
                     np.int32 if graph.fixed else a.dtype)
                 name = f"{FILE_PREFIX}-{i}{suffix}.npy"
-                _save_npy(out / name, to_lava_layout(a, batched))
+                save_npy(out / name, to_lava_layout(a, batched))
                 entry[q] = name
             files.append(entry)
-        _save_json(out / "index.json", {"network": str(args.net), "layout": "(x, y, f, t) per layer, (N, ...) "
+        write_json(out / "index.json", {"network": str(args.net), "layout": "(x, y, f, t) per layer, (N, ...) "
                                         "if batched", "layers": files})
     return {"network": str(args.net), "steps": int(x.shape[-1]), "batch": int(x.shape[0]),
             "record": args.record, "counters": res.counters.summary()}
 
 
 def dataset_mode(graph, args) -> dict:
+    """Classify the split's samples, each run as if alone (`sim.run_samples`); counters over the whole runs."""
     from tqdm import tqdm
 
-    from . import Simulator
-    try:
-        from ..train.data import load_dataset
-    except ImportError as exc:
-        raise UserError(f"dataset loading is unavailable ({exc})") from None
-    # our exported graphs carry the T they were trained with; stock files take the data set's own
-    data = load_dataset(args.dataset, args.split, root=args.data_root, T=graph.meta.get("T"))
-    count = len(data) if args.samples is None else min(args.samples, len(data))
-    if count < 1:
-        raise UserError(f"data set '{args.dataset}' ({args.split}) has no samples")
     pop = graph.inputs[0]
-    readout = graph.meta.get("readout")
-    latency = graph.latency()
-    correct, seen, totals = 0, 0, None
+    correct, seen, totals, steps = 0, 0, None, None
     sim = Simulator(graph, args.device, args.compile)
-    bar = tqdm(range(0, count, args.batch_size), desc="snn-sim", unit="batch", disable=args.json)
-    for start in bar:
-        items = [data[i] for i in range(start, min(start + args.batch_size, count))]
-        x = torch.stack([torch.as_tensor(item[0]) for item in items])
-        y = torch.as_tensor([int(item[1]) for item in items])
+    # our exported graphs carry the T they were trained with; stock files take the data set's own
+    batches = iter_batches(args.dataset, args.split, root=args.data_root, T=graph.steps, count=args.samples,
+                           batch_size=args.batch_size)
+    bar = tqdm(batches, desc="snn-sim", unit="batch", disable=args.json)
+    for x, y in bar:
         if tuple(x.shape[1:-1]) != tuple(pop.shape):
-            raise UserError(f"data set '{args.dataset}' gives samples of shape {tuple(x.shape[1:])}, the network's "
-                            f"input layer is {tuple(pop.shape)} x T")
+            raise InputError(f"data set '{args.dataset}' gives samples of shape {tuple(x.shape[1:])}, the network's "
+                             f"input layer is {tuple(pop.shape)} x T")
         if graph.fixed:
-            from ..export.quantize import encode_input
             x = encode_input(graph, x)
-        # Run the latency's extra steps so the output sees every input step, and reset each population when the
-        # sample reaches it (at its depth): before that a pipelined population would integrate its bias alone.
-        steps = x.shape[-1]
-        x = torch.cat([x, torch.zeros(*x.shape[:-1], latency, dtype=x.dtype)], dim=-1)
-        res = sim.run(x, record=(graph.outputs[0].name,) if not readout else (),
-                      reset_interval=steps if latency else None)
-        if readout:
-            scores = res.outputs[readout][..., -1]
-        else:
-            scores = res.spikes[graph.outputs[0].name].sum(-1)
-        pred = scores.reshape(len(items), -1).argmax(-1).cpu()
-        correct += int((pred == y).sum())
-        seen += len(items)
-        totals = _accumulate(totals, res.counters)
-        steps = res.counters.steps
+        run = run_samples(sim, x)
+        correct += int((run.predict().cpu() == y).sum())
+        seen += len(y)
+        totals = _accumulate(totals, run.result.counters)
+        steps = run.result.counters.steps
         bar.set_postfix(acc=f"{correct / seen:.3f}")
     sizes = {pop.name: pop.size for pop in graph.populations}
     return {"network": str(args.net), "dataset": args.dataset, "split": args.split, "samples": seen,
@@ -248,10 +200,8 @@ def main(argv=None) -> int:
     parser.add_argument("--record", metavar="DIR", help="write every layer's spikes, u and v per step here")
     parser.add_argument("--reset-interval", type=int, help="netx periodic state reset every R steps")
     parser.add_argument("--reset-offset", type=int, default=0, help="phase of the reset (added to each depth)")
-    parser.add_argument("--dataset", help="classify a data set (digits-dvs, cifar10-dvs, nmnist, dvs-gesture)")
-    parser.add_argument("--data-root", help="folder of the data set")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--samples", type=int, help="only the first N samples")
+    add_dataset_arguments(parser, split=True)
+    parser.add_argument("--samples", type=int, metavar="N", help="only the first N samples (default: all)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core; use 1 on a "
@@ -262,20 +212,20 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
     if bool(args.dataset) == bool(args.input or args.input_bias):
-        raise UserError("give either --dataset NAME, or --input / --input-bias (with --record DIR)")
+        raise InputError("give either --dataset NAME, or --input / --input-bias (with --record DIR)")
     if args.batch_size < 1 or (args.samples is not None and args.samples < 1):
-        raise UserError("--batch-size and --samples must be positive")
+        raise InputError("--batch-size and --samples must be positive")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {args.device}: no CUDA device available")
+        raise InputError(f"--device {args.device}: no CUDA device available")
     if args.threads is not None:
         if args.threads < 1:
-            raise UserError("--threads must be positive")
+            raise InputError("--threads must be positive")
         torch.set_num_threads(args.threads)
-    graph = _read_graph(args.net)
+    graph = read_netx(args.net)
     try:
         report = dataset_mode(graph, args) if args.dataset else record_mode(graph, args)
     except ValueError as exc:
-        raise UserError(" ".join(str(exc).split())) from None
+        raise InputError(" ".join(str(exc).split())) from None
     if args.json:
         print(json.dumps(report))
     else:

@@ -24,6 +24,7 @@ from typing import Mapping, Optional, Union
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..graph import Graph
 from .counters import CounterRecorder, Counters
 from .neurons import SPIKE_DTYPE, neuron_update
@@ -55,19 +56,6 @@ class SimResult:
         return self.outputs
 
 
-def population_depths(graph: Graph) -> dict[str, int]:
-    """Steps from the input to each population: `graph.meta['depth']` if present, else the longest-lag path."""
-    given = graph.meta.get("depth") or {}
-    depth: dict[str, int] = {}
-    for pop in graph.populations:
-        if pop.name in given:
-            depth[pop.name] = int(given[pop.name])
-            continue
-        lags = [depth[q.source] + int(np.max(graph.lag(q))) for q in graph.into(pop.name) if q.source in depth]
-        depth[pop.name] = max(lags) if lags else 0
-    return depth
-
-
 def _parse_record(graph: Graph, record) -> tuple[set[str], set[str]]:
     """record: quantities ('spikes', 'u', 'v') and/or population names. Names alone record spikes;
     quantities alone record every population."""
@@ -78,7 +66,7 @@ def _parse_record(graph: Graph, record) -> tuple[set[str], set[str]]:
     pops = {r for r in record if r not in QUANTITIES}
     unknown = pops - names
     if unknown:
-        raise ValueError(f"record: no population named {sorted(unknown)[0]!r} (known: {', '.join(sorted(names))})")
+        raise InputError(f"record: no population named {sorted(unknown)[0]!r} (known: {', '.join(sorted(names))})")
     if pops and not quantities:
         quantities = {"spikes"}
     if quantities and not pops:
@@ -91,37 +79,37 @@ def _inputs(graph: Graph, x, dtype, device) -> tuple[dict[str, torch.Tensor], di
     below 2**24, else float64), their largest magnitudes, N and T."""
     inputs = graph.inputs
     if not inputs:
-        raise ValueError("the graph has no input population")
+        raise InputError("the graph has no input population")
     if not isinstance(x, Mapping):
         if len(inputs) != 1:
-            raise ValueError(f"the graph has {len(inputs)} input populations; pass a dict name -> tensor")
+            raise InputError(f"the graph has {len(inputs)} input populations; pass a dict name -> tensor")
         x = {inputs[0].name: x}
     missing = {pop.name for pop in inputs} - set(x)
     extra = set(x) - {pop.name for pop in inputs}
     if missing or extra:
-        raise ValueError(f"inputs given for {sorted(x)}, but the graph's input populations are "
+        raise InputError(f"inputs given for {sorted(x)}, but the graph's input populations are "
                          f"{[pop.name for pop in inputs]}")
     out, peaks, batch, steps = {}, {}, None, None
     for pop in inputs:
         value = torch.as_tensor(np.asarray(x[pop.name]) if not isinstance(x[pop.name], torch.Tensor)
                                 else x[pop.name])
         if value.ndim != len(pop.shape) + 2 or tuple(value.shape[1:-1]) != tuple(pop.shape):
-            raise ValueError(f"input '{pop.name}' has shape {tuple(value.shape)}, expected "
+            raise InputError(f"input '{pop.name}' has shape {tuple(value.shape)}, expected "
                              f"[N, {', '.join(map(str, pop.shape))}, T]")
         if batch is None:
             batch, steps = value.shape[0], value.shape[-1]
         elif (value.shape[0], value.shape[-1]) != (batch, steps):
-            raise ValueError(f"input '{pop.name}' has N={value.shape[0]}, T={value.shape[-1]}; "
+            raise InputError(f"input '{pop.name}' has N={value.shape[0]}, T={value.shape[-1]}; "
                              f"other inputs have N={batch}, T={steps}")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise ValueError(f"input '{pop.name}' holds NaN or infinite values")
+            raise InputError(f"input '{pop.name}' holds NaN or infinite values")
         if graph.fixed and value.is_floating_point() and not torch.equal(value, value.round()):
-            raise ValueError(f"input '{pop.name}': a fixed-point graph takes integer inputs")
+            raise InputError(f"input '{pop.name}': a fixed-point graph takes integer inputs")
         low, high = torch.aminmax(value) if value.numel() else (torch.tensor(0), torch.tensor(0))
         peaks[pop.name] = max(-float(low), float(high))
         if graph.fixed:
             if peaks[pop.name] >= 2 ** 53:
-                raise ValueError(f"input '{pop.name}': values beyond 2**53 cannot be simulated exactly")
+                raise InputError(f"input '{pop.name}': values beyond 2**53 cannot be simulated exactly")
             # integers, exactly (see neurons.py)
             value_dtype = torch.float32 if peaks[pop.name] < FLOAT32_EXACT else torch.float64
         else:
@@ -137,13 +125,13 @@ def _float_dtype(graph: Graph) -> torch.dtype:
 
 
 def _reset_offsets(graph: Graph, reset_offset) -> dict[str, int]:
-    depth = population_depths(graph)
+    depth = graph.depths()
     if reset_offset is None or isinstance(reset_offset, (int, np.integer)):
         shift = int(reset_offset or 0)
         return {name: d + shift for name, d in depth.items()}
     unknown = set(reset_offset) - set(depth)
     if unknown:
-        raise ValueError(f"reset_offset names unknown population {sorted(unknown)[0]!r}")
+        raise InputError(f"reset_offset names unknown population {sorted(unknown)[0]!r}")
     return {name: int(reset_offset.get(name, d)) for name, d in depth.items()}
 
 
@@ -228,15 +216,15 @@ class Simulator:
         """Simulate on `x`; arguments as `simulate`."""
         graph, device = self.graph, self.device
         if engine not in ("auto", "layers", "steps"):
-            raise ValueError(f"engine must be 'auto', 'layers' or 'steps', got {engine!r}")
+            raise InputError(f"engine must be 'auto', 'layers' or 'steps', got {engine!r}")
         if engine == "layers" and not layerable(graph):
-            raise ValueError("engine 'layers' needs a fixed-point graph without recurrent projections")
+            raise InputError("engine 'layers' needs a fixed-point graph without recurrent projections")
         ext, peaks, batch, steps = _inputs(graph, x, self.dtype, device)
         quantities, rec_pops = _parse_record(graph, record)
         if reset_interval is not None and int(reset_interval) < 1:
-            raise ValueError(f"reset_interval must be a positive number of steps, got {reset_interval}")
+            raise InputError(f"reset_interval must be a positive number of steps, got {reset_interval}")
         if chunk_steps is not None and int(chunk_steps) < 1:
-            raise ValueError(f"chunk_steps must be a positive number of steps, got {chunk_steps}")
+            raise InputError(f"chunk_steps must be a positive number of steps, got {chunk_steps}")
         offsets = _reset_offsets(graph, reset_offset) if reset_interval else {}
         into, updates = self._build(peaks)
         size = {pop.name: pop.size for pop in graph.populations}

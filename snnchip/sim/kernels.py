@@ -12,10 +12,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .neurons import MAX_UV, RESETS
+from ..loihi import ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, INT32_HALF, MAX_UV, V_LIMIT
+from .neurons import RESETS
 
-INT32_HALF = 1 << 31
-INT32_MASK = (1 << 32) - 1
+INT32_MASK = 2 * INT32_HALF - 1
+ROUND_TO_ZERO = DECAY_UNITY - 1        # added to negative products so that >> DECAY_SHIFT truncates toward 0
 RESET_HARD, RESET_SOFT = RESETS["hard"], RESETS["soft"]
 
 
@@ -28,21 +29,21 @@ def _wrap32(x):
 def _decay(x, keep):
     """sign(y) * (|y| >> 12) for y = x * keep, without a branch: add 4095 to negative y before the shift."""
     y = x * keep
-    return (y + ((y >> 63) & 4095)) >> 12
+    return (y + ((y >> 63) & ROUND_TO_ZERO)) >> DECAY_SHIFT
 
 
 @numba.njit(inline="always")
 def _update(u, v, a, bias, keep_u, keep_v, threshold, reset, reset_value, reset_amount):
     """One neuron, one step: (u, v, spiked) after synaptic input a (all int64)."""
-    current = _wrap32(_decay(u, keep_u) + _wrap32(a * 64))
+    current = _wrap32(_decay(u, keep_u) + _wrap32(a << ACT_SHIFT))
     wrapped = current - 2 * MAX_UV if current > MAX_UV else current     # Lava wraps once, not modulo
     u = current + 2 * MAX_UV if wrapped <= -MAX_UV else wrapped
-    v = min(max(_wrap32(_decay(v, keep_v) + u + bias), -MAX_UV + 1), MAX_UV - 1)
+    v = min(max(_wrap32(_decay(v, keep_v) + u + bias), -V_LIMIT), V_LIMIT)
     spiked = v > threshold
     if reset == RESET_HARD:
         v = reset_value if spiked else v
     elif reset == RESET_SOFT:
-        v = min(max(v - (reset_amount if spiked else 0), -MAX_UV + 1), MAX_UV - 1)
+        v = min(max(v - (reset_amount if spiked else 0), -V_LIMIT), V_LIMIT)
     return u, v, spiked
 
 

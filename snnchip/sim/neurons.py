@@ -12,16 +12,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..graph import Population
+from .. import loihi
+from ..graph import Population, float_neuron_step
+from ..loihi import ACT_SHIFT, DECAY_UNITY, MAX_UV, V_LIMIT
 
-UV_BITS = 24
-MAX_UV = 1 << (UV_BITS - 1)        # 2**23
-DECAY_SHIFT = 12                   # decays are in 1/4096
-DECAY_UNITY = 1 << DECAY_SHIFT
-ACT_SHIFT = 6                      # synaptic input is MSB-aligned by 6 bits
-VTH_SHIFT = 6                      # so is the threshold
-CURRENT_DECAY_OFFSET = 1           # Lava's ds_offset: the current decays by (du + 1) / 4096
-INT32_HALF = float(1 << 31)
+INT32_HALF = float(loihi.INT32_HALF)
+# Below this |a|, |a << 6| + |decayed u| (<= 2**23) stays below 2**31: Lava's int32 sums cannot overflow. The bias
+# (13-bit mantissa << 3-bit exponent, Graph.validate) is far below it too.
+INT32_SAFE_INPUT = loihi.INT32_HALF >> (ACT_SHIFT + 1)
 SPIKE_DTYPE = torch.float32        # fixed-point spikes: 0/1, exact, and the dtype of most synaptic sums
 
 
@@ -47,12 +45,12 @@ def fixed_cuba_step(u, v, a, bias, keep_u, keep_v, threshold, reset: int, reset_
     current = torch.trunc(u * keep_u) + a * float(1 << ACT_SHIFT)
     wrapped = torch.where(current > MAX_UV, current - 2 * MAX_UV, current)
     u = torch.where(wrapped <= -MAX_UV, current + 2 * MAX_UV, wrapped)
-    v = (torch.trunc(v * keep_v) + u + bias).clamp(-MAX_UV + 1, MAX_UV - 1)
+    v = (torch.trunc(v * keep_v) + u + bias).clamp(-V_LIMIT, V_LIMIT)
     spiked = v > threshold
     if reset == 0:
         v = torch.where(spiked, reset_value, v)
     elif reset == 1:
-        v = (v - spiked * reset_amount).clamp(-MAX_UV + 1, MAX_UV - 1)
+        v = (v - spiked * reset_amount).clamp(-V_LIMIT, V_LIMIT)
     return u, v, spiked.to(SPIKE_DTYPE)
 
 
@@ -69,83 +67,42 @@ def compiled_fixed_step():
 
 
 def bias_vector(pop: Population, dtype: torch.dtype, device) -> torch.Tensor:
-    """The population's bias broadcast to `[size]` (per channel `[C]` for a `(C, H, W)` shape is accepted)."""
-    if pop.bias is None:
-        return torch.zeros(pop.size, dtype=dtype, device=device)
-    bias = np.asarray(pop.bias)
-    if bias.ndim == 1 and len(pop.shape) == 3 and bias.shape[0] == pop.shape[0] and bias.shape[0] != pop.shape[2]:
-        bias = bias.reshape(-1, 1, 1)
-    try:
-        full = np.broadcast_to(bias, pop.shape)
-    except ValueError:
-        raise ValueError(f"population '{pop.name}': bias of shape {bias.shape} does not broadcast to "
-                         f"{pop.shape}") from None
-    return torch.as_tensor(np.array(full).reshape(-1), device=device).to(dtype)
+    """The population's bias as a `[size]` tensor (`Population.bias_full`, the graph's one broadcasting rule)."""
+    return torch.as_tensor(np.array(pop.bias_full()), device=device).to(dtype)
 
 
 class FloatCuba:
-    """u = (1 - du) u + a;  v = (1 - dv) v + u + bias;  s = v > threshold;  then the reset (graph.py)."""
+    """The float semantics of graph.py (`graph.float_neuron_step`, the one definition the ONNX step graph runs
+    too): u = (1 - du) u + a;  v = (1 - dv) v + u + bias;  s = v > threshold;  then the reset."""
 
     def __init__(self, pop: Population, dtype: torch.dtype, device) -> None:
-        n = pop.neuron
-        self.keep_u = 1.0 - float(n.du)
-        self.keep_v = 1.0 - float(n.dv)
+        self.neuron = pop.neuron
         self.bias = bias_vector(pop, dtype, device)
-        self.threshold = None if n.threshold is None else float(n.threshold)
-        self.reset = n.reset
-        self.reset_value = float(n.reset_value)
-        self.reset_amount = float(n.reset_amount)
-        self.graded = n.graded
+        self.graded = pop.neuron.graded
 
     def step(self, u, v, a):
         """Returns (u, v, out); out is the spike tensor (0/1 in the state dtype) or, for a relay, `a`."""
-        if self.graded:
-            return a, a, a
-        u = u * self.keep_u + a
-        v = v * self.keep_v + u + self.bias
-        if self.threshold is None:
-            return u, v, torch.zeros_like(v)
-        spiked = v > self.threshold
-        if self.reset == "hard":
-            v = torch.where(spiked, self.reset_value, v)
-        elif self.reset == "soft":
-            v = v - spiked.to(v.dtype) * self.reset_amount
-        return u, v, spiked.to(v.dtype)
+        return float_neuron_step(self.neuron, u, v, a, self.bias)
 
 
 class FixedCuba:
     """Lava's PyLifModelBitAcc on integer-valued float64 tensors (see module docstring); soft reset:
     v -= reset_amount, clipped to 24 bits; hard reset: v = reset_value (both in raw voltage units).
 
-    `input_bound`: the largest |a| the population can receive (inf if unknown); below 2**24 Lava's int32
+    `input_bound`: the largest |a| the population can receive (inf if unknown); below INT32_SAFE_INPUT Lava's int32
     arithmetic cannot overflow and its emulation is skipped. `compile`: run the step as one fused kernel
     (`compiled_fixed_step`) whenever no int32 emulation is needed."""
 
     def __init__(self, pop: Population, device, input_bound: float = float("inf"), compile: bool = False) -> None:
         n = pop.neuron
-        du, dv = int(n.du), int(n.dv)
-        # du = -1 is netx's default integrator (iDecay 0): Lava's effective decay du + 1 = 0, no current decay
-        if n.du != du or not -CURRENT_DECAY_OFFSET <= du < DECAY_UNITY:
-            raise ValueError(f"population '{pop.name}': fixed-point du must be an integer in -1..4095, got {n.du}")
-        if n.dv != dv or not 0 <= dv <= DECAY_UNITY:
-            raise ValueError(f"population '{pop.name}': fixed-point dv must be an integer in 0..4096, got {n.dv}")
-        self.keep_u = DECAY_UNITY - (du + CURRENT_DECAY_OFFSET)
-        self.keep_v = DECAY_UNITY - dv
-        mant = bias_vector(pop, torch.float64, device)
-        if not torch.equal(mant, mant.round()):
-            raise ValueError(f"population '{pop.name}': fixed-point bias mantissas must be integers")
-        exp = int(pop.bias_exp)
-        self.bias = mant * 2.0 ** exp if exp >= 0 else torch.floor(mant * 2.0 ** exp)
-        # |decayed u| <= 2**23 and |a << 6| < 2**30 keep Lava's int32 sums exact; so does a bias below 2**30.
+        # du, dv are in range (Graph.validate: loihi.check_fixed); du = -1 is netx's integrator (no current decay)
+        self.keep_u, self.keep_v = loihi.keep_u(n.du), loihi.keep_v(n.dv)
+        # integer mantissas, exponents in range: Graph.validate (loihi.check_fixed)
+        self.bias = torch.as_tensor(loihi.effective_bias(pop.bias_full(), int(pop.bias_exp)), device=device,
+                                    dtype=torch.float64)
         self.input_bound = input_bound
-        self.emulate_int32 = input_bound >= (1 << 24) or float(self.bias.abs().amax()) >= (1 << 30)
-        if n.threshold is None:
-            self.threshold = None
-        else:
-            if n.threshold != int(n.threshold):
-                raise ValueError(f"population '{pop.name}': fixed-point threshold must be an integer, "
-                                 f"got {n.threshold}")
-            self.threshold = float(int(n.threshold) << VTH_SHIFT)
+        self.emulate_int32 = input_bound >= INT32_SAFE_INPUT
+        self.threshold = None if n.threshold is None else float(loihi.effective_threshold(n.threshold))
         self.reset = n.reset
         self.reset_value = float(int(n.reset_value))
         self.reset_amount = float(int(n.reset_amount))
@@ -177,14 +134,14 @@ class FixedCuba:
         v = decay_fixed(v, self.keep_v) + u + self.bias
         if self.emulate_int32:
             v = wrap_int32(v)
-        v = v.clamp(-MAX_UV + 1, MAX_UV - 1)
+        v = v.clamp(-V_LIMIT, V_LIMIT)
         if self.threshold is None:
             return u, v, torch.zeros_like(v)
         spiked = v > self.threshold
         if self.reset == "hard":
             v = torch.where(spiked, self.reset_value, v)
         elif self.reset == "soft":
-            v = (v - spiked * self.reset_amount).clamp(-MAX_UV + 1, MAX_UV - 1)
+            v = (v - spiked * self.reset_amount).clamp(-V_LIMIT, V_LIMIT)
         return u, v, spiked.to(SPIKE_DTYPE)
 
     def scan(self, a, u, v, t0: int, interval: int, offset: int, record: bool, kernel: bool, out: torch.Tensor):
@@ -225,6 +182,4 @@ def neuron_update(pop: Population, fixed: bool, dtype: torch.dtype, device, inpu
                   compile: bool = False):
     """The update rule of `pop`: FixedCuba for a fixed-point graph (`input_bound`, `compile` as there), FloatCuba
     in `dtype` otherwise (never compiled: fusion may contract float operations and change rounding)."""
-    if pop.neuron.reset not in RESETS:
-        raise ValueError(f"population '{pop.name}': unsupported reset '{pop.neuron.reset}'")
     return FixedCuba(pop, device, input_bound, compile) if fixed else FloatCuba(pop, dtype, device)

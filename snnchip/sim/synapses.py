@@ -17,11 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..graph import Graph, Population, Projection
+from ..errors import InputError
+from ..graph import Graph, Population, Projection, conv_output_shape
+from ..loihi import CONV_RESULT_BITS
 from .counters import fan_out
 
-FLOAT32_EXACT = 1 << 24
-CONV_RESULT_BITS = 24
+FLOAT32_EXACT = 1 << (np.finfo(np.float32).nmant + 1)       # every integer below 2**24 is a float32
 
 
 def wrap_signed(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -41,18 +42,18 @@ def delay_groups(proj: Projection, src: Population, lag_extra: int) -> list[tupl
     if np.isscalar(delay) or np.ndim(delay) == 0:
         d = int(delay)
         if d != delay or d < 0:
-            raise ValueError(f"projection '{proj.name}': delay must be a non-negative integer, got {delay}")
+            raise InputError(f"projection '{proj.name}': delay must be a non-negative integer, got {delay}")
         return [(d + lag_extra, None, "all")]
     delay = np.asarray(delay)
     if not np.all(delay == np.round(delay)) or delay.min() < 0:
-        raise ValueError(f"projection '{proj.name}': delays must be non-negative integers")
+        raise InputError(f"projection '{proj.name}': delays must be non-negative integers")
     delay = delay.astype(np.int64)
     if tuple(delay.shape) == tuple(src.shape):
         flat, kind = delay.reshape(-1), "source"
     elif proj.kind == "dense" and tuple(delay.shape) == tuple(proj.weight.shape):
         flat, kind = delay, "synapse"
     else:
-        raise ValueError(f"projection '{proj.name}': delay of shape {delay.shape} is neither the source's shape "
+        raise InputError(f"projection '{proj.name}': delay of shape {delay.shape} is neither the source's shape "
                          f"{src.shape} nor (dense) the weight's shape {proj.weight.shape}")
     return [(int(d) + lag_extra, flat == d, kind) for d in np.unique(flat)]
 
@@ -74,9 +75,9 @@ class Synapse:
         self.weight_exp = int(proj.weight_exp) if graph.fixed else 0
         weight = np.asarray(proj.weight, dtype=np.float64)
         if graph.fixed and not np.all(weight == np.round(weight)):
-            raise ValueError(f"projection '{proj.name}': fixed-point weights must be integers")
+            raise InputError(f"projection '{proj.name}': fixed-point weights must be integers")
         if not graph.fixed and proj.weight_exp != 0:
-            raise ValueError(f"projection '{proj.name}': weight_exp is fixed-point only, got {proj.weight_exp}")
+            raise InputError(f"projection '{proj.name}': weight_exp is fixed-point only, got {proj.weight_exp}")
         self._check_shapes(proj, weight)
         self.stride, self.padding = tuple(proj.stride), tuple(proj.padding)
         self.dilation, self.groups_conv = tuple(proj.dilation), int(proj.groups)
@@ -109,21 +110,22 @@ class Synapse:
         src_size, tgt_size = int(np.prod(self.src_shape)), int(np.prod(self.tgt_shape))
         if proj.kind == "dense":
             if weight.ndim != 2 or weight.shape != (tgt_size, src_size):
-                raise ValueError(f"projection '{proj.name}': dense weight {weight.shape} does not map "
+                raise InputError(f"projection '{proj.name}': dense weight {weight.shape} does not map "
                                  f"{self.src_shape} to {self.tgt_shape} (expected ({tgt_size}, {src_size}))")
         elif proj.kind == "conv":
             if len(self.src_shape) != 3 or len(self.tgt_shape) != 3 or weight.ndim != 4:
-                raise ValueError(f"projection '{proj.name}': conv needs (C, H, W) populations and a 4-d weight")
+                raise InputError(f"projection '{proj.name}': conv needs (C, H, W) populations and a 4-d weight")
             c_in, groups = self.src_shape[0], int(proj.groups)
             if c_in % groups or weight.shape[0] % groups or weight.shape[1] != c_in // groups:
-                raise ValueError(f"projection '{proj.name}': conv weight {weight.shape} does not fit {c_in} input "
+                raise InputError(f"projection '{proj.name}': conv weight {weight.shape} does not fit {c_in} input "
                                  f"channels in {groups} groups")
-            out = _conv_out_shape(self.src_shape[1:], weight.shape[2:], proj.stride, proj.padding, proj.dilation)
-            if (weight.shape[0], *out) != self.tgt_shape:
-                raise ValueError(f"projection '{proj.name}': conv output {(weight.shape[0], *out)} does not match "
+            out = conv_output_shape(self.src_shape, weight.shape[0], weight.shape[2:], proj.stride, proj.padding,
+                                    proj.dilation)
+            if out != self.tgt_shape:
+                raise InputError(f"projection '{proj.name}': conv output {out} does not match "
                                  f"target '{proj.target}' {self.tgt_shape}")
         else:
-            raise ValueError(f"projection '{proj.name}': unsupported kind '{proj.kind}'")
+            raise InputError(f"projection '{proj.name}': unsupported kind '{proj.kind}'")
 
     @property
     def fan_out(self) -> list:
@@ -176,6 +178,3 @@ class Synapse:
         ops = events * fan if isinstance(fan, float) else (nz @ fan).sum(dim=1)
         return events, ops
 
-
-def _conv_out_shape(size, kernel, stride, padding, dilation) -> tuple[int, int]:
-    return tuple((size[i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(2))

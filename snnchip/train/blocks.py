@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import InputError
 from .layers import Conv, Dense
 from .neurons import NeuronConfig, SpikingNeuron
 from .norm import make_norm
@@ -44,7 +45,7 @@ class Block(nn.Module):
                  avgpool_shortcut: bool = False, zero_init: bool = True):
         super().__init__()
         if kind not in KINDS:
-            raise ValueError(f"unknown block kind {kind!r}; choose from {KINDS}")
+            raise InputError(f"unknown block kind {kind!r}; choose from {KINDS}")
         self.kind = kind
         th = neuron.threshold
         self.lif1 = SpikingNeuron(neuron)

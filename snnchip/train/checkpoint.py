@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..cli_util import UserError
+from ..errors import InputError
+from ..fileio import atomic_path
 from .models import ModelConfig, SpikingResNet, build_model
 
 FORMAT = "snnchip-checkpoint"
@@ -35,33 +34,27 @@ def save_checkpoint(path, model: SpikingResNet, **extra) -> None:
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("side_branches.")}
     payload = {"format": FORMAT, "version": VERSION, "config": _plain(dataclasses.asdict(model.config)),
                "state_dict": state, **extra}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_checkpoint(path) -> dict:
-    """The checkpoint dict; one-line UserError for a missing, truncated, corrupt or foreign file."""
+    """The checkpoint dict; one-line InputError for a missing, truncated, corrupt or foreign file."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such checkpoint file")
+        raise InputError(f"{path}: no such checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a readable checkpoint (corrupt or truncated: {first[:120]})") from None
+        raise InputError(f"{path}: not a readable checkpoint (corrupt or truncated: {first[:120]})") from None
     except Exception as exc:  # weights_only refuses foreign pickles with UnpicklingError
-        raise UserError(f"{path}: refused to load ({type(exc).__name__}: "
+        raise InputError(f"{path}: refused to load ({type(exc).__name__}: "
                         f"{str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ''})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise UserError(f"{path}: not an snnchip checkpoint (no '{FORMAT}' format tag)")
+        raise InputError(f"{path}: not an snnchip checkpoint (no '{FORMAT}' format tag)")
     if payload.get("version") != VERSION:
-        raise UserError(f"{path}: checkpoint version {payload.get('version')} is not supported (expected {VERSION})")
+        raise InputError(f"{path}: checkpoint version {payload.get('version')} is not supported (expected {VERSION})")
     return payload
 
 
@@ -69,11 +62,11 @@ def config_from_dict(data: dict, where: str = "checkpoint") -> ModelConfig:
     names = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise UserError(f"{where}: unknown model configuration field(s) {unknown}")
+        raise InputError(f"{where}: unknown model configuration field(s) {unknown}")
     try:
         return ModelConfig(**data)
     except (TypeError, ValueError) as exc:
-        raise UserError(f"{where}: invalid model configuration ({exc})") from None
+        raise InputError(f"{where}: invalid model configuration ({exc})") from None
 
 
 def load_model(path) -> SpikingResNet:
@@ -83,6 +76,6 @@ def load_model(path) -> SpikingResNet:
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        raise UserError(f"{path}: weights do not match the stored configuration "
+        raise InputError(f"{path}: weights do not match the stored configuration "
                         f"({str(exc).strip().splitlines()[0][:120]})") from None
     return model.eval()

@@ -12,6 +12,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..errors import InputError
+
 
 @dataclass
 class DistInfo:
@@ -37,7 +39,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device is available (use --device cpu)")
+            raise InputError("--device cuda: no CUDA device is available (use --device cpu)")
         if device.index is None:
             device = torch.device("cuda", local_rank)
     return device

@@ -1,14 +1,5 @@
-"""Training metrics: running averages, per-layer firing rates, atomically written JSON and result tables."""
-import json
-import os
-import tempfile
-
+"""Training metrics: running averages, per-layer firing rates and result tables."""
 import torch
-
-
-def write_json_atomic(path, obj) -> None:
-    """Write `obj` as indented JSON to `path` atomically (see `write_text_atomic`)."""
-    write_text_atomic(path, json.dumps(obj, indent=1) + "\n")
 
 
 class Average:
@@ -68,22 +59,6 @@ class FiringRates:
         for i, name in enumerate(list(self.spikes)):
             self.spikes[name] = float(t[0, i])
             self.slots[name] = int(round(float(t[1, i])))
-
-
-def write_text_atomic(path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and `os.replace`."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def final_accuracy(history: list, last: int = 5) -> float:

@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..errors import InputError
 from .blocks import Block, ConvNorm, Head
 from .neurons import NeuronConfig, SpikingNeuron
 
@@ -53,25 +54,25 @@ class ModelConfig:
         if isinstance(self.neuron, NeuronConfig):
             self.neuron = dataclasses.asdict(self.neuron)
         if self.arch not in ARCHS:
-            raise ValueError(f"unknown arch {self.arch!r}; choose from {sorted(ARCHS)}")
+            raise InputError(f"unknown arch {self.arch!r}; choose from {sorted(ARCHS)}")
         if self.shortcut not in ("conv", "avgpool"):
-            raise ValueError(f"shortcut must be 'conv' or 'avgpool', not {self.shortcut!r}")
+            raise InputError(f"shortcut must be 'conv' or 'avgpool', not {self.shortcut!r}")
         self.stage_blocks()  # validates depth / family
 
     def stage_blocks(self) -> tuple[int, ...]:
         """Blocks per stage."""
         if self.family == "imagenet":
             if self.depth not in IMAGENET_BLOCKS:
-                raise ValueError(f"ImageNet depth must be one of {sorted(IMAGENET_BLOCKS)}, got {self.depth}")
+                raise InputError(f"ImageNet depth must be one of {sorted(IMAGENET_BLOCKS)}, got {self.depth}")
             blocks = IMAGENET_BLOCKS[self.depth]
         elif self.family in ("cifar", "dvs"):
             if self.depth < 8 or (self.depth - 2) % 6:
-                raise ValueError(f"CIFAR-family depth must be 6n + 2 (8, 14, 20, ...), got {self.depth}")
+                raise InputError(f"CIFAR-family depth must be 6n + 2 (8, 14, 20, ...), got {self.depth}")
             blocks = ((self.depth - 2) // 6,) * 3
         else:
-            raise ValueError(f"unknown family {self.family!r}; choose cifar, dvs or imagenet")
+            raise InputError(f"unknown family {self.family!r}; choose cifar, dvs or imagenet")
         if len(self.widths) != len(blocks):
-            raise ValueError(f"{self.family} needs {len(blocks)} stage widths, got {self.widths}")
+            raise InputError(f"{self.family} needs {len(blocks)} stage widths, got {self.widths}")
         return blocks
 
     def stage_strides(self) -> tuple[int, ...]:
@@ -83,7 +84,7 @@ def model_config(name: str, **overrides) -> ModelConfig:
     'ms_resnet20_dvs') with fields overridden (depth, widths, T, neuron, ...)."""
     match = re.fullmatch(r"(ms_resnet|sr_b|sr_c|spiking_resnet|plain)(\d+)(_dvs)?", name)
     if not match:
-        raise ValueError(f"unknown model {name!r}: expected e.g. ms_resnet20, spiking_resnet20, plain20, "
+        raise InputError(f"unknown model {name!r}: expected e.g. ms_resnet20, spiking_resnet20, plain20, "
                          f"sr_b20, ms_resnet104, ms_resnet20_dvs")
     arch, depth, dvs = match.group(1), int(match.group(2)), match.group(3)
     family = "dvs" if dvs else ("imagenet" if depth in IMAGENET_BLOCKS else "cifar")
@@ -145,7 +146,7 @@ class SpikingResNet(nn.Module):
     def _check_input(self, x: torch.Tensor) -> None:
         c = self.config
         if x.dim() != 5 or x.shape[1] != c.in_channels:
-            raise ValueError(f"expected input [N, {c.in_channels}, H, W, T], got {tuple(x.shape)}")
+            raise InputError(f"expected input [N, {c.in_channels}, H, W, T], got {tuple(x.shape)}")
 
 
 def build_model(config: ModelConfig) -> SpikingResNet:

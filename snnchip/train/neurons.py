@@ -24,6 +24,8 @@ from typing import Literal
 
 import torch
 
+from .. import loihi
+from ..errors import InputError
 from .surrogate import SURROGATES, mpr, mpr_grad
 
 Reset = Literal["hard", "soft", "none"]
@@ -43,13 +45,13 @@ class NeuronConfig:
 
     def __post_init__(self):
         if self.reset not in ("hard", "soft", "none"):
-            raise ValueError(f"reset must be 'hard', 'soft' or 'none', not {self.reset!r}")
+            raise InputError(f"reset must be 'hard', 'soft' or 'none', not {self.reset!r}")
         if self.surrogate not in SURROGATES:
-            raise ValueError(f"unknown surrogate {self.surrogate!r}; choose from {sorted(SURROGATES)}")
+            raise InputError(f"unknown surrogate {self.surrogate!r}; choose from {sorted(SURROGATES)}")
         if not 0.0 <= self.decay <= 1.0:
-            raise ValueError(f"decay (fraction kept per step) must be in [0, 1], got {self.decay}")
+            raise InputError(f"decay (fraction kept per step) must be in [0, 1], got {self.decay}")
         if self.mpr and self.threshold != 0.5:
-            raise ValueError("MPR is firing-invariant only for threshold 0.5 (spikes 0/1, seed 001)")
+            raise InputError("MPR is firing-invariant only for threshold 0.5 (spikes 0/1, seed 001)")
 
 
 PRESETS = {
@@ -62,7 +64,7 @@ PRESETS = {
 def neuron_config(name: str = "lif", **overrides) -> NeuronConfig:
     """A preset ('lif', 'if', 'srif') with fields overridden."""
     if name not in PRESETS:
-        raise ValueError(f"unknown neuron preset {name!r}; choose from {sorted(PRESETS)}")
+        raise InputError(f"unknown neuron preset {name!r}; choose from {sorted(PRESETS)}")
     return NeuronConfig(**{**PRESETS[name], **overrides})
 
 
@@ -128,10 +130,11 @@ class SpikingNeuron(torch.nn.Module):
         weight scale 2^6. Only a hard reset to 0 is a CUBA neuron; MPR and the surrogate shape training only."""
         cfg = self.config
         if cfg.reset != "hard" or cfg.reset_value != 0:
-            raise ValueError(f"a Loihi CUBA neuron resets hard to 0; this neuron has reset={cfg.reset!r}, "
+            raise InputError(f"a Loihi CUBA neuron resets hard to 0; this neuron has reset={cfg.reset!r}, "
                              f"reset_value={cfg.reset_value}")
-        return {"type": "CUBA", "iDecay": 4096, "vDecay": int(round(4096 * (1 - cfg.decay))),
-                "vThMant": int(cfg.threshold * (1 << 6)), "refDelay": 1, "gradedSpike": False}
+        return {"type": "CUBA", "iDecay": loihi.netx_i_decay(loihi.DU_MAX),
+                "vDecay": int(round(loihi.DECAY_UNITY * (1 - cfg.decay))),
+                "vThMant": int(cfg.threshold * (1 << loihi.VTH_SHIFT)), "refDelay": 1, "gradedSpike": False}
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(self.config).items())

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..errors import InputError
+
 
 class TdBN(_BatchNorm):
     """tdBN with gain `weight * alpha_vth` (alpha * V_th, a buffer) and shift `bias`."""
@@ -19,7 +21,7 @@ class TdBN(_BatchNorm):
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() not in (3, 4, 5):
-            raise ValueError(f"{type(self).__name__} expects [N, C, ..., T] input with 3-5 dims, got {x.dim()}")
+            raise InputError(f"{type(self).__name__} expects [N, C, ..., T] input with 3-5 dims, got {x.dim()}")
 
     @property
     def gain(self) -> torch.Tensor:
@@ -51,4 +53,4 @@ def make_norm(kind: str, channels: int, threshold: float):
         return TdBN(channels, alpha=1.0, threshold=threshold)
     if kind == "bn":
         return BN(channels)
-    raise ValueError(f"unknown norm {kind!r}; choose 'tdbn' or 'bn'")
+    raise InputError(f"unknown norm {kind!r}; choose 'tdbn' or 'bn'")

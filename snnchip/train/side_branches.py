@@ -15,6 +15,8 @@ import contextlib
 import torch
 from torch import nn
 
+from ..errors import InputError
+
 MODES = ("none", "block", "stage")
 EVOLUTIONARY_LAMBDA0 = 0.25
 
@@ -23,7 +25,7 @@ def tapped_blocks(model, mode: str) -> list:
     """(name, block) pairs whose outputs feed side branches: every block (`'block'`) or the last block of every
     stage (`'stage'`), except the final one, whose output is the main branch b_n."""
     if mode not in ("block", "stage"):
-        raise ValueError(f"shortcut back-propagation mode must be 'block' or 'stage', got {mode!r}")
+        raise InputError(f"shortcut back-propagation mode must be 'block' or 'stage', got {mode!r}")
     taps = []
     for s, stage in enumerate(model.stages):
         for b, block in enumerate(stage):
@@ -44,7 +46,7 @@ class SideBranches(nn.Module):
         super().__init__()
         taps = tapped_blocks(model, mode)
         if not taps:
-            raise ValueError(f"the model has no {mode} before its last one to attach a side branch to")
+            raise InputError(f"the model has no {mode} before its last one to attach a side branch to")
         self.mode = mode
         self.names = [name for name, _ in taps]
         self.fcs = nn.ModuleList(nn.Linear(_out_channels(block), num_classes) for _, block in taps)
@@ -76,7 +78,7 @@ class SideBranches(nn.Module):
 def attach_side_branches(model, mode: str, num_classes: int):
     """Give `model` training-only side branches (`model.side_branches`); `mode` 'none' leaves it without."""
     if mode not in MODES:
-        raise ValueError(f"shortcut back-propagation mode must be one of {MODES}, got {mode!r}")
+        raise InputError(f"shortcut back-propagation mode must be one of {MODES}, got {mode!r}")
     old = getattr(model, "side_branches", None)
     if old is not None:
         old.remove_hooks()

@@ -15,16 +15,16 @@ when it loads the file. The file has no input layer; load it with `input_shape=(
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import torch
 from torch import nn
 
+from ..errors import InputError
+from ..fileio import atomic_path
 from .layers import Conv, Dense, RecurrentDense
-from .neurons import NeuronConfig, SpikingNeuron
+from .neurons import NeuronConfig
 
 
 class SequentialSNN(nn.Module):
@@ -38,7 +38,7 @@ class SequentialSNN(nn.Module):
         for i, neuron in enumerate(self.neurons):
             cfg = neuron.config
             if cfg.reset != "hard" or cfg.reset_value != 0 or cfg.mpr:
-                raise ValueError(f"layer {i}: a CUBA block needs a hard reset to 0 and no MPR (got {cfg})")
+                raise InputError(f"layer {i}: a CUBA block needs a hard reset to 0 and no MPR (got {cfg})")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for synapse, neuron in zip(self.synapses, self.neurons):
@@ -80,13 +80,13 @@ def to_slayer(net: SequentialSNN) -> nn.ModuleList:
             continue
         elif isinstance(synapse, Dense):
             if synapse.bias is not None:
-                raise ValueError("a CUBA dense block has no bias; build the Dense with bias=False")
+                raise InputError("a CUBA dense block has no bias; build the Dense with bias=False")
             if spatial:  # netx's 'flatten' layer, as in slayer's own examples
                 blocks.append(slayer.block.cuba.Flatten())
                 spatial = False
             block = slayer.block.cuba.Dense(params, synapse.in_features, synapse.out_features, delay_shift=False)
         else:
-            raise ValueError(f"unsupported synapse {type(synapse).__name__}")
+            raise InputError(f"unsupported synapse {type(synapse).__name__}")
         with torch.no_grad():
             block.synapse.weight.copy_(synapse.weight.reshape(block.synapse.weight.shape))
         blocks.append(block)
@@ -106,15 +106,9 @@ def export_netx(net: SequentialSNN, input_shape: tuple[int, ...], path) -> Path:
     with torch.no_grad():  # slayer's blocks learn their output shapes from a forward pass
         run_slayer(blocks, torch.zeros(1, *input_shape, 2))
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as handle:
             layers = handle.create_group("layer")
             for i, block in enumerate(blocks):
                 block.export_hdf5(layers.create_group(f"{i}"))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -17,10 +17,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
-from ..cli_util import UserError
+from ..errors import InputError
 from . import distributed as dist_util
 from . import side_branches as sb
-from .metrics import Average, FiringRates, correct_count, write_json_atomic
+from ..fileio import write_json
+from .metrics import Average, FiringRates, correct_count
 
 # Per-dataset defaults for every field left as None. digits-dvs: a narrow MS-ResNet8 that reaches >= 95 % test
 # accuracy within minutes on two CPU cores (lr 0.5: at 0.1 the loss barely moves in 20 epochs); the others
@@ -77,9 +78,9 @@ class TrainConfig:
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
-    """Fill the `None` fields from the dataset's recipe and check the values; raises UserError."""
+    """Fill the `None` fields from the dataset's recipe and check the values; raises InputError."""
     if cfg.dataset not in RECIPES:
-        raise UserError(f"--dataset {cfg.dataset!r}: unknown, choose one of {', '.join(RECIPES)}")
+        raise InputError(f"--dataset {cfg.dataset!r}: unknown, choose one of {', '.join(RECIPES)}")
     filled = {k: v for k, v in RECIPES[cfg.dataset].items() if getattr(cfg, k) is None}
     cfg = dataclasses.replace(cfg, **filled)
     if cfg.shortcut_lambda is None:
@@ -104,7 +105,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     ]
     for ok, message in checks:
         if not ok:
-            raise UserError(message)
+            raise InputError(message)
     return cfg
 
 
@@ -121,7 +122,7 @@ def model_config_for(cfg: TrainConfig, info):
         try:
             overrides["neuron"] = dataclasses.asdict(neuron_config(cfg.neuron))
         except (KeyError, ValueError) as exc:
-            raise UserError(f"--neuron {cfg.neuron!r}: {exc}") from None
+            raise InputError(f"--neuron {cfg.neuron!r}: {exc}") from None
     if cfg.norm is not None:
         overrides["norm"] = cfg.norm
     if cfg.dropout is not None:
@@ -133,7 +134,7 @@ def model_config_for(cfg: TrainConfig, info):
             config = dataclasses.replace(config, widths=tuple(max(1, round(w * cfg.width / base))
                                                               for w in config.widths))
     except (KeyError, ValueError, TypeError) as exc:
-        raise UserError(f"--model {cfg.model!r}: {exc}") from None
+        raise InputError(f"--model {cfg.model!r}: {exc}") from None
     return config
 
 
@@ -201,12 +202,12 @@ class Trainer:
             try:
                 dist = dist_util.DistInfo(device=dist_util.resolve_device(cfg.device))
             except ValueError as exc:
-                raise UserError(str(exc)) from None
+                raise InputError(str(exc)) from None
         self.dist = dist
         self.device = self.dist.device
         self.progress = progress and self.dist.is_main
         if cfg.batch_size % self.dist.world_size:
-            raise UserError(f"--batch-size {cfg.batch_size} does not split evenly over "
+            raise InputError(f"--batch-size {cfg.batch_size} does not split evenly over "
                             f"{self.dist.world_size} processes")
         if cfg.amp and self.device.type == "cpu" and progress and self.dist.is_main:
             print("note: --amp on the CPU uses bfloat16 autocast")
@@ -253,7 +254,7 @@ class Trainer:
             train = load_dataset(cfg.dataset, "train", root=cfg.data_root, T=cfg.T, augment=cfg.augment)
             test = load_dataset(cfg.dataset, "test", root=cfg.data_root, T=cfg.T, augment=False)
         except (FileNotFoundError, KeyError, ValueError) as exc:
-            raise UserError(f"--dataset {cfg.dataset}: {exc}") from None
+            raise InputError(f"--dataset {cfg.dataset}: {exc}") from None
         return info, train, test
 
     def _train_loader(self):
@@ -288,7 +289,7 @@ class Trainer:
         differing = [k for k in ours if k not in ("T", "dropout") and _plain(ours[k]) != _plain(theirs.get(k))]
         if differing:
             k = differing[0]
-            raise UserError(f"--init-from {path}: its model differs in {k} ({theirs.get(k)!r} there, "
+            raise InputError(f"--init-from {path}: its model differs in {k} ({theirs.get(k)!r} there, "
                             f"{ours[k]!r} here); only T and dropout may change")
         state = {k: v for k, v in source.state_dict().items() if not k.startswith("side_branches.")}
         self.model.load_state_dict(state)
@@ -315,17 +316,17 @@ class Trainer:
 
     def _resume(self, path):
         if not os.path.isfile(path):
-            raise UserError(f"--resume {path}: no such checkpoint")
+            raise InputError(f"--resume {path}: no such checkpoint")
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for corrupt or foreign files
-            raise UserError(f"--resume {path}: not a readable checkpoint ({type(exc).__name__})") from None
+            raise InputError(f"--resume {path}: not a readable checkpoint ({type(exc).__name__})") from None
         if not isinstance(ckpt, dict) or "train_state" not in ckpt or "train_config" not in ckpt:
-            raise UserError(f"--resume {path}: not a last.pt of snn-train (no training state)")
+            raise InputError(f"--resume {path}: not a last.pt of snn-train (no training state)")
         ours = _plain(dataclasses.asdict(self.cfg))
         for k, theirs in ckpt["train_config"].items():
             if k not in _RESUME_FREE and ours.get(k) != theirs:
-                raise UserError(f"--resume {path}: the run used {k}={theirs!r}, this command {k}={ours.get(k)!r}")
+                raise InputError(f"--resume {path}: the run used {k}={theirs!r}, this command {k}={ours.get(k)!r}")
         with sb.detached(self.model):
             self.model.load_state_dict(ckpt["state_dict"])
         state = ckpt["train_state"]
@@ -430,7 +431,7 @@ class Trainer:
                 self._save("last.pt", record, self._train_state())
                 if improved:
                     self._save("best.pt", record)
-                write_json_atomic(os.path.join(cfg.out, "metrics.json"), self.summary())
+                write_json(os.path.join(cfg.out, "metrics.json"), self.summary())
         return self.summary()
 
     def summary(self) -> dict:
@@ -476,7 +477,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     try:
         info = dist_util.setup(cfg.device)
     except ValueError as exc:
-        raise UserError(str(exc)) from None
+        raise InputError(str(exc)) from None
     try:
         return Trainer(cfg, dist=info, progress=progress).run()
     finally:

@@ -1,10 +1,9 @@
 """A digits-dvs MS-ResNet exported the way snn-export does it (lower -> pipeline -> quantize -> write_netx)."""
-import numpy as np
 import pytest
 import torch
 
 from snnchip.export.lower import lower
-from snnchip.export.netx_hdf5 import write_netx
+from snnchip.formats.netx import write_netx
 from snnchip.export.quantize import quantize
 from snnchip.export.timing import pipeline
 from snnchip.train.data import load_dataset

@@ -3,8 +3,10 @@ integer identical to snnchip.sim.simulate on the same stream; errors for what La
 import numpy as np
 import pytest
 
-from snnchip.deploy.builder import build_lava, loihi_dense_weights
-from snnchip.deploy.run import as_float, run_on_lava, stream_input
+from snnchip.deploy.builder import build_lava
+from snnchip.loihi import dense_weights
+from snnchip.deploy.run import as_float, run_on_lava
+from snnchip.sim import sample_stream
 from snnchip.graph import Graph, Neuron, Population, Projection
 from snnchip.sim import simulate
 
@@ -48,7 +50,7 @@ def fixed_run():
 
 def test_every_integer_matches_simulate_on_the_same_stream(fixed_run):
     g, x, lava = fixed_run
-    stream = stream_input(g, x, extra_steps=lava.num_steps - N * T)
+    stream = sample_stream(g, x, extra_steps=lava.num_steps - N * T)
     ref = simulate(g, {k: v[None] for k, v in stream.items()}, record=("a", "b", "c"), reset_interval=T)
     assert lava.latency == g.latency() == 4 and lava.num_steps == N * T + 4
     for name in ("a", "b", "c"):
@@ -77,7 +79,7 @@ def test_float_run_of_the_fixed_graph_read_in_float():
     g = as_float(residual_graph())
     x = graded_input().astype(np.float64)
     lava = run_on_lava(g, x, "floating_pt", record=("b",))
-    stream = stream_input(g, x, extra_steps=lava.num_steps - N * T)
+    stream = sample_stream(g, x, extra_steps=lava.num_steps - N * T)
     ref = simulate(g, {k: v[None] for k, v in stream.items()}, record=("b",), reset_interval=T)
     np.testing.assert_array_equal(lava.stream_spikes["b"], ref.spikes["b"][0].numpy())
     np.testing.assert_allclose(lava.stream_outputs["out"], ref.outputs["out"][0].numpy(), rtol=1e-12, atol=1e-9)
@@ -88,13 +90,13 @@ def test_lava_dense_weight_encoding_is_exact():
     w = rng.integers(-200, 200, (7, 9)) * 4            # beyond 8 bits, but a multiple of 4
     s = rng.integers(0, 2, 9)
     for exp in (-3, 0, 2):
-        w2, exp2, bits = loihi_dense_weights(w, exp, "p")
+        w2, exp2, bits = dense_weights(w, exp, "p")
         assert -256 <= w2.min() and w2.max() <= 255 and bits == 9
         want = (w @ s) << exp if exp >= 0 else (w @ s) >> -exp
         got = (w2 @ s) << exp2 if exp2 >= 0 else (w2 @ s) >> -exp2
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="projection 'p': weights -301..255 exceed"):
-        loihi_dense_weights(np.array([[-301, 255]]), 0, "p")
+        dense_weights(np.array([[-301, 255]]), 0, "p")
 
 
 def _broken(change):

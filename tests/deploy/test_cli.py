@@ -8,7 +8,7 @@ import torch
 
 from snnchip.deploy.cli import main
 from snnchip.deploy.hardware import loihi2_available
-from snnchip.export.netx_hdf5 import read_netx
+from snnchip.formats.netx import read_netx
 from snnchip.train.data.cifar10_dvs import CLASSES
 
 from .conftest import export_netx, random_ms_resnet

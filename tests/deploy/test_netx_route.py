@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from snnchip.deploy.builder import netx_compatible
-from snnchip.deploy.run import run_on_lava, stream_input
+from snnchip.deploy.run import run_on_lava
+from snnchip.sim import sample_stream
 from snnchip.graph import Graph, Neuron, Population, Projection
 from snnchip.sim import simulate
 
@@ -31,7 +32,7 @@ def test_chain_through_stock_netx_equals_builder_and_simulate():
     x = (np.random.default_rng(4).random((N, 2, 8, 8, T)) < 0.3).astype(np.int64)
     runs = {via: run_on_lava(g, x, via=via) for via in ("auto", "builder")}
     assert runs["auto"].via == "netx" and runs["builder"].via == "builder"
-    stream = stream_input(g, x, extra_steps=runs["auto"].num_steps - N * T)
+    stream = sample_stream(g, x, extra_steps=runs["auto"].num_steps - N * T)
     ref = simulate(g, {k: v[None] for k, v in stream.items()}, record=("b",), reset_interval=T)
     want = ref.outputs["out"][0].numpy()
     assert np.abs(want).max() > 1000 and ref.spikes["b"].sum() > 0

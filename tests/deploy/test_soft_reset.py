@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from snnchip.deploy.run import run_on_lava, stream_input
+from snnchip.deploy.run import run_on_lava
+from snnchip.sim import sample_stream
 from snnchip.graph import Graph, Neuron, Population, Projection
 from snnchip.sim import simulate
 
@@ -54,7 +55,7 @@ def test_soft_reset_matches_simulate(runs):
     drive, lava = runs
     g = one_neuron_graph("soft")
     x = drive.reshape(1, 1, STEPS)
-    stream = stream_input(g, x, STEPS + 1, extra_steps=1)
+    stream = sample_stream(g, x, STEPS + 1, extra_steps=1)
     ref = simulate(g, {k: v[None] for k, v in stream.items()}, record=("n",), reset_interval=STEPS + 1)
     np.testing.assert_array_equal(lava["soft"].stream_spikes["n"], ref.spikes["n"][0].numpy())
     np.testing.assert_array_equal(lava["soft"].stream_outputs["n"], ref.outputs["n"][0].numpy())

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from snnchip.deploy.stock import stock_netx_dir
+from lava_dl_files import stock_netx_dir
 from snnchip.energy.cli import main
 
 

@@ -4,14 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snnchip.deploy.stock import stock_netx_dir
+from lava_dl_files import stock_netx_dir
 from snnchip.energy.count import count_graph
 from snnchip.sim import simulate
 
 try:
-    from snnchip.export.netx_hdf5 import read_netx
+    from snnchip.formats.netx import read_netx
 except ImportError:
-    from snnchip.export.netx_read import read_netx
+    from snnchip.formats.netx_read import read_netx
 
 
 def synapse_counts(graph, proj):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from snnchip.cli_util import UserError
+from snnchip.errors import InputError
 from snnchip.energy.cli import main
 from snnchip.energy.energy_models import builtin_model_names, load_energy_model
 
@@ -66,7 +66,7 @@ def test_malformed_model_files(tmp_path, change, message):
     data = json.loads(json.dumps(GOOD))
     change(data)
     path = _write(tmp_path, data)
-    with pytest.raises(UserError, match=message) as err:
+    with pytest.raises(InputError, match=message) as err:
         load_energy_model(path)
     assert path in str(err.value) and "\n" not in str(err.value)
 

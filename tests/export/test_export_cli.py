@@ -7,22 +7,14 @@ import torch
 
 from snnchip.export.cli import main
 from snnchip.train.checkpoint import save_checkpoint
+from small_models import small_ms_resnet
 from snnchip.train.models import build_model, model_config
-from snnchip.train.norm import TdBN
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A small digits-dvs-shaped MS-ResNet with random norm statistics (so every layer spikes)."""
-    torch.manual_seed(0)
-    model = build_model(model_config("ms_resnet8", widths=(4, 8, 8), in_channels=2, input_size=(16, 16), T=8,
-                                     num_classes=10))
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, TdBN):
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) * 0.05 + 0.02)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+    model = small_ms_resnet(0)
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
     save_checkpoint(str(path), model)
     return path
@@ -75,7 +67,7 @@ def test_table_for_both_targets(checkpoint, capsys):
 
 def test_writes_a_netx_file_that_reads_back(checkpoint, tmp_path, capsys):
     from snnchip.export.lower import lower
-    from snnchip.export.netx_hdf5 import read_netx
+    from snnchip.formats.netx import read_netx
     from snnchip.export.quantize import quantize
     from snnchip.export.timing import pipeline
     from snnchip.train.checkpoint import load_model

@@ -45,7 +45,7 @@ def test_avgpool_after_3x3_is_a_4x4_stride_2_conv():
 
 
 # -- whole models, against torch in float64 -----------------------------------------------------------
-from snnchip.cli_util import UserError  # noqa: E402
+from snnchip.errors import InputError  # noqa: E402
 from snnchip.export.lower import lower  # noqa: E402
 from snnchip.export.timing import pipeline  # noqa: E402
 from snnchip.sim import simulate  # noqa: E402
@@ -156,19 +156,19 @@ def test_ms_resnet104_with_average_pool_shortcut():
 
 
 def test_unsupported_models_are_one_line_errors():
-    with pytest.raises(UserError, match=r"block 'stages.0.0' of kind 'sr_b'"):
+    with pytest.raises(InputError, match=r"block 'stages.0.0' of kind 'sr_b'"):
         lower(random_model("sr_b20", T=2))
-    with pytest.raises(UserError, match=r"block 'stages.0.0' of kind 'sr_c'"):
+    with pytest.raises(InputError, match=r"block 'stages.0.0' of kind 'sr_c'"):
         lower(random_model("sr_c20", T=2))
     from snnchip.train.layers import RecurrentDense
     from snnchip.train.neurons import SpikingNeuron
     model = random_model("plain20", T=2)
     model.head.extra = RecurrentDense(4, 4, SpikingNeuron())
-    with pytest.raises(UserError, match=r"module 'head.extra': recurrent"):
+    with pytest.raises(InputError, match=r"module 'head.extra': recurrent"):
         lower(model)
-    with pytest.raises(UserError, match="Linear is not a spiking ResNet"):
+    with pytest.raises(InputError, match="Linear is not a spiking ResNet"):
         lower(torch.nn.Linear(2, 2))
-    with pytest.raises(UserError, match="input_kind"):
+    with pytest.raises(InputError, match="input_kind"):
         lower(random_model("plain20", T=2), input_kind="analog")
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from snnchip.cli_util import UserError
+from snnchip.errors import InputError
 from snnchip.export.quantize import encode_input, evaluate, quantize
 from snnchip.export.timing import pipeline
 from snnchip.graph import Graph, Neuron, Population, Projection
@@ -108,7 +108,7 @@ def test_graded_input_gets_message_bits_and_an_input_scale():
     assert fixed.meta["input_scale"] == 1.0 and fixed.meta["message_bits"] == 3
     assert all(q.num_message_bits == 3 for q in fixed.out_of("input"))
     assert report.argmax_agreement >= 0.9
-    with pytest.raises(UserError, match="message bits"):
+    with pytest.raises(InputError, match="message bits"):
         encode_input(fixed, counts * 4)
     real = torch.rand(32, 2, 6, 6, 8, dtype=torch.float64) * 3.3
     fixed, report = quantize(g, calibration=real)
@@ -130,7 +130,7 @@ def test_voltage_beyond_the_calibrated_bound_saturates_and_is_counted():
 def test_unrepresentable_threshold_is_a_one_line_error():
     g = small_graph()
     g.population("a").neuron.threshold = 1e-7
-    with pytest.raises(UserError, match="population 'a': threshold"):
+    with pytest.raises(InputError, match="population 'a': threshold"):
         quantize(g)
 
 
@@ -150,7 +150,7 @@ def test_a_fixed_bias_exponent_for_stock_netx():
     fixed, report = quantize(g, calibration=spikes_in(), bias_exp=6)
     assert all(p.bias_exp == 6 for p in fixed.populations if not p.is_input)
     assert report.argmax_agreement >= 0.9
-    with pytest.raises(UserError, match="bias exponent"):
+    with pytest.raises(InputError, match="bias exponent"):
         quantize(g, bias_exp=8)
 
 

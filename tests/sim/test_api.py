@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from snnchip.graph import Graph, Neuron, Population, Projection
-from snnchip.sim import population_depths, simulate
+from snnchip.sim import simulate
 
 
 def two_input_graph(fixed=False):
@@ -29,7 +29,7 @@ def test_dict_inputs_records_by_name_and_quantity():
     res = simulate(g, x, record=("u", "out"))
     assert set(res.u) == {"out"} and not res.spikes
     assert res.output.shape == (2, 2, 6) and res.output.abs().sum() > 0
-    assert population_depths(g) == {"a": 0, "b": 0, "h": 3, "out": 4}
+    assert g.depths() == {"a": 0, "b": 0, "h": 3, "out": 4}
 
 
 @pytest.mark.parametrize("bad,message", [
@@ -74,6 +74,6 @@ def test_reset_offsets_restart_each_population_at_its_depth():
     stream = simulate(g, {"a": torch.cat([s1, s2, pad_a], -1), "b": torch.cat([b, b, pad_b], -1)},
                       reset_interval=steps).output
     alone = simulate(g, {"a": torch.cat([s2, pad_a], -1), "b": torch.cat([b, pad_b], -1)}).output
-    depth = population_depths(g)["out"]
+    depth = g.depths()["out"]
     torch.testing.assert_close(stream[..., steps + depth:], alone[..., depth:], rtol=0, atol=0)
     assert alone.abs().sum() > 0

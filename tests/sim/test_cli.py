@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from snnchip.deploy.stock import stock_netx_dir
+from lava_dl_files import stock_netx_dir
 from snnchip.sim.cli import main
 
 ROOT = stock_netx_dir()

@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import torch
 
-from snnchip.export.netx_hdf5 import read_netx
+from snnchip.formats.netx import read_netx
 from snnchip.sim import simulate
 from snnchip.sim.cli import main
 from snnchip.train.data import load_dataset

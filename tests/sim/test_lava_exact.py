@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from snnchip.graph import Graph, Neuron, Population, Projection
-from snnchip.sim import population_depths, simulate
+from snnchip.sim import simulate
 
 from .lava_harness import run_graph_on_lava  # noqa: E402
 
@@ -117,7 +117,7 @@ def test_periodic_reset_matches_lava_lifreset():
              Projection("b", "h", "out", "dense", rng.integers(-100, 120, (3, 8)))]
     graph = Graph(pops, projs, timing="pipelined", fixed=True)
     x = rng.integers(0, 4, (6, steps)) * 64
-    offsets = population_depths(graph)
+    offsets = graph.depths()
     assert offsets == {"in": 0, "h": 1, "out": 2}
     res, spikes = assert_same(graph, x, run_graph_on_lava(graph, x, interval, offsets), reset_interval=interval)
     plain = simulate(graph, x[None], record=("v",))

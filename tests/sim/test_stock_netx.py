@@ -7,8 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-from snnchip.deploy.stock import stock_netx_dir
-from snnchip.export.netx_hdf5 import read_netx
+from lava_dl_files import stock_netx_dir
+from snnchip.formats.netx import read_netx
 from snnchip.sim import simulate
 
 from .netx_harness import run_netx_on_lava

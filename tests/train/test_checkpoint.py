@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from snnchip.cli_util import UserError
+from snnchip.errors import InputError
 from snnchip.train.checkpoint import load_model, save_checkpoint
 from snnchip.train.models import build_model, model_config
 
@@ -32,7 +32,7 @@ def test_truncated_file(saved, tmp_path):
     _, path = saved
     bad = tmp_path / "trunc.pt"
     bad.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(UserError, match="trunc.pt: not a readable checkpoint") as err:
+    with pytest.raises(InputError, match="trunc.pt: not a readable checkpoint") as err:
         load_model(bad)
     assert "\n" not in str(err.value)
 
@@ -44,21 +44,21 @@ def test_foreign_pickle_is_refused(tmp_path):
 
     path = tmp_path / "evil.pt"
     path.write_bytes(pickle.dumps(Evil()))
-    with pytest.raises(UserError, match="evil.pt"):
+    with pytest.raises(InputError, match="evil.pt"):
         load_model(path)
 
 
 def test_foreign_torch_file_and_missing_file(tmp_path):
     path = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, path)
-    with pytest.raises(UserError, match="not an snnchip checkpoint"):
+    with pytest.raises(InputError, match="not an snnchip checkpoint"):
         load_model(path)
-    with pytest.raises(UserError, match="no such checkpoint"):
+    with pytest.raises(InputError, match="no such checkpoint"):
         load_model(tmp_path / "missing.pt")
 
 
 def test_empty_file(tmp_path):
     path = tmp_path / "empty.pt"
     path.write_bytes(b"")
-    with pytest.raises(UserError, match="empty.pt"):
+    with pytest.raises(InputError, match="empty.pt"):
         load_model(path)

@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from snnchip.cli_util import UserError
+from snnchip.errors import InputError
 from snnchip.train.checkpoint import load_model
-from snnchip.train.metrics import FiringRates, final_accuracy, write_json_atomic
+from snnchip.fileio import write_json
+from snnchip.train.metrics import FiringRates, final_accuracy
 from snnchip.train.trainer import TrainConfig, Trainer, resolve
 
 INFO = SimpleNamespace(in_channels=2, num_classes=3, input_size=(8, 8), T=2)
@@ -65,7 +66,7 @@ def test_resume_reaches_exactly_the_uninterrupted_result(tmp_path):
 
 def test_resume_refuses_a_changed_recipe(tmp_path):
     run(tiny(tmp_path, "a"), stop_after=1)
-    with pytest.raises(UserError, match="lr=0.1.*lr=0.05"):
+    with pytest.raises(InputError, match="lr=0.1.*lr=0.05"):
         run(tiny(tmp_path, "a", lr=0.05, resume=str(tmp_path / "a" / "last.pt")))
 
 
@@ -118,9 +119,9 @@ def test_final_accuracy_is_the_mean_of_the_last_five_epochs():
 
 def test_atomic_json_leaves_the_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "m.json"
-    write_json_atomic(path, {"a": 1})
+    write_json(path, {"a": 1})
     with pytest.raises(TypeError):
-        write_json_atomic(path, {"a": object()})
+        write_json(path, {"a": object()})
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
 
@@ -132,7 +133,7 @@ def test_init_from_a_T1_checkpoint_into_a_larger_T(tmp_path):
                       datasets=DATA, info=INFO)
     assert trainer.model_config.T == 2
     assert_same_weights(t1, trainer.model.state_dict())
-    with pytest.raises(UserError, match="depth"):
+    with pytest.raises(InputError, match="depth"):
         Trainer(tiny(tmp_path, "d14", depth=14, init_from=str(tmp_path / "t1" / "best.pt")), progress=False,
                 datasets=DATA, info=INFO)
 
@@ -146,7 +147,7 @@ def test_init_from_a_T1_checkpoint_into_a_larger_T(tmp_path):
     ("label_smoothing", 1.0, "label-smoothing"),
 ])
 def test_bad_settings_are_user_errors(tmp_path, field, value, message):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(InputError, match=message):
         resolve(dataclasses.replace(tiny(tmp_path), **{field: value}))
 
 

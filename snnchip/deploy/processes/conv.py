@@ -10,6 +10,8 @@ the source's shape (per-source axonal delay).
 """
 import numpy as np
 
+from ...graph import conv_output_shape
+from ...loihi import CONV_RESULT_BITS, STATE_BITS, SYNAPTIC_INPUT_BITS, WEIGHT_BITS
 from ...stack import require_lava
 
 require_lava()
@@ -25,20 +27,10 @@ from lava.magma.core.resources import CPU  # noqa: E402
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
 
 
-CONV_RESULT_BITS = 24  # a conv's result wraps to 24 signed bits, as lava.proc.conv's fixed-point model
-
-
 def signed_wrap(x: np.ndarray, bits: int) -> np.ndarray:
     """Two's-complement wrap of integers into `bits` signed bits (lava.proc.conv.utils.signed_clamp)."""
     half = 1 << (bits - 1)
     return (x + half) % (1 << bits) - half
-
-
-def conv_output_shape(in_shape, out_channels, kernel, stride, padding, dilation) -> tuple[int, int, int]:
-    """(C_out, H_out, W_out) of a convolution of an input `(C, H, W)`."""
-    size = [(in_shape[1 + i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1
-            for i in range(2)]
-    return (out_channels, size[0], size[1])
 
 
 def conv2d(x: np.ndarray, weight: np.ndarray, stride, padding, dilation, groups) -> np.ndarray:
@@ -119,10 +111,10 @@ class PyConvSynapseModelFloat(_ConvSynapseModel):
 @requires(CPU)
 @tag("bit_accurate_loihi", "fixed_pt")
 class PyConvSynapseModelBitAcc(_ConvSynapseModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=16)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=STATE_BITS)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=SYNAPTIC_INPUT_BITS)
     a_buff: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    weight: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=8)
+    weight: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=WEIGHT_BITS)
 
     def scale(self, a: np.ndarray) -> np.ndarray:
         exp = self.proc_params["weight_exp"]

@@ -13,6 +13,7 @@ saturating voltage); only the reset differs.
 """
 import numpy as np
 
+from ...loihi import STATE_BITS, VTH_BITS
 from ...stack import require_lava
 
 require_lava()
@@ -83,8 +84,8 @@ class _FloatModel(_SampleReset, AbstractPyLifModelFloat):
 
 
 class _FixedModel(_SampleReset, AbstractPyLifModelFixed):
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=STATE_BITS)
+    v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=STATE_BITS)
 
     def run_spk(self):
         a_in = self.a_in.recv()
@@ -117,8 +118,8 @@ class PySoftResetLIFModelFloat(_FloatModel):
 @requires(CPU)
 @tag("bit_accurate_loihi", "fixed_pt")
 class PySoftResetLIFModelBitAcc(_FixedModel):
-    vth: int = LavaPyType(int, np.int32, precision=17)
-    reset_amount: int = LavaPyType(int, np.int32, precision=24)
+    vth: int = LavaPyType(int, np.int32, precision=VTH_BITS)
+    reset_amount: int = LavaPyType(int, np.int32, precision=STATE_BITS)
 
     def scale_threshold(self):
         self.effective_vth = np.left_shift(np.int64(self.vth), self.vth_shift)
@@ -184,5 +185,5 @@ class PyGradedRelayModelFloat(_RelayModel):
 @requires(CPU)
 @tag("bit_accurate_loihi", "fixed_pt")
 class PyGradedRelayModelBitAcc(_RelayModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=STATE_BITS)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=STATE_BITS)

@@ -14,13 +14,15 @@ their raw events through `dataset.events(i)` (structured x, y, t [us], p; see `e
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from ...cli_util import UserError
+from ...errors import InputError
 from .augment import FlipRoll
 from .datasets import EventDataset, EventFrames, FrameDataset
 from .events import EVENT_DTYPE, make_events, to_frames
+from .samples import add_dataset_arguments, iter_batches, load_samples
 
 __all__ = ["load_dataset", "dataset_info", "DatasetInfo", "EVENT_DTYPE", "make_events", "to_frames",
-           "EventDataset", "EventFrames", "FrameDataset", "FlipRoll", "NAMES"]
+           "EventDataset", "EventFrames", "FrameDataset", "FlipRoll", "NAMES", "iter_batches", "load_samples",
+           "add_dataset_arguments"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ NAMES = tuple(_INFO)
 def dataset_info(name: str) -> DatasetInfo:
     """Defaults of dataset `name` (one of NAMES)."""
     if name not in _INFO:
-        raise UserError(f"unknown dataset {name!r}; known: {', '.join(NAMES)}")
+        raise InputError(f"unknown dataset {name!r}; known: {', '.join(NAMES)}")
     return _INFO[name]
 
 
@@ -68,10 +70,10 @@ def load_dataset(name: str, split: str = "train", root=None, T: Optional[int] = 
     """
     info = dataset_info(name)
     if split not in ("train", "test"):
-        raise UserError(f"split must be 'train' or 'test', got {split!r}")
+        raise InputError(f"split must be 'train' or 'test', got {split!r}")
     T = info.T if T is None else int(T)
     if T < 1:
-        raise UserError(f"T must be >= 1, got {T}")
+        raise InputError(f"T must be >= 1, got {T}")
     flip, roll = opts.pop("flip", info.flip), opts.pop("roll", info.roll)
     aug = FlipRoll(flip, roll) if augment and (flip > 0 or roll > 0) else None
     if name == "cifar10":

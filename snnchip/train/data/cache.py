@@ -1,9 +1,10 @@
 """Where datasets and caches live, and atomic writes into them."""
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ...fileio import atomic_path
 
 
 def default_root() -> Path:
@@ -17,17 +18,9 @@ def atomic_save_npz(path, **arrays) -> None:
     see a partial file and concurrent builders (e.g. two DDP processes) do not clash."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)     # mkstemp's 0600 would hide a shared cache from other users
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def dataset_dir(root, name: str) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...cli_util import UserError
+from ...errors import InputError
 from .cache import dataset_dir
 from .errors import DataFormatError
 
@@ -58,14 +58,14 @@ def read_batch(path):
 def load_cifar10(split: str, root, T: int, augment, **unknown):
     from .datasets import FrameDataset
     if unknown:
-        raise UserError(f"cifar10: unknown option(s) {', '.join(sorted(unknown))}")
+        raise InputError(f"cifar10: unknown option(s) {', '.join(sorted(unknown))}")
     base = dataset_dir(root, "cifar10")
     if (base / "cifar-10-batches-py").is_dir():
         base = base / "cifar-10-batches-py"
     names = TRAIN_FILES if split == "train" else TEST_FILES
     missing = [n for n in names if not (base / n).exists()]
     if missing:
-        raise UserError(f"cifar10: {', '.join(missing)} not found in {base}")
+        raise InputError(f"cifar10: {', '.join(missing)} not found in {base}")
     images, labels = zip(*(read_batch(base / n) for n in names))
     x = torch.from_numpy(np.concatenate(images)).float().div_(255)
     x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...cli_util import UserError
+from ...errors import InputError
 from .aedat import read_aedat2, read_aedat4
 from .cache import dataset_dir
 from .errors import DataFormatError
@@ -79,7 +79,7 @@ def list_files(root, fmt=None):
             fmt = suffix
             break
     if not found:
-        raise UserError(f"cifar10-dvs: no .aedat or .aedat4 files in class folders ({', '.join(CLASSES[:2])}, "
+        raise InputError(f"cifar10-dvs: no .aedat or .aedat4 files in class folders ({', '.join(CLASSES[:2])}, "
                         f"...) under {base}")
     return found, fmt
 
@@ -88,10 +88,10 @@ def load_split(split: str, root, T: int, augment, framer_opts: dict, format: str
     """The `split` of CIFAR10-DVS as an EventDataset (format 'aedat2' or 'aedat4'; default: what is there)."""
     from .datasets import EventDataset, EventFrames
     if unknown:
-        raise UserError(f"cifar10-dvs: unknown option(s) {', '.join(sorted(unknown))}")
+        raise InputError(f"cifar10-dvs: unknown option(s) {', '.join(sorted(unknown))}")
     suffix = {"aedat2": "aedat", "aedat4": "aedat4", None: None}.get(format, "?")
     if suffix == "?":
-        raise UserError(f"cifar10-dvs: format must be 'aedat2' or 'aedat4', got {format!r}")
+        raise InputError(f"cifar10-dvs: format must be 'aedat2' or 'aedat4', got {format!r}")
     files, _ = list_files(root, suffix)
     items, labels = [], []
     for label, c in enumerate(CLASSES):

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ...errors import InputError
 from .events import check_in_sensor, resize_events, to_frames
 
 
@@ -13,7 +14,7 @@ class FrameDataset(Dataset):
 
     def __init__(self, frames: torch.Tensor, labels: Sequence[int], augment: Optional[Callable] = None):
         if len(frames) != len(labels):
-            raise ValueError(f"{len(frames)} samples but {len(labels)} labels")
+            raise InputError(f"{len(frames)} samples but {len(labels)} labels")
         self.frames = frames
         self.labels = [int(v) for v in labels]
         self.augment = augment
@@ -35,9 +36,9 @@ class EventFrames:
     def __init__(self, sensor_size, T: int, split_by: str = "number", size=None, binary: bool = False,
                  window=None):
         if split_by not in ("number", "time"):
-            raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
+            raise InputError(f"split_by must be 'number' or 'time', got {split_by!r}")
         if T < 1:
-            raise ValueError(f"T must be >= 1, got {T}")
+            raise InputError(f"T must be >= 1, got {T}")
         self.sensor_size = tuple(sensor_size)
         self.size = tuple(size) if size is not None else tuple(sensor_size[:2])
         self.T, self.split_by, self.binary, self.window = T, split_by, binary, window
@@ -59,7 +60,7 @@ class EventDataset(Dataset):
     def __init__(self, items: Sequence, labels: Sequence[int], read: Callable, framer: EventFrames,
                  augment: Optional[Callable] = None):
         if len(items) != len(labels):
-            raise ValueError(f"{len(items)} samples but {len(labels)} labels")
+            raise InputError(f"{len(items)} samples but {len(labels)} labels")
         self.items = list(items)
         self.labels = [int(v) for v in labels]
         self.read = read

@@ -134,10 +134,10 @@ def load(root=None, seed: int = 0):
 def load_split(split: str, root, T: int, augment, framer_opts: dict, seed: int = 0, **unknown):
     """The `split` of digits-dvs as an EventDataset (frames split by time over the whole 300 ms recording,
     so frame t covers the same part of the saccades in every sample)."""
-    from ...cli_util import UserError
+    from ...errors import InputError
     from .datasets import EventDataset, EventFrames
     if unknown:
-        raise UserError(f"digits-dvs: unknown option(s) {', '.join(sorted(unknown))}")
+        raise InputError(f"digits-dvs: unknown option(s) {', '.join(sorted(unknown))}")
     data = load(root, seed)
     events, offsets = data["events"], data["offsets"]
     index = np.flatnonzero(data["test"] == (split == "test"))

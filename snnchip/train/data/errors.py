@@ -1,10 +1,10 @@
 """The error the readers raise for a file they cannot read, and the warning for one they read only in part."""
 import warnings
 
-from ...cli_util import UserError
+from ...errors import FormatError
 
 
-class DataFormatError(UserError):
+class DataFormatError(FormatError):
     """A truncated, empty or foreign data file: one line naming the file and the byte offset."""
 
     def __init__(self, path, offset: int, what: str):

@@ -6,6 +6,8 @@ Events are numpy structured arrays with Tonic's field names (`x`, `y` pixel colu
 """
 import numpy as np
 
+from ...errors import InputError
+
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.uint8)])
 
 
@@ -39,21 +41,21 @@ def frame_index(events: np.ndarray, T: int, split_by: str = "number", window=Non
             window = (int(t.min()), int(t.max()) + 1)
         start, end = int(window[0]), int(window[1])
         if end <= start:
-            raise ValueError(f"time window ({start}, {end}) us is empty")
+            raise InputError(f"time window ({start}, {end}) us is empty")
         idx = ((t - start) * T) // (end - start)
         idx[(t < start) | (t >= end)] = -1
         return idx
-    raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
+    raise InputError(f"split_by must be 'number' or 'time', got {split_by!r}")
 
 
 def check_in_sensor(events: np.ndarray, sensor_hw) -> None:
-    """Raise ValueError unless every event lies on the sensor of `sensor_hw` = (H, W) pixels."""
+    """Raise InputError unless every event lies on the sensor of `sensor_hw` = (H, W) pixels."""
     H, W = sensor_hw
     if len(events) == 0:
         return
     x, y = events["x"], events["y"]
     if x.min() < 0 or y.min() < 0 or x.max() >= W or y.max() >= H:
-        raise ValueError(f"events outside the {W}x{H} sensor (x {x.min()}..{x.max()}, y {y.min()}..{y.max()})")
+        raise InputError(f"events outside the {W}x{H} sensor (x {x.min()}..{x.max()}, y {y.min()}..{y.max()})")
 
 
 def to_frames(events: np.ndarray, sensor_size, T: int, split_by: str = "number", window=None,
@@ -74,7 +76,7 @@ def to_frames(events: np.ndarray, sensor_size, T: int, split_by: str = "number",
     keep = f >= 0
     p = events["p"].astype(np.int64) if P == 2 else np.zeros(len(events), dtype=np.int64)
     if P == 2 and p.max() > 1:
-        raise ValueError(f"polarity values must be 0 or 1, got {p.max()}")
+        raise InputError(f"polarity values must be 0 or 1, got {p.max()}")
     flat = ((p * H + y) * W + x) * T + f
     counts = np.bincount(flat[keep], minlength=P * H * W * T).astype(np.float32)
     frames = counts.reshape(P, H, W, T)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...cli_util import UserError
+from ...errors import InputError
 from .aedat import read_aedat31_polarity
 from .cache import dataset_dir
 from .errors import DataFormatError, warn_once
@@ -85,7 +85,7 @@ def _segment(item) -> np.ndarray:
 def load_split(split: str, root, T: int, augment, framer_opts: dict, **unknown):
     from .datasets import EventDataset, EventFrames
     if unknown:
-        raise UserError(f"dvs-gesture: unknown option(s) {', '.join(sorted(unknown))}")
+        raise InputError(f"dvs-gesture: unknown option(s) {', '.join(sorted(unknown))}")
     folder = dataset_dir(root, "dvs-gesture")
     users = TRAIN_USERS if split == "train" else TEST_USERS
     items, labels = [], []
@@ -94,11 +94,11 @@ def load_split(split: str, root, T: int, augment, framer_opts: dict, **unknown):
             continue
         csv_path = path.with_name(path.stem + "_labels.csv")
         if not csv_path.exists():
-            raise UserError(f"dvs-gesture: {path} has no labels file {csv_path.name}")
+            raise InputError(f"dvs-gesture: {path} has no labels file {csv_path.name}")
         for label, start, end in read_labels(csv_path):
             items.append((str(path), start, end, label))
             labels.append(label)
     if not items:
-        raise UserError(f"dvs-gesture: no user<NN>_*.aedat recordings of users {users.start}-{users.stop - 1} "
+        raise InputError(f"dvs-gesture: no user<NN>_*.aedat recordings of users {users.start}-{users.stop - 1} "
                         f"in {folder}")
     return EventDataset(items, labels, _segment, EventFrames(SENSOR, T, **framer_opts), augment)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...cli_util import UserError
+from ...errors import InputError
 from .cache import dataset_dir
 from .errors import DataFormatError
 from .events import make_events
@@ -49,7 +49,7 @@ def read_nmnist(path) -> np.ndarray:
 def load_split(split: str, root, T: int, augment, framer_opts: dict, **unknown):
     from .datasets import EventDataset, EventFrames
     if unknown:
-        raise UserError(f"nmnist: unknown option(s) {', '.join(sorted(unknown))}")
+        raise InputError(f"nmnist: unknown option(s) {', '.join(sorted(unknown))}")
     folder = dataset_dir(root, "nmnist") / ("Train" if split == "train" else "Test")
     items, labels = [], []
     for digit in range(10):
@@ -57,5 +57,5 @@ def load_split(split: str, root, T: int, augment, framer_opts: dict, **unknown):
         items += files
         labels += [digit] * len(files)
     if not items:
-        raise UserError(f"nmnist: no .bin files in {folder}/<digit>/")
+        raise InputError(f"nmnist: no .bin files in {folder}/<digit>/")
     return EventDataset(items, labels, read_nmnist, EventFrames(SENSOR, T, **framer_opts), augment)

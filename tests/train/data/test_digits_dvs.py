@@ -135,8 +135,8 @@ def test_augment_rolls_without_flip(root):
 
 
 def test_unknown_option_and_name():
-    from snnchip.cli_util import UserError
-    with pytest.raises(UserError, match="unknown dataset"):
+    from snnchip.errors import InputError
+    with pytest.raises(InputError, match="unknown dataset"):
         dataset_info("mnist-dvs")
-    with pytest.raises(UserError, match="split"):
+    with pytest.raises(InputError, match="split"):
         load_dataset("digits-dvs", "val")

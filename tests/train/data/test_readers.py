@@ -203,8 +203,8 @@ def test_cifar10_dvs_dataset_split_and_frames(tmp_path, suffix):
 
 
 def test_cifar10_dvs_missing_data_is_one_line(tmp_path):
-    from snnchip.cli_util import UserError
-    with pytest.raises(UserError, match="no .aedat or .aedat4 files") as e:
+    from snnchip.errors import InputError
+    with pytest.raises(InputError, match="no .aedat or .aedat4 files") as e:
         load_dataset("cifar10-dvs", "train", root=tmp_path)
     assert "\n" not in str(e.value)
 

@@ -3,10 +3,10 @@ import h5py
 import numpy as np
 import pytest
 
-from snnchip.cli_util import UserError
-from snnchip.deploy.stock import stock_netx_dir
-from snnchip.export.netx_hdf5 import read_netx
-from snnchip.export.netx_read import netx_dense_exact
+from snnchip.errors import InputError
+from lava_dl_files import stock_netx_dir
+from snnchip.formats.netx import read_netx
+from snnchip.loihi import netx_dense_exact
 
 STOCK = stock_netx_dir()
 
@@ -139,10 +139,10 @@ def one_line(exc) -> str:
 
 
 def test_unsupported_layer_and_neuron_types_name_the_layer():
-    with pytest.raises(UserError) as exc:
+    with pytest.raises(InputError) as exc:
         read_netx(STOCK / "gts/ntidigits/ntidigits.net")
     assert "layer 5" in one_line(exc) and "'average'" in one_line(exc)
-    with pytest.raises(UserError) as exc:
+    with pytest.raises(InputError) as exc:
         read_netx(STOCK / "gts/pilotnet_sdnn/network.net")
     assert "layer 0" in one_line(exc) and "SDNN" in one_line(exc)
 
@@ -163,7 +163,7 @@ def test_corrupt_truncated_foreign_and_missing_files(tmp_path):
         f["images"] = np.zeros((2, 3))
     cases["missing"] = tmp_path / "missing.net"
     for what, path in cases.items():
-        with pytest.raises(UserError) as exc:
+        with pytest.raises(InputError) as exc:
             read_netx(path)
         assert str(path) in one_line(exc), what
 
@@ -184,7 +184,7 @@ def copy_tiny(tmp_path, edit) -> str:
     (lambda f: f["layer/1/type"].__setitem__(0, b"pool"), ["layer 1", "'pool'"]),
 ])
 def test_malformed_stock_files_name_layer_and_problem(tmp_path, edit, words):
-    with pytest.raises(UserError) as exc:
+    with pytest.raises(InputError) as exc:
         read_netx(copy_tiny(tmp_path, edit))
     for word in words:
         assert word in one_line(exc)
@@ -254,7 +254,7 @@ def sequential_fixed_graph(seed=0):
 
 
 def test_round_trip_of_stock_files_is_identical(tmp_path):
-    from snnchip.export.netx_hdf5 import write_netx
+    from snnchip.formats.netx import write_netx
     for name, kwargs in (("tiny.net", {}), ("gts/pilotnet_lif/network.net", {}),
                          ("gts/ntidigits/ntidigits.net", {"num_layers": 5})):
         graph = read_netx(STOCK / name, **kwargs)
@@ -263,7 +263,7 @@ def test_round_trip_of_stock_files_is_identical(tmp_path):
 
 
 def test_written_sequential_file_loads_in_stock_netx_with_the_same_parameters(tmp_path, netx):
-    from snnchip.export.netx_hdf5 import write_netx
+    from snnchip.formats.netx import write_netx
     graph = sequential_fixed_graph()
     path = tmp_path / "seq.net"
     write_netx(graph, path, require_stock=True)
@@ -284,7 +284,7 @@ def test_written_sequential_file_loads_in_stock_netx_with_the_same_parameters(tm
 
 
 def layer_type_of(group):
-    from snnchip.export.netx_read import layer_type
+    from snnchip.formats.netx_read import layer_type
     return layer_type(group)
 
 
@@ -292,7 +292,7 @@ def test_residual_graphs_round_trip_float_and_fixed(tmp_path):
     """A lowered MS-ResNet (fan-in, delays after pipelining) round-trips exactly, float and fixed."""
     import torch
     from snnchip.export.lower import lower
-    from snnchip.export.netx_hdf5 import write_netx
+    from snnchip.formats.netx import write_netx
     from snnchip.export.quantize import quantize
     from snnchip.export.timing import pipeline
     from snnchip.train.models import build_model, model_config
@@ -306,18 +306,18 @@ def test_residual_graphs_round_trip_float_and_fixed(tmp_path):
         for graph in (float_graph, fixed_graph):
             write_netx(graph, tmp_path / "res.net")
             assert_same_graph(graph, read_netx(tmp_path / "res.net"))
-        with pytest.raises(UserError) as exc:
+        with pytest.raises(InputError) as exc:
             write_netx(fixed_graph, tmp_path / "stock.net", require_stock=True)
         assert "stock netx" in one_line(exc) and not (tmp_path / "stock.net").exists()
 
 
 def test_write_is_atomic_and_leaves_no_temp_file(tmp_path):
-    from snnchip.export.netx_hdf5 import write_netx
+    from snnchip.formats.netx import write_netx
     graph = sequential_fixed_graph()
     path = tmp_path / "net.net"
     path.write_bytes(b"old")
     graph.meta["bad"] = object()
-    with pytest.raises(UserError) as exc:
+    with pytest.raises(InputError) as exc:
         write_netx(graph, path)
     assert "meta" in one_line(exc)
     assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["net.net"]
@@ -334,7 +334,7 @@ def test_written_sequential_file_on_lava_matches_simulate_at_every_step(tmp_path
     from lava.magma.core.run_conditions import RunSteps
     from lava.proc import io
     from snnchip.deploy.runconfig import TagRunConfig
-    from snnchip.export.netx_hdf5 import write_netx
+    from snnchip.formats.netx import write_netx
     from snnchip.sim import simulate
     path = tmp_path / "seq.net"
     write_netx(sequential_fixed_graph(seed=3), path, require_stock=True)
@@ -470,12 +470,12 @@ def test_slayer_exported_recurrent_network_matches_netx_and_lava(tmp_path, netx)
     (lambda g: setattr(g, "timing", "ideal"), "not pipelined"),
 ])
 def test_stock_incompatibilities_name_each_problem(tmp_path, edit, words):
-    from snnchip.export.netx_hdf5 import stock_incompatibilities, write_netx
+    from snnchip.formats.netx import stock_incompatibilities, write_netx
     graph = sequential_fixed_graph()
     assert stock_incompatibilities(graph) == []
     edit(graph)
     assert any(words in reason for reason in stock_incompatibilities(graph)), stock_incompatibilities(graph)
-    with pytest.raises(UserError):
+    with pytest.raises(InputError):
         write_netx(graph, tmp_path / "x.net", require_stock=True)
     write_netx(graph, tmp_path / "x.net")                  # our own reader still gets the whole graph back
     assert_same_graph(graph, read_netx(tmp_path / "x.net"))

@@ -6,9 +6,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from snnchip.cli_util import UserError
+from snnchip.errors import InputError
 from snnchip.export.lower import lower
-from snnchip.export.onnx_export import StepGraph, export_onnx
+from snnchip.formats.onnx_step import StepGraph, export_onnx
 from snnchip.export.timing import pipeline
 from snnchip.sim import simulate
 from snnchip.train.models import build_model, model_config
@@ -79,8 +79,8 @@ def test_onnx_export_rejects_fixed_graphs_and_bad_folders(tmp_path):
     from snnchip.export.quantize import quantize
     _, graph = small_graph()
     fixed, _ = quantize(graph)
-    with pytest.raises(UserError):
+    with pytest.raises(InputError):
         export_onnx(fixed, tmp_path / "f.onnx")
-    with pytest.raises(UserError):
+    with pytest.raises(InputError):
         export_onnx(graph, tmp_path / "missing" / "f.onnx")
     assert list(tmp_path.iterdir()) == []

@@ -20,7 +20,8 @@ with exactly the arithmetic `lava.lib.dl.netx.hdf5.Network` gives it on Lava:
   of length F_in one per source column, giving a per-synapse `[F_out, F_in]` delay (a plain int when uniform).
 
 Anything netx would change silently (non-integer values, dense weights its bit optimiser would clip, delays above
-62) and anything it cannot load raises `UserError` with one line naming the file and layer.
+62) and anything it cannot load raises a one-line `FormatError` (malformed) or `UnsupportedError` naming the file
+and layer; values beyond the chip's registers raise `ChipRangeError` (`Graph.validate`).
 """
 from __future__ import annotations
 
@@ -31,44 +32,40 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..cli_util import UserError
-from ..graph import Graph, Neuron, Population, Projection
+from .. import loihi
+from ..errors import ChipRangeError, FormatError, InputError, UnsupportedError
+from ..graph import Graph, Neuron, Population, Projection, conv_output_shape
 
 EXTENSION = "snnchip"            # group holding this project's extension (edges, metadata)
 FORMAT = "snnchip-netx"
 VERSION = 1
 ATTR = "snnchip_"                # prefix of extension attributes on netx layer groups
-NETX_BIAS_EXP = 6                # netx gives every CUBA neuron bias_exp 6
-NETX_MAX_DELAY = 62
-# netx's neuron for a dense layer that has none: a non-leaky integrator whose threshold (1 << 17, shifted by 6
-# to 2**23) lies above the largest 24-bit voltage, so it never fires.
-NETX_DEFAULT_NEURON = {"type": "CUBA", "iDecay": 0, "vDecay": 4096, "vThMant": 1 << 17}
 SUPPORTED_LAYERS = ("input", "conv", "dense", "dense_rec", "flatten")
 
 
 def read_netx(path: str | Path, num_layers: int | None = None) -> Graph:
     """Load a NetX HDF5 file. Stock files give a fixed, pipelined graph; files written by `write_netx` give back
     the graph that was written. `num_layers` reads only the first layers of a stock file, as netx's argument of
-    that name (e.g. ntidigits.net without its unsupported 'average' layer). Raises UserError (one line) for a
-    missing, corrupt, foreign or unsupported file."""
+    that name (e.g. ntidigits.net without its unsupported 'average' layer). Raises InputError (one line) for a
+    missing, corrupt, foreign or unsupported file; ChipRangeError for values the chip cannot hold."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
-        raise UserError(f"{path}: not a readable HDF5 file (corrupt or truncated?): {_one_line(exc)}") from None
+        raise FormatError(f"{path}: not a readable HDF5 file (corrupt or truncated?): {_one_line(exc)}") from None
     with handle:
         try:
             if "layer" not in handle or not isinstance(handle["layer"], h5py.Group):
-                raise UserError(f"{path}: not a NetX network (HDF5 file without a 'layer' group)")
+                raise FormatError(f"{path}: not a NetX network (HDF5 file without a 'layer' group)")
             if EXTENSION in handle and num_layers is None:
                 return _read_ours(handle, path)
             return _read_stock(handle, path, num_layers)
-        except UserError:
+        except InputError:
             raise
         except (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
-            raise UserError(f"{path}: unreadable NetX content (corrupt or truncated?): {_one_line(exc)}") from None
+            raise FormatError(f"{path}: unreadable NetX content (corrupt or truncated?): {_one_line(exc)}") from None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -82,9 +79,9 @@ def layer_groups(handle: h5py.File, path: Path) -> list[h5py.Group]:
     layers = handle["layer"]
     keys = list(layers.keys())
     if not keys:
-        raise UserError(f"{path}: the 'layer' group is empty")
+        raise FormatError(f"{path}: the 'layer' group is empty")
     if sorted(keys, key=lambda k: (len(k), k)) != [str(i) for i in range(len(keys))]:
-        raise UserError(f"{path}: layer names must be 0..{len(keys) - 1}, found {sorted(keys)[:8]}")
+        raise FormatError(f"{path}: layer names must be 0..{len(keys) - 1}, found {sorted(keys)[:8]}")
     return [layers[str(i)] for i in range(len(keys))]
 
 
@@ -98,18 +95,18 @@ def layer_type(group: h5py.Group) -> str:
 def _integers(values: Any, what: str, where: str) -> np.ndarray:
     array = np.asarray(values)
     if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
-        raise UserError(f"{where}: {what} is not numeric and finite")
+        raise FormatError(f"{where}: {what} is not numeric and finite")
     if not np.array_equal(array, np.round(array)):
-        raise UserError(f"{where}: {what} has non-integer values (netx would truncate them)")
+        raise FormatError(f"{where}: {what} has non-integer values (netx would truncate them)")
     return array.astype(np.int64)
 
 
 def _scalar_int(group: h5py.Group, key: str, where: str) -> int:
     if key not in group:
-        raise UserError(f"{where}: missing '{key}'")
+        raise FormatError(f"{where}: missing '{key}'")
     value = _integers(group[key][()], key, where)
     if value.size != 1:
-        raise UserError(f"{where}: '{key}' should be one number, has shape {value.shape}")
+        raise FormatError(f"{where}: '{key}' should be one number, has shape {value.shape}")
     return int(value.reshape(-1)[0])
 
 
@@ -120,7 +117,7 @@ def _pair(group: h5py.Group, key: str, default: int, where: str) -> tuple[int, i
     if value.size == 1:
         return (int(value[0]), int(value[0]))
     if value.size != 2:
-        raise UserError(f"{where}: '{key}' should have 1 or 2 entries, has {value.size}")
+        raise FormatError(f"{where}: '{key}' should have 1 or 2 entries, has {value.size}")
     return (int(value[0]), int(value[1]))
 
 
@@ -130,18 +127,18 @@ def _neuron(group: Any, where: str) -> tuple[Neuron, int]:
         if isinstance(group, dict):
             return group[key]
         if key not in group:
-            raise UserError(f"{where}: neuron has no '{key}'")
+            raise FormatError(f"{where}: neuron has no '{key}'")
         return group[key][()]
 
     kind = get("type")
     kind = kind.decode("ascii") if isinstance(kind, bytes) else str(kind)
     if kind not in ("CUBA", "LOIHI"):
-        raise UserError(f"{where}: neuron type '{kind}' is not supported (only CUBA/LOIHI)")
+        raise UnsupportedError(f"{where}: neuron type '{kind}' is not supported (only CUBA/LOIHI)")
     values = {key: int(_integers(get(key), key, where).reshape(-1)[0]) for key in ("iDecay", "vDecay", "vThMant")}
     bits = 0
     if not isinstance(group, dict) and "messageBits" in group:
         bits = int(_integers(group["messageBits"][()], "messageBits", where).reshape(-1)[0])
-    neuron = Neuron(threshold=values["vThMant"], du=values["iDecay"] - 1, dv=values["vDecay"],
+    neuron = Neuron(threshold=values["vThMant"], du=loihi.du_from_netx(values["iDecay"]), dv=values["vDecay"],
                     reset="hard", reset_value=0)
     return neuron, bits
 
@@ -149,7 +146,7 @@ def _neuron(group: Any, where: str) -> tuple[Neuron, int]:
 def _shape(group: h5py.Group, where: str) -> tuple[int, ...]:
     shape = tuple(int(s) for s in _integers(group["shape"][()], "shape", where).reshape(-1))
     if any(s < 1 for s in shape):
-        raise UserError(f"{where}: shape {shape} has a non-positive size")
+        raise FormatError(f"{where}: shape {shape} has a non-positive size")
     return shape
 
 
@@ -160,26 +157,14 @@ def _bias(group: h5py.Group, shape: tuple[int, ...], where: str) -> np.ndarray |
     bias = _integers(group["bias"][()], "bias", where)
     if len(shape) == 1:
         if bias.size not in (1, shape[0]):
-            raise UserError(f"{where}: bias of shape {bias.shape} does not fit {shape[0]} neurons")
+            raise FormatError(f"{where}: bias of shape {bias.shape} does not fit {shape[0]} neurons")
         return bias.reshape(-1) if bias.size == shape[0] else np.full(shape, bias.reshape(-1)[0])
     xyf = shape[::-1]
     if bias.shape == xyf:
         return np.ascontiguousarray(bias.transpose(2, 1, 0))
     if bias.ndim == 1 and bias.shape[0] == shape[0]:
         return bias.reshape(-1, 1, 1)
-    raise UserError(f"{where}: bias of shape {bias.shape} fits neither {shape[0]} channels nor (x, y, f) {xyf}")
-
-
-def netx_dense_exact(weight: np.ndarray) -> bool:
-    """True if netx's weight-bit optimiser (`optimize_weight_bits`, then Lava's clip and truncation) keeps these
-    integer dense weights exactly: mixed signs within [-256, 254], excitatory within [0, 255], inhibitory
-    within [-255, -1], and not all zero (netx divides by the largest weight)."""
-    lo, hi = int(weight.min()), int(weight.max())
-    if hi < 0:
-        return lo >= -255
-    if lo >= 0:
-        return 0 < hi <= 255
-    return lo >= -256 and hi <= 254
+    raise FormatError(f"{where}: bias of shape {bias.shape} fits neither {shape[0]} channels nor (x, y, f) {xyf}")
 
 
 def _dense_delay(group: h5py.Group, weight: np.ndarray, where: str) -> int | np.ndarray:
@@ -187,8 +172,8 @@ def _dense_delay(group: h5py.Group, weight: np.ndarray, where: str) -> int | np.
     if "delay" not in group:
         return 0
     delay = _integers(group["delay"][()], "delay", where)
-    if delay.size and (delay.min() < 0 or delay.max() > NETX_MAX_DELAY):
-        raise UserError(f"{where}: delays must lie in 0..{NETX_MAX_DELAY} (netx clamps larger ones), "
+    if delay.size and (delay.min() < 0 or delay.max() > loihi.NETX_MAX_DELAY):
+        raise ChipRangeError(f"{where}: delays must lie in 0..{loihi.NETX_MAX_DELAY} (netx clamps larger ones), "
                         f"found {delay.min()}..{delay.max()}")
     if delay.ndim == 0:
         return int(delay)
@@ -198,19 +183,11 @@ def _dense_delay(group: h5py.Group, weight: np.ndarray, where: str) -> int | np.
         elif delay.size == weight.shape[1]:
             delay = np.repeat(delay.reshape(1, -1), weight.shape[0], axis=0)
         else:
-            raise UserError(f"{where}: delay of {delay.size} entries fits neither {weight.shape[0]} outputs nor "
+            raise FormatError(f"{where}: delay of {delay.size} entries fits neither {weight.shape[0]} outputs nor "
                             f"{weight.shape[1]} inputs")
     if delay.shape != weight.shape:
-        raise UserError(f"{where}: delay of shape {delay.shape} does not match the weight {weight.shape}")
+        raise FormatError(f"{where}: delay of shape {delay.shape} does not match the weight {weight.shape}")
     return int(delay.flat[0]) if np.all(delay == delay.flat[0]) else delay
-
-
-def conv_output_shape(in_shape: tuple[int, int, int], c_out: int, kernel: tuple[int, int],
-                      stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int]
-                      ) -> tuple[int, int, int]:
-    """(C_out, H_out, W_out) of a conv on a (C, H, W) input (floor division, as Lava and torch)."""
-    hw = [(in_shape[1 + a] + 2 * padding[a] - dilation[a] * (kernel[a] - 1) - 1) // stride[a] + 1 for a in (0, 1)]
-    return (c_out, hw[0], hw[1])
 
 
 def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) -> Graph:
@@ -225,10 +202,10 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
     for i, group in enumerate(groups):
         where = f"{path}: layer {i}"
         if "type" not in group:
-            raise UserError(f"{where}: missing 'type'")
+            raise FormatError(f"{where}: missing 'type'")
         kind = layer_type(group)
         if kind not in SUPPORTED_LAYERS:
-            raise UserError(f"{where}: layer type '{kind}' is not supported (supported: "
+            raise UnsupportedError(f"{where}: layer type '{kind}' is not supported (supported: "
                             f"{', '.join(SUPPORTED_LAYERS)})")
         where = f"{where} ({kind})"
         if kind == "flatten":
@@ -237,10 +214,10 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
         name = f"layer{i}"
         if kind == "input":
             if populations:
-                raise UserError(f"{where}: an input layer must come first")
+                raise FormatError(f"{where}: an input layer must come first")
             shape = _shape(group, where)
             if len(shape) not in (1, 3):
-                raise UserError(f"{where}: input shape {shape} is neither (F,) nor (C, H, W)")
+                raise FormatError(f"{where}: input shape {shape} is neither (F,) nor (C, H, W)")
             if "neuron" in group:
                 neuron, out_bits = _neuron(group["neuron"], where)
                 block_index[name] = len(block_index)
@@ -257,19 +234,19 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
         if not populations:
             # netx feeds the network's input straight into a first dense synapse: a relay input of its width.
             if kind == "conv":
-                raise UserError(f"{where}: a network starting with a conv layer needs an input layer for its shape")
+                raise FormatError(f"{where}: a network starting with a conv layer needs an input layer for its shape")
             width = np.asarray(group["weight"][()]).reshape(int(np.prod(_shape(group, where))), -1).shape[1]
             populations.append(Population("input", (width,), Neuron(threshold=None, graded=True), is_input=True))
         source = populations[-1]
         if kind == "conv":
             if len(source.shape) != 3:
-                raise UserError(f"{where}: a conv layer needs a (C, H, W) input, the previous layer is "
+                raise FormatError(f"{where}: a conv layer needs a (C, H, W) input, the previous layer is "
                                 f"{source.shape}")
             proj, shape = _stock_conv(group, source, name, where)
             projs = [proj]
         else:
             if len(source.shape) != 1 and not flatten_next:
-                raise UserError(f"{where}: a dense layer after the {source.shape} layer needs a flatten layer "
+                raise FormatError(f"{where}: a dense layer after the {source.shape} layer needs a flatten layer "
                                 f"before it")
             projs, shape = _stock_dense(group, source, name, kind == "dense_rec", where)
         for proj in projs:
@@ -277,17 +254,17 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
         if "neuron" in group:
             neuron, out_bits = _neuron(group["neuron"], where)
         elif kind in ("dense", "dense_rec"):
-            neuron, out_bits = _neuron(NETX_DEFAULT_NEURON, where)
+            neuron, out_bits = _neuron(loihi.NETX_DEFAULT_NEURON, where)
         else:
-            raise UserError(f"{where}: conv layer without a neuron group")
+            raise FormatError(f"{where}: conv layer without a neuron group")
         populations.append(Population(name, shape, neuron, bias=_bias(group, shape, where),
-                                      bias_exp=NETX_BIAS_EXP))
+                                      bias_exp=loihi.NETX_BIAS_EXP))
         projections.extend(projs)
         layer_index[name] = i
         block_index[name] = len(block_index)
         flatten_next = False
     if len(populations) < 2:
-        raise UserError(f"{path}: the network has no layer after its input")
+        raise FormatError(f"{path}: the network has no layer after its input")
     populations[-1].is_output = True
     depth = {pop.name: hop for hop, pop in enumerate(populations)}
     meta_netx.update(layer_index=layer_index, block_index=block_index)
@@ -300,7 +277,7 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
     try:
         graph.validate()
     except ValueError as exc:
-        raise UserError(f"{path}: {exc}") from None
+        raise type(exc)(f"{path}: {exc}") from None
     return graph
 
 
@@ -309,20 +286,20 @@ def _stock_conv(group: h5py.Group, source: Population, name: str, where: str) ->
     if weight.ndim == 5 and weight.shape[4] == 1:      # slayer's trailing time kernel
         weight = weight[..., 0]
     if weight.ndim != 4:
-        raise UserError(f"{where}: conv weight has shape {weight.shape}, expected [C_out, C_in/groups, kH, kW]")
+        raise FormatError(f"{where}: conv weight has shape {weight.shape}, expected [C_out, C_in/groups, kH, kW]")
     stride, padding = _pair(group, "stride", 1, where), _pair(group, "padding", 0, where)
     dilation = _pair(group, "dilation", 1, where)
     groups = _scalar_int(group, "groups", where) if "groups" in group else 1
     c_in = source.shape[0]
     if groups < 1 or c_in % groups or weight.shape[0] % groups or weight.shape[1] * groups != c_in:
-        raise UserError(f"{where}: conv weight {weight.shape} with groups={groups} does not fit {c_in} input "
+        raise FormatError(f"{where}: conv weight {weight.shape} with groups={groups} does not fit {c_in} input "
                         f"channels")
     if "delay" in group and np.any(np.asarray(group["delay"][()]) != 0):
-        raise UserError(f"{where}: conv delays are not supported (netx ignores them)")
+        raise UnsupportedError(f"{where}: conv delays are not supported (netx ignores them)")
     expect = conv_output_shape(source.shape, weight.shape[0], weight.shape[2:], stride, padding, dilation)
     shape = _shape(group, where)
     if shape != expect:
-        raise UserError(f"{where}: shape {shape} differs from the conv's output {expect}")
+        raise FormatError(f"{where}: shape {shape} differs from the conv's output {expect}")
     proj = Projection(f"{source.name}->{name}", source.name, name, "conv", weight, stride=stride,
                       padding=padding, dilation=dilation, groups=groups)
     return proj, shape
@@ -331,25 +308,25 @@ def _stock_conv(group: h5py.Group, source: Population, name: str, where: str) ->
 def _stock_dense(group: h5py.Group, source: Population, name: str, recurrent: bool, where: str
                  ) -> tuple[list[Projection], tuple]:
     if "weight" not in group or not isinstance(group["weight"], h5py.Dataset):
-        raise UserError(f"{where}: dense layer without a real 'weight' dataset (complex dense is not supported)")
+        raise UnsupportedError(f"{where}: dense layer without a real 'weight' dataset (complex dense is not supported)")
     size = int(np.prod(_shape(group, where)))
     weight = _integers(group["weight"][()], "weight", where)
     if weight.ndim == 1:
         weight = weight.reshape(size, -1)
     if weight.shape != (size, source.size):
-        raise UserError(f"{where}: dense weight {weight.shape} does not map {source.size} inputs to {size} "
+        raise FormatError(f"{where}: dense weight {weight.shape} does not map {source.size} inputs to {size} "
                         f"neurons")
     weights = [weight]
     if recurrent:
         rec = _integers(group["weight_rec"][()], "weight_rec", where).reshape(size, -1)
         if rec.shape != (size, size):
-            raise UserError(f"{where}: recurrent weight {rec.shape} is not {size}x{size}")
+            raise FormatError(f"{where}: recurrent weight {rec.shape} is not {size}x{size}")
         if "delay" in group:
-            raise UserError(f"{where}: delays on a recurrent dense layer are not supported")
+            raise UnsupportedError(f"{where}: delays on a recurrent dense layer are not supported")
         weights.append(rec)
     joint = np.hstack(weights)
-    if not netx_dense_exact(joint):
-        raise UserError(f"{where}: dense weights {joint.min()}..{joint.max()} do not fit netx's 8-bit synapse "
+    if not loihi.netx_dense_exact(joint):
+        raise ChipRangeError(f"{where}: dense weights {joint.min()}..{joint.max()} do not fit netx's 8-bit synapse "
                         f"(it would clip them)")
     delay = _dense_delay(group, weight, where)
     projs = [Projection(f"{source.name}->{name}", source.name, name, "dense", weight, delay=delay)]
@@ -385,10 +362,10 @@ def _attr(node: h5py.HLObject, key: str, default: Any = None) -> Any:
 def _read_ours(handle: h5py.File, path: Path) -> Graph:
     ext = handle[EXTENSION]
     if ext.attrs.get("format") != FORMAT:
-        raise UserError(f"{path}: group '{EXTENSION}' is not a {FORMAT} extension")
+        raise FormatError(f"{path}: group '{EXTENSION}' is not a {FORMAT} extension")
     version = int(ext.attrs.get("version", 0))
     if version != VERSION:
-        raise UserError(f"{path}: {FORMAT} version {version} is not supported (this reader knows {VERSION})")
+        raise UnsupportedError(f"{path}: {FORMAT} version {version} is not supported (this reader knows {VERSION})")
     populations = []
     for group in layer_groups(handle, path):
         name = _attr(group, "population")
@@ -426,5 +403,5 @@ def _read_ours(handle: h5py.File, path: Path) -> Graph:
     try:
         graph.validate()
     except ValueError as exc:
-        raise UserError(f"{path}: {exc}") from None
+        raise type(exc)(f"{path}: {exc}") from None
     return graph

@@ -1,16 +1,13 @@
-"""Run a network that ships inside the lava-dl wheel on Lava's CPU simulator and compare with its ground truth.
+"""The networks and ground truths that ship inside the lava-dl wheel (written by Intel, not by us), for tests.
 
-lava-dl installs its test networks into site-packages/tests/lava/lib/dl/netx/: `tiny.net` is a three-layer
-CNN written by Intel, with the output spikes of one sample in `gts/tinynet/output.npy`.
-`python -m snnchip.deploy.stock` runs it in fixed point and prints the number of mismatching output spikes.
+lava-dl installs its test networks into site-packages/tests/lava/lib/dl/netx/: `tiny.net` (a three-layer CNN
+with the output spikes of one sample in `gts/tinynet/output.npy`), `mnist.net`, `gts/pilotnet_lif/`,
+`gts/pilotnet_sdnn/`, `gts/ntidigits/`, `gts/tinynet*/`.
 """
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
-
-from .runconfig import TagRunConfig
 
 
 def stock_netx_dir() -> Path:
@@ -24,10 +21,13 @@ def stock_netx_dir() -> Path:
 
 
 def run_tinynet(select_tag: str = "fixed_pt") -> tuple[np.ndarray, np.ndarray]:
-    """Run tiny.net on its ground-truth sample. Returns (output spikes, ground truth), both [x, y, f, 15]."""
+    """Run tiny.net with stock netx on Lava's CPU simulator on its ground-truth sample.
+    Returns (output spikes, ground truth), both [x, y, f, 15]."""
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.proc import io
+
+    from snnchip.deploy.runconfig import TagRunConfig
 
     root = stock_netx_dir()
     steps_per_sample = 17
@@ -47,15 +47,3 @@ def run_tinynet(select_tag: str = "fixed_pt") -> tuple[np.ndarray, np.ndarray]:
     # Ground truth is [1, f, y, x, t] from slayer; the network's output lags it by its depth.
     gt = np.load(root / "gts" / "tinynet" / "output.npy")[0].transpose([2, 1, 0, 3])[..., 1:]
     return output[..., 2:17], gt
-
-
-def main() -> int:
-    output, gt = run_tinynet()
-    errors = int(np.abs(output - gt).sum())
-    print(f"lava-dl tiny.net on Lava's fixed-point CPU simulator: {int(gt.sum())} ground-truth spikes, "
-          f"{int(output.sum())} produced, {errors} mismatches")
-    return 0 if errors == 0 else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

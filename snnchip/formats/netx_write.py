@@ -14,21 +14,17 @@ with the same arithmetic as the graph.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from ..cli_util import UserError
+from .. import loihi
+from ..errors import InputError, UnsupportedError
+from ..fileio import atomic_path
 from ..graph import Graph, Population, Projection
-from .netx_read import ATTR, EXTENSION, FORMAT, NETX_BIAS_EXP, NETX_MAX_DELAY, VERSION, netx_dense_exact
-
-# Threshold written for a population that never fires: 2**17 << 6 = 2**23 lies above Lava's largest voltage
-# (2**23 - 1), exactly as netx's own default readout neuron.
-NEVER_FIRES = 1 << 17
+from .netx_read import ATTR, EXTENSION, FORMAT, VERSION
 
 
 def encode_meta(meta: dict) -> str:
@@ -42,13 +38,13 @@ def encode_meta(meta: dict) -> str:
             return [tag(v, key) for v in obj]
         if isinstance(obj, dict):
             if not all(isinstance(k, str) for k in obj):
-                raise UserError(f"graph meta '{key}' has non-string keys; cannot store it")
+                raise InputError(f"graph meta '{key}' has non-string keys; cannot store it")
             return {k: tag(v, f"{key}.{k}") for k, v in obj.items()}
         if isinstance(obj, np.generic):
             return obj.item()
         if obj is None or isinstance(obj, (bool, int, float, str)):
             return obj
-        raise UserError(f"graph meta '{key}' holds a {type(obj).__name__}, which cannot be stored")
+        raise InputError(f"graph meta '{key}' holds a {type(obj).__name__}, which cannot be stored")
     return json.dumps(tag(meta, "meta"))
 
 
@@ -71,10 +67,10 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
         proj = into[0]
         if proj.weight_exp != 0:
             reasons.append(f"projection '{proj.name}' has weight_exp {proj.weight_exp} (netx derives its own)")
-        if proj.kind == "dense" and not netx_dense_exact(np.asarray(proj.weight)):
+        if proj.kind == "dense" and not loihi.netx_dense_exact(np.asarray(proj.weight)):
             reasons.append(f"projection '{proj.name}' has weights netx's 8-bit optimiser would change")
-        if proj.kind == "dense" and np.max(proj.delay) > NETX_MAX_DELAY:
-            reasons.append(f"projection '{proj.name}' has delays above netx's {NETX_MAX_DELAY}")
+        if proj.kind == "dense" and np.max(proj.delay) > loihi.NETX_MAX_DELAY:
+            reasons.append(f"projection '{proj.name}' has delays above netx's {loihi.NETX_MAX_DELAY}")
         if proj.kind == "conv" and np.any(np.asarray(proj.delay) != 0):
             reasons.append(f"projection '{proj.name}' is a conv with delays (netx ignores them)")
         if proj.kind == "conv" and len(prev.shape) != 3:
@@ -90,42 +86,32 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
             continue
         if n.reset != "hard" or n.reset_value != 0:
             reasons.append(f"population '{pop.name}' does not hard-reset to 0")
-        if n.threshold is not None and not 0 <= n.threshold < NEVER_FIRES:
-            reasons.append(f"population '{pop.name}' has threshold {n.threshold} outside 0..{NEVER_FIRES - 1}")
+        if n.threshold is not None and not 0 <= n.threshold < loihi.VTH_NEVER:
+            reasons.append(f"population '{pop.name}' has threshold {n.threshold} outside 0..{loihi.VTH_NEVER - 1}")
         has_bias = pop.bias is not None and np.any(pop.bias != 0)
         if has_bias and pop.is_input:
             reasons.append(f"input '{pop.name}' has a bias (netx's Input block drops it)")
-        if has_bias and pop.bias_exp != NETX_BIAS_EXP:
+        if has_bias and pop.bias_exp != loihi.NETX_BIAS_EXP:
             reasons.append(f"population '{pop.name}' has bias_exp {pop.bias_exp} (netx fixes it at 6)")
     return reasons
 
 
 def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False) -> None:
     """Write `graph` to `path` atomically (a temp file in the same folder, then os.replace). With
-    `require_stock`, raise UserError unless stock netx would compute exactly what the graph computes."""
+    `require_stock`, raise UnsupportedError unless stock netx would compute exactly what the graph computes."""
     try:
         graph.validate()
     except ValueError as exc:
-        raise UserError(f"cannot write {path}: {exc}") from None
+        raise type(exc)(f"cannot write {path}: {exc}") from None
     if require_stock:
         reasons = stock_incompatibilities(graph)
         if reasons:
-            raise UserError(f"cannot write {path} for stock netx: {reasons[0]}"
-                            + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
-    path = Path(path)
+            raise UnsupportedError(f"cannot write {path} for stock netx: {reasons[0]}"
+                                   + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
     meta = encode_meta(graph.meta)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as handle:
             _write(graph, handle, meta)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _write(graph: Graph, handle: h5py.File, meta: str) -> None:
@@ -141,7 +127,7 @@ def _write(graph: Graph, handle: h5py.File, meta: str) -> None:
     for pop in graph.populations:
         proj = primary.get(pop.name)
         if not pop.is_input and proj is None:
-            raise UserError(f"population '{pop.name}' is neither an input nor fed by a projection; netx has no "
+            raise InputError(f"population '{pop.name}' is neither an input nor fed by a projection; netx has no "
                             f"layer for it")
         if proj is not None and proj.kind == "dense" and len(graph.population(proj.source).shape) != 1:
             flat = layers.create_group(str(index))
@@ -191,10 +177,10 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
     neuron = group.create_group("neuron")
     neuron.create_dataset("type", data="CUBA")
     # Fixed: Lava's integers (iDecay = du + 1 as netx reads it). Float: the same keys as fractions of 4096.
-    unit = 1 if fixed else 4096
-    neuron.create_dataset("iDecay", data=(n.du + 1) if fixed else n.du * unit)
+    unit = 1 if fixed else loihi.DECAY_UNITY
+    neuron.create_dataset("iDecay", data=loihi.netx_i_decay(n.du) if fixed else n.du * unit)
     neuron.create_dataset("vDecay", data=n.dv * unit)
-    neuron.create_dataset("vThMant", data=NEVER_FIRES if n.threshold is None else n.threshold)
+    neuron.create_dataset("vThMant", data=loihi.VTH_NEVER if n.threshold is None else n.threshold)
     neuron.create_dataset("refDelay", data=1)
     neuron.create_dataset("gradedSpike", data=bool(n.graded))
     if out_bits:
@@ -230,7 +216,7 @@ def _synapse(group: h5py.Group, proj: Projection, pop: Population, graph: Graph)
         group.create_dataset("inFeatures", data=weight.shape[1])
         group.create_dataset("outFeatures", data=weight.shape[0])
         delay = np.asarray(proj.delay)
-        if np.any(delay != 0) and np.max(delay) <= NETX_MAX_DELAY:
+        if np.any(delay != 0) and np.max(delay) <= loihi.NETX_MAX_DELAY:
             # netx expands a vector by its length, ambiguous when F_in == F_out: write per synapse.
             if delay.ndim and delay.shape != weight.shape:
                 delay = np.broadcast_to(delay.reshape(1, -1), weight.shape)

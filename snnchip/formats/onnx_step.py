@@ -17,8 +17,6 @@ TorchScript-based exporter (`dynamo=False`; the dynamo exporter needs onnxscript
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cli_util import UserError
-from ..graph import Graph, Population, Projection
+from ..errors import InputError
+from ..fileio import atomic_path
+from ..graph import Graph, Population, Projection, float_neuron_step
 
 OPSET = 17
 
@@ -39,9 +38,9 @@ class StepGraph(nn.Module):
     def __init__(self, graph: Graph) -> None:
         super().__init__()
         if graph.fixed:
-            raise UserError("ONNX export takes the float graph; this one is fixed point")
+            raise InputError("ONNX export takes the float graph; this one is fixed point")
         if len(graph.inputs) != 1:
-            raise UserError(f"ONNX export needs exactly one input population, the graph has {len(graph.inputs)}")
+            raise InputError(f"ONNX export needs exactly one input population, the graph has {len(graph.inputs)}")
         graph.validate()
         self.graph = graph
         self.pops = graph.populations
@@ -58,8 +57,7 @@ class StepGraph(nn.Module):
                 if lag > 0:
                     self.history[proj.source] = max(self.history[proj.source], lag)
         for i, pop in enumerate(self.pops):
-            bias = np.zeros(pop.shape) if pop.bias is None else np.broadcast_to(pop.bias, pop.shape)
-            self.register_buffer(f"b{i}", torch.tensor(np.array(bias, dtype=np.float32).reshape(-1)))
+            self.register_buffer(f"b{i}", torch.tensor(np.array(pop.bias_full(), dtype=np.float32)))
         self.input_index = self.index[graph.inputs[0].name]
         self.outputs = [self.index[pop.name] for pop in graph.outputs]
         lagged = [i for i, pop in enumerate(self.pops) if self.history[pop.name]]
@@ -81,7 +79,7 @@ class StepGraph(nn.Module):
             return [(int(d) + base, np.where(delay == d, weight, 0.0), None) for d in np.unique(delay)]
         src = self.graph.population(proj.source)
         if delay.shape != tuple(src.shape):
-            raise UserError(f"projection '{proj.name}': delay of shape {delay.shape} fits neither the source "
+            raise InputError(f"projection '{proj.name}': delay of shape {delay.shape} fits neither the source "
                             f"{src.shape} nor the weight")
         return [(int(d) + base, weight, (delay == d).reshape(-1)) for d in np.unique(delay)]
 
@@ -124,19 +122,9 @@ class StepGraph(nn.Module):
         return (*spikes, *volts, *u_out, *v_out, *h_out)
 
     def _neuron(self, pop: Population, i: int, u, v, a):
-        n = pop.neuron
-        if n.graded:
-            return a, a, a
-        u = u * (1.0 - float(n.du)) + a
-        v = v * (1.0 - float(n.dv)) + u + getattr(self, f"b{i}")
-        if n.threshold is None:
-            return torch.zeros_like(v), u, v
-        spiked = (v > float(n.threshold)).to(v.dtype)
-        if n.reset == "hard":
-            v = v * (1.0 - spiked) + spiked * float(n.reset_value)
-        elif n.reset == "soft":
-            v = v - spiked * float(n.reset_amount)
-        return spiked, u, v
+        """(out, u, v) of one population: the graph's float semantics (`graph.float_neuron_step`)."""
+        u, v, out = float_neuron_step(pop.neuron, u, v, a, getattr(self, f"b{i}"))
+        return out, u, v
 
     def describe(self) -> dict:
         """What goes into the ONNX metadata: the tensors' names and the populations behind the indices."""
@@ -152,13 +140,10 @@ def export_onnx(graph: Graph, path: str | Path) -> None:
     """Write the float `graph` as an ONNX step graph (module docstring) to `path`, atomically."""
     import onnx
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"cannot write {path}: folder {folder} does not exist")
     try:
         module = StepGraph(graph).eval()
     except ValueError as exc:
-        raise UserError(f"cannot export {path}: {exc}") from None
+        raise InputError(f"cannot export {path}: {exc}") from None
     shape = module.pops[module.input_index].shape
     args = (torch.zeros(1, *shape), *module.initial_state(1))
     names = ["x"] + module.state_names
@@ -166,19 +151,12 @@ def export_onnx(graph: Graph, path: str | Path) -> None:
     for name in [f"h_{i}" for i in module.lagged]:
         dynamic[name] = {1: "N"}
         dynamic[f"{name}_next"] = {1: "N"}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with torch.no_grad():
-            torch.onnx.export(module, args, tmp, dynamo=False, input_names=names,
+            torch.onnx.export(module, args, str(tmp), dynamo=False, input_names=names,
                               output_names=module.output_names, dynamic_axes=dynamic, opset_version=OPSET)
-        model = onnx.load(tmp)
+        model = onnx.load(str(tmp))
         entry = model.metadata_props.add()
         entry.key, entry.value = "snnchip.step_graph", json.dumps(module.describe())
         onnx.checker.check_model(model)
-        onnx.save(model, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        onnx.save(model, str(tmp))

@@ -1,0 +1,65 @@
+"""snn-energy CHECKPOINT --compare-fixed prices exactly the network snn-export writes for that checkpoint:
+exported the same way (the shared recipe, calibrated on the training split) or read from the given .net."""
+import json
+
+import numpy as np
+import pytest
+
+from snnchip.energy.cli import _fixed_network, build_parser
+from snnchip.energy.cli import main as energy_main
+from snnchip.export.cli import main as export_main
+from snnchip.formats.netx import read_netx
+from small_models import small_ms_resnet
+from snnchip.train.checkpoint import load_model, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A small digits-dvs MS-ResNet with random norm statistics, and the .net snn-export writes for it."""
+    model = small_ms_resnet(3)
+    folder = tmp_path_factory.mktemp("compare")
+    ckpt, net = folder / "model.pt", folder / "model.net"
+    save_checkpoint(str(ckpt), model)
+    assert export_main([str(ckpt), "--target", "loihi", "--calibrate", "digits-dvs", "--samples", "64",
+                        "--eval-samples", "0", "-o", str(net)]) == 0
+    return ckpt, net
+
+
+def same_network(a, b) -> None:
+    assert [p.name for p in a.populations] == [p.name for p in b.populations]
+    for p, q in zip(a.populations, b.populations):
+        assert (p.neuron.threshold, p.neuron.du, p.neuron.dv, p.bias_exp) == \
+               (q.neuron.threshold, q.neuron.du, q.neuron.dv, q.bias_exp), p.name
+        np.testing.assert_array_equal(p.bias_full(), q.bias_full(), err_msg=p.name)
+    for p, q in zip(a.projections, b.projections):
+        assert (p.name, p.weight_exp, p.num_message_bits) == (q.name, q.weight_exp, q.num_message_bits)
+        np.testing.assert_array_equal(np.asarray(p.weight), np.asarray(q.weight), err_msg=p.name)
+        np.testing.assert_array_equal(np.asarray(p.delay), np.asarray(q.delay), err_msg=p.name)
+
+
+def test_exported_here_is_the_network_snn_export_wrote(exported):
+    ckpt, net = exported
+    args = build_parser().parse_args([str(ckpt), "--dataset", "digits-dvs", "--compare-fixed",
+                                      "--calibration-samples", "64"])
+    here = _fixed_network(args, load_model(str(ckpt)).double().eval())
+    same_network(here, read_netx(net))
+
+
+def test_compare_fixed_counts_the_given_network(exported, capsys, tmp_path):
+    ckpt, net = exported
+    out = tmp_path / "energy.json"
+    assert energy_main([str(ckpt), "--dataset", "digits-dvs", "--samples", "8", "--compare-fixed", str(net),
+                        "-o", str(out)]) == 0
+    comparison = json.loads(out.read_text())["comparison"]
+    assert comparison["network"] == str(net) and comparison["graph"] == "fixed"
+    assert comparison["explained"] and comparison["synops_sim"] > 0
+    capsys.readouterr()
+
+
+def test_compare_fixed_refuses_a_stock_file(exported, capsys):
+    from lava_dl_files import stock_netx_dir
+    ckpt, _ = exported
+    rc = energy_main([str(ckpt), "--dataset", "digits-dvs", "--samples", "4", "--compare-fixed",
+                      str(stock_netx_dir() / "tiny.net")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a network snn-export wrote from a checkpoint" in err and len(err.splitlines()) == 1
