@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=.venv
 STAMP=$VENV/.snnchip-setup
-want=$(cat constraints.txt requirements.txt requirements-test.txt pyproject.toml scripts/setup.sh scripts/patch_lava.py | sha256sum | cut -d' ' -f1)
+want=$(cat constraints.txt requirements.txt requirements-test.txt requirements-test-nodeps.txt pyproject.toml scripts/setup.sh scripts/patch_lava.py | sha256sum | cut -d' ' -f1)
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -m snnchip.stack >/dev/null 2>&1; then
   echo "setup: .venv is up to date"
@@ -31,9 +31,7 @@ echo "setup: installing dependencies"
 pip install -r requirements.txt -c "$CONSTRAINTS"
 echo "setup: installing test-only packages"
 pip install -r requirements-test.txt -c "$CONSTRAINTS"
-# SpikingJelly (NIR tests): its torchvision/torchaudio requirements would pull wheels built for another torch
-# (torchvision's ops then break lava-dl's import); its NIR exchange needs neither.
-pip install --no-deps -c "$CONSTRAINTS" spikingjelly
+pip install --no-deps -r requirements-test-nodeps.txt -c "$CONSTRAINTS"
 # Lava declares Requires-Python <3.11 and pins an old CUDA torch: install without its metadata checks.
 echo "setup: installing lava-nc and lava-dl"
 pip install --no-deps --ignore-requires-python -c "$CONSTRAINTS" lava-nc lava-dl

@@ -4,9 +4,11 @@ front of a DVS128.
 Files: `<root>/<class>/cifar10_<class>_<i>.aedat` (original AEDAT 2.0 release) or `<root>/<class>/*.aedat4`
 (Tonic's AEDAT4 re-packaging), class folders named airplane ... truck. AEDAT 2.0 address: bit 0 polarity,
 bits 1-7 and 8-14 the two coordinates, bit 15 jAER's special-event flag (such events are skipped, they are no
-pixel events). Orientation as SpikingJelly reads the original release (`x = 127 - bits 8-14`,
-`y = 127 - bits 1-7`, `p = 1 - bit 0`, which shows the images upright; Tonic's `read_dvs_128` uses the same
-transpose without the flips); AEDAT4 files are taken as stored (as Tonic does).
+pixel events; a file of only special events is refused), a bit above 15 set: no DVS128 address, refused.
+Orientation as SpikingJelly reads the original release (`x = 127 - bits 8-14`, `y = 127 - bits 1-7`,
+`p = 1 - bit 0`, which shows the images upright; Tonic's `read_dvs_128` uses the same transpose without the
+flips); AEDAT4 files are taken as stored (as Tonic does), and their header states the sensor size: a recording
+from another sensor than the DVS128's 128x128 is refused.
 
 Split (InfLoR-SNN, seed 001): per class, files sorted by the index `i` in their name (else by name), the first
 90 % train and the last 10 % test (9000 / 1000).
@@ -39,7 +41,7 @@ def read_cifar10_dvs(path) -> np.ndarray:
     """Events of one CIFAR10-DVS recording (.aedat or .aedat4), time-ordered."""
     path = Path(path)
     if path.suffix == ".aedat4":
-        ev = read_aedat4(path)
+        ev = read_aedat4(path, SENSOR[:2])
         return make_events(ev["x"], ev["y"], ev["t"].astype(np.int64), ev["on"].astype(np.uint8))
     address, t = read_aedat2(path)
     if np.any(address >> 16):
@@ -47,6 +49,9 @@ def read_cifar10_dvs(path) -> np.ndarray:
         raise DataFormatError(path, _event_offset(path, bad), f"address 0x{int(address[bad]):08x} is no DVS128 "
                                                               "address (bits above 15 set)")
     x, y, p, pixel = decode_address(address)
+    if not pixel.any():
+        raise DataFormatError(path, _event_offset(path, 0), f"no pixel events: all {len(address)} events are "
+                                                            "special events (address bit 15)")
     return make_events(x[pixel], y[pixel], t[pixel], p[pixel])
 
 

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ...errors import InputError
-from .events import resize_events, to_frames
+from .events import check_in_sensor, resize_events, to_frames
 
 
 class FrameDataset(Dataset):
@@ -45,6 +45,7 @@ class EventFrames:
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
         H, W, P = self.sensor_size
+        check_in_sensor(events, (H, W))         # before any resize, so an error names the sensor, not the frame
         if self.size != (H, W):
             events = resize_events(events, (H, W), self.size)
         return to_frames(events, (*self.size, P), self.T, self.split_by, self.window, self.binary)

@@ -48,6 +48,16 @@ def frame_index(events: np.ndarray, T: int, split_by: str = "number", window=Non
     raise InputError(f"split_by must be 'number' or 'time', got {split_by!r}")
 
 
+def check_in_sensor(events: np.ndarray, sensor_hw) -> None:
+    """Raise InputError unless every event lies on the sensor of `sensor_hw` = (H, W) pixels."""
+    H, W = sensor_hw
+    if len(events) == 0:
+        return
+    x, y = events["x"], events["y"]
+    if x.min() < 0 or y.min() < 0 or x.max() >= W or y.max() >= H:
+        raise InputError(f"events outside the {W}x{H} sensor (x {x.min()}..{x.max()}, y {y.min()}..{y.max()})")
+
+
 def to_frames(events: np.ndarray, sensor_size, T: int, split_by: str = "number", window=None,
               binary: bool = False) -> np.ndarray:
     """Integrate events into frames, float32 [P, H, W, T] with `sensor_size` = (H, W, P).
@@ -59,10 +69,9 @@ def to_frames(events: np.ndarray, sensor_size, T: int, split_by: str = "number",
     frames = np.zeros((P, H, W, T), dtype=np.float32)
     if len(events) == 0:
         return frames
+    check_in_sensor(events, (H, W))
     x = events["x"].astype(np.int64)
     y = events["y"].astype(np.int64)
-    if x.min() < 0 or y.min() < 0 or x.max() >= W or y.max() >= H:
-        raise InputError(f"events outside the {W}x{H} sensor (x {x.min()}..{x.max()}, y {y.min()}..{y.max()})")
     f = frame_index(events, T, split_by, window)
     keep = f >= 0
     p = events["p"].astype(np.int64) if P == 2 else np.zeros(len(events), dtype=np.int64)

@@ -4,6 +4,11 @@ Files: `<root>/user<NN>_<lighting>.aedat` with `<root>/user<NN>_<lighting>_label
 `class,startTime_usec,endTime_usec`, classes 1..11). One sample per CSV row: the file's events with
 start <= t < end, label = class - 1. Split as the dataset's trials_to_train/test lists: users 1-23 train,
 24-29 test. Polarity event layout as SpikingJelly reads it: x = bits 17-31, y = bits 2-16, p = bit 1.
+
+A recording with no valid polarity event, or with events outside the 128x128 sensor, is refused. A label window
+holding no event is kept (all-zero frames, so the split keeps the dataset's published sample counts) and said
+in one `DataWarning` line naming the file, the class and the window, once per window: a user training on the
+whole dataset loses one sample, not the run, and sees which labels file disagrees with its recording.
 """
 import csv
 import functools
@@ -15,7 +20,7 @@ import numpy as np
 from ...errors import InputError
 from .aedat import read_aedat31_polarity
 from .cache import dataset_dir
-from .errors import DataFormatError
+from .errors import DataFormatError, warn_once
 from .events import make_events
 
 SENSOR = (128, 128, 2)
@@ -66,9 +71,14 @@ def _user(path: Path) -> int:
 
 
 def _segment(item) -> np.ndarray:
-    path, start, end = item
+    """Events of one label window: item = (path, start us, end us, label 0..10)."""
+    path, start, end, label = item
     events = read_gesture_file(path)
     lo, hi = np.searchsorted(events["t"], [start, end])
+    if lo == hi:
+        warn_once(("gesture-empty", path, start, end), f"{path}: no events in the label window of class "
+                  f"{label + 1} ({start} <= t < {end} us; the recording spans {events['t'][0]}.."
+                  f"{events['t'][-1]} us): an all-zero sample")
     return events[lo:hi]
 
 
@@ -86,7 +96,7 @@ def load_split(split: str, root, T: int, augment, framer_opts: dict, **unknown):
         if not csv_path.exists():
             raise InputError(f"dvs-gesture: {path} has no labels file {csv_path.name}")
         for label, start, end in read_labels(csv_path):
-            items.append((str(path), start, end))
+            items.append((str(path), start, end, label))
             labels.append(label)
     if not items:
         raise InputError(f"dvs-gesture: no user<NN>_*.aedat recordings of users {users.start}-{users.stop - 1} "

@@ -1,9 +1,11 @@
 """N-MNIST (Orchard et al. 2015): MNIST digits recorded by an ATIS moving in three saccades, 34x34 pixels.
 
 Files: `<root>/Train/<digit>/<id>.bin` and `<root>/Test/<digit>/<id>.bin` (the dataset's own split). Each
-event is 5 bytes: x (8 bits), y (8 bits), polarity (1 bit), timestamp (23 bits, us), decoded by
-`tonic.io.read_mnist_file` (which also handles the timestamp-overflow marker events, y = 240) after the file
-is checked here.
+event is 5 bytes: x (byte 0), y (byte 1), then a big-endian 24-bit word holding the polarity (its top bit) and
+the timestamp (its low 23 bits, us). An event with y = 240 is a timestamp-overflow marker, no pixel event: each
+marker adds 2^13 us to its own and every later timestamp, exactly as Tonic's `read_mnist_file` (adapted from
+the dataset authors' eventvision.py) does. The sensor is 34x34: a pixel event outside it, a truncated event,
+or a file without a pixel event is refused.
 """
 from pathlib import Path
 
@@ -16,25 +18,32 @@ from .events import make_events
 
 SENSOR = (34, 34, 2)
 OVERFLOW_Y = 240
+OVERFLOW_US = 1 << 13
 
 
 def read_nmnist(path) -> np.ndarray:
     """Events of one N-MNIST .bin file, time-ordered."""
-    from tonic.io import events_struct, read_mnist_file
     path = Path(path)
     raw = np.frombuffer(path.read_bytes(), dtype=np.uint8)
     if raw.size == 0:
         raise DataFormatError(path, 0, "empty file")
     if raw.size % 5:
         raise DataFormatError(path, raw.size // 5 * 5, f"truncated event ({raw.size % 5} of 5 bytes)")
-    x, y = raw[0::5], raw[1::5]
-    bad = np.flatnonzero((y != OVERFLOW_Y) & ((x >= SENSOR[1]) | (y >= SENSOR[0])))
+    rec = raw.reshape(-1, 5).astype(np.int64)
+    x, y = rec[:, 0], rec[:, 1]
+    marker = y == OVERFLOW_Y
+    bad = np.flatnonzero(~marker & ((x >= SENSOR[1]) | (y >= SENSOR[0])))
     if bad.size:
         i = int(bad[0])
         raise DataFormatError(path, 5 * i, f"event at ({x[i]}, {y[i]}) outside the 34x34 sensor "
                                            "(not an N-MNIST file?)")
-    ev = read_mnist_file(str(path), dtype=events_struct)
-    return make_events(ev["x"], ev["y"], ev["t"], ev["p"].astype(np.uint8))
+    if marker.all():
+        raise DataFormatError(path, 0, f"no pixel events (all {len(rec)} events are timestamp-overflow markers)")
+    p = rec[:, 2] >> 7
+    t = ((rec[:, 2] & 0x7F) << 16) | (rec[:, 3] << 8) | rec[:, 4]
+    t += OVERFLOW_US * np.cumsum(marker)            # markers at or before each event
+    pixel = ~marker
+    return make_events(x[pixel], y[pixel], t[pixel], p[pixel].astype(np.uint8))
 
 
 def load_split(split: str, root, T: int, augment, framer_opts: dict, **unknown):

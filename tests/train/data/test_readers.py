@@ -9,11 +9,11 @@ from snnchip.train.data import load_dataset
 from snnchip.train.data.aedat import read_aedat2, read_aedat31_polarity, read_aedat4
 from snnchip.train.data.cifar10 import read_batch
 from snnchip.train.data.cifar10_dvs import CLASSES, read_cifar10_dvs
-from snnchip.train.data.errors import DataFormatError
+from snnchip.train.data.errors import DataFormatError, DataWarning
 from snnchip.train.data.gesture import read_labels
 from snnchip.train.data.nmnist import read_nmnist
 
-from . import writers
+from . import reference, writers
 
 
 def _one_line(exc_info, path, offset):
@@ -24,7 +24,7 @@ def _one_line(exc_info, path, offset):
 # -- AEDAT 2.0 / CIFAR10-DVS ------------------------------------------------------------------------------
 
 def test_aedat2_address_layout_against_tonic(tmp_path):
-    from tonic.io import get_aer_events_from_file, read_aedat_header_from_file
+    tonic = reference.tonic_io()
     path = tmp_path / "cifar10_cat_0.aedat"
     # bits 8-14 = 5, bits 1-7 = 20, bit 0 = 1; then bits 8-14 = 127, bits 1-7 = 0, bit 0 = 0
     address = [(5 << 8) | (20 << 1) | 1, (127 << 8)]
@@ -36,8 +36,8 @@ def test_aedat2_address_layout_against_tonic(tmp_path):
     # Tonic's AEDAT 2.0 parsing (its read_dvs_128 decode: x = bits 8-14, y = bits 1-7, p = bit 0; called by
     # hand because read_dvs_128 itself fails on the 3 values its header reader now returns): the same
     # transpose, without SpikingJelly's flips and polarity inversion
-    version, start, _ = read_aedat_header_from_file(str(path))
-    raw = get_aer_events_from_file(str(path), version, start)
+    version, start, _ = tonic.read_aedat_header_from_file(str(path))
+    raw = tonic.get_aer_events_from_file(str(path), version, start)
     assert version == 2.0 and raw["timeStamp"].tolist() == [100, 250]
     tx, ty, tp = (raw["address"] >> 8) & 0x7F, (raw["address"] >> 1) & 0x7F, raw["address"] & 1
     assert np.array_equal(ev["x"], 127 - tx) and np.array_equal(ev["y"], 127 - ty)
@@ -90,29 +90,64 @@ def test_aedat2_errors(tmp_path):
 
 # -- AEDAT 4.0 ----------------------------------------------------------------------------------------------
 
-def test_aedat4_decoded_by_aedat_package(tmp_path):
+@pytest.mark.parametrize("compression", ["LZ4", "ZSTD", "NONE"])
+def test_aedat4_written_by_dv_processing(tmp_path, compression):
     path = tmp_path / "cifar10_dog_3.aedat4"
-    writers.write_aedat4(path, [[(1, 2, 100, True), (3, 4, 200, False)], [(127, 0, 300, True)]])
+    packets = [[(1, 2, 100, True), (3, 4, 200, False)], [(127, 0, 300, True)], [(64, 127, 300, False)]]
+    writers.write_aedat4(path, packets, compression=compression)
     ev = read_cifar10_dvs(path)
-    assert ev["x"].tolist() == [1, 3, 127] and ev["y"].tolist() == [2, 4, 0]
-    assert ev["t"].tolist() == [100, 200, 300] and ev["p"].tolist() == [1, 0, 1]
-    assert len(read_aedat4(path)) == 3
+    assert ev["x"].tolist() == [1, 3, 127, 64] and ev["y"].tolist() == [2, 4, 0, 127]
+    assert ev["t"].tolist() == [100, 200, 300, 300] and ev["p"].tolist() == [1, 0, 1, 0]
+    raw = read_aedat4(path, (128, 128))
+    # the same events as iniVation's own reader and as Tonic's read_aedat4 (which snnchip used before)
+    resolution, dv_rows = reference.dv_read_events(path)
+    assert resolution == (128, 128)
+    ours = np.stack([raw["t"], raw["x"], raw["y"], raw["on"]], axis=1).astype(np.int64)
+    assert np.array_equal(ours, dv_rows)
+    assert np.array_equal(reference.tonic_io().read_aedat4(str(path)), raw)
+
+
+def _packet_offsets(data: bytes):
+    """Byte offsets of the packets of an AEDAT4 file and of its file data table (walked independently)."""
+    header = int.from_bytes(data[14:18], "little")
+    ioheader = data[18:18 + header]
+    table = int.from_bytes(ioheader[:4], "little")
+    vtable = table - int.from_bytes(ioheader[table:table + 4], "little", signed=True)
+    field = int.from_bytes(ioheader[vtable + 6:vtable + 8], "little")
+    data_table = int.from_bytes(ioheader[table + field:table + field + 8], "little", signed=True)
+    pos, offsets = 18 + header, []
+    while pos < data_table:
+        offsets.append(pos)
+        pos += 8 + int.from_bytes(data[pos + 4:pos + 8], "little")
+    assert pos == data_table
+    return offsets, data_table
 
 
 def test_aedat4_errors(tmp_path):
     path = tmp_path / "x.aedat4"
     writers.write_aedat4(path, [[(1, 2, 100, True)], [(3, 4, 200, False), (5, 6, 300, True)]])
     good = path.read_bytes()
-    header_len = int.from_bytes(good[14:18], "little")
-    second_packet = 18 + header_len + 8 + int.from_bytes(good[18 + header_len + 4:18 + header_len + 8], "little")
-    path.write_bytes(good[:-5])
-    with pytest.raises(DataFormatError, match="runs past the end") as e:
+    (first, second), table = _packet_offsets(good)
+    path.write_bytes(good[:second + 20])                             # cut inside the second packet
+    with pytest.raises(DataFormatError, match="truncated file") as e:
         read_cifar10_dvs(path)
-    _one_line(e, path, second_packet)
-    path.write_bytes(good[:second_packet + 3])
-    with pytest.raises(DataFormatError, match="truncated packet header") as e:
+    _one_line(e, path, second + 20)
+    path.write_bytes(good[:second])                                  # cut at a packet boundary: still truncated
+    with pytest.raises(DataFormatError, match="truncated file") as e:
         read_cifar10_dvs(path)
-    _one_line(e, path, second_packet)
+    _one_line(e, path, second)
+    broken = bytearray(good)
+    broken[second + 4:second + 8] = (table - second).to_bytes(4, "little")   # a length past the data table
+    path.write_bytes(bytes(broken))
+    with pytest.raises(DataFormatError, match="runs past the file data table") as e:
+        read_cifar10_dvs(path)
+    _one_line(e, path, second)
+    broken = bytearray(good)
+    broken[second + 8 + 8] ^= 0xFF                                   # the packet's flatbuffer identifier
+    path.write_bytes(bytes(broken))
+    with pytest.raises(DataFormatError, match="AEDAT4 decoder") as e:
+        read_cifar10_dvs(path)
+    _one_line(e, path, second)
     path.write_bytes(good[:30])
     with pytest.raises(DataFormatError, match="IOHeader") as e:
         read_cifar10_dvs(path)
@@ -126,6 +161,10 @@ def test_aedat4_errors(tmp_path):
     with pytest.raises(DataFormatError, match="not an AEDAT4") as e:
         read_cifar10_dvs(path)
     _one_line(e, path, 0)
+    writers.write_aedat4(path, [[]])                                 # the writer writes no packet
+    with pytest.raises(DataFormatError, match="no packets") as e:
+        read_cifar10_dvs(path)
+    assert str(path) in str(e.value)
 
 
 def _cifar10_dvs_tree(root, suffix, per_class=10):
@@ -181,6 +220,26 @@ def test_nmnist_bin_layout_and_overflow(tmp_path):
         [(3, 4, 0x7ABCDE, 1), (33, 33, 5 + 2**13, 0), (7, 8, 6 + 2**13, 1)])
 
 
+def test_nmnist_decoder_equals_tonic(tmp_path):
+    """snnchip's own decoder against Tonic's read_mnist_file (which snnchip called before) on a file with
+    overflow markers at the start, in the middle (two in a row) and at the end."""
+    rng = np.random.default_rng(3)
+    n = 400
+    x, y = rng.integers(0, 34, n), rng.integers(0, 34, n)
+    p, t = rng.integers(0, 2, n), np.sort(rng.integers(0, 1 << 23, n))
+    for i in (0, 150, 151, n - 1):
+        y[i] = 240                                                   # timestamp-overflow marker
+    path = tmp_path / "00017.bin"
+    writers.write_nmnist(path, x, y, p, t)
+    tonic = reference.tonic_io()
+    expect = tonic.read_mnist_file(str(path), dtype=tonic.events_struct)
+    expect = expect[np.argsort(expect["t"], kind="stable")]
+    ev = read_nmnist(path)
+    assert len(ev) == n - 4
+    for field in "xytp":
+        assert np.array_equal(ev[field], expect[field].astype(ev[field].dtype)), field
+
+
 def test_nmnist_errors_and_dataset(tmp_path):
     path = tmp_path / "bad.bin"
     path.write_bytes(b"")
@@ -222,7 +281,8 @@ def test_aedat31_polarity_layout(tmp_path):
     path = tmp_path / "user01_fluorescent.aedat"
     events = [(10, 20, 100, 1, 1), (127, 0, 200, 0, 1), (5, 6, 300, 1, 0), (1, 2, 50, 0, 1)]
     _gesture_file(path, events)
-    x, y, t, p = read_aedat31_polarity(path)
+    with pytest.warns(DataWarning, match="1 of 4 polarity events have validity bit 0"):
+        x, y, t, p = read_aedat31_polarity(path)
     # the third event is marked invalid (bit 0 = 0); the fourth carries the packet's overflow
     assert x.tolist() == [10, 127, 1] and y.tolist() == [20, 0, 2] and p.tolist() == [1, 0, 0]
     assert t.tolist() == [100, 200, 50 + 2**31]

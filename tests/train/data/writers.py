@@ -1,4 +1,6 @@
-"""Writers of small files in the datasets' real formats, byte by byte as the format specifies (test helpers)."""
+"""Writers of small files in the datasets' real formats (test helpers): AEDAT4 by iniVation's dv-processing,
+the formats without a writer here (AEDAT 2.0, AEDAT 3.1, N-MNIST .bin, CIFAR-10 batches) byte by byte as each
+format specifies."""
 import pickle
 import struct
 
@@ -33,51 +35,20 @@ def write_aedat31(path, packets):
     path.write_bytes(bytes(out))
 
 
-def _flatbuffer_ioheader(description: str) -> bytes:
-    """IOHeader table (compression None and file_data_position -1 left at their defaults) with `description`."""
-    text = description.encode() + b"\0"
-    buf = bytearray()
-    buf += struct.pack("<I", 20) + b"IOHE"                      # root table at 20
-    buf += struct.pack("<HHHHH", 10, 8, 0, 0, 4)                # vtable at 8: description at table + 4
-    buf += b"\0\0"
-    buf += struct.pack("<iI", 20 - 8, 28 - 24)                  # table at 20; string at 28
-    buf += struct.pack("<I", len(text) - 1) + text
-    buf += b"\0" * (-len(buf) % 4)
-    return bytes(buf)
-
-
-def _flatbuffer_events(events) -> bytes:
-    """Size-prefixed EventPacket: vector of Event structs (t int64, x int16, y int16, on bool; 16 bytes)."""
-    buf = bytearray()
-    buf += struct.pack("<I", 0)                                 # size prefix, filled in below
-    buf += struct.pack("<I", 20 - 4) + b"EVTS"                  # root offset, relative to byte 4
-    buf += struct.pack("<HHH", 6, 8, 4) + b"\0\0"               # vtable at 12
-    buf += struct.pack("<iI", 20 - 12, 28 - 24)                 # table at 20; vector at 28
-    buf += struct.pack("<I", len(events))                       # elements start at 32 (8-aligned)
-    for x, y, t, on in events:
-        buf += struct.pack("<qhh?3x", t, x, y, bool(on))
-    struct.pack_into("<I", buf, 0, len(buf) - 4)
-    return bytes(buf)
-
-
-def aedat4_description(width=128, height=128):
-    return ('<dv version="2.0"><node name="outInfo" path="/mainloop/Recorder/outInfo/">'
-            '<node name="0" path="/mainloop/Recorder/outInfo/0/">'
-            '<attr key="compression" type="string">NONE</attr>'
-            '<attr key="typeIdentifier" type="string">EVTS</attr>'
-            '<node name="info" path="/mainloop/Recorder/outInfo/0/info/">'
-            f'<attr key="sizeX" type="int">{width}</attr><attr key="sizeY" type="int">{height}</attr>'
-            '</node></node></node></dv>')
-
-
-def write_aedat4(path, packets):
-    """packets: list of event lists [(x, y, t, on), ...], each one packet of stream 0."""
-    header = _flatbuffer_ioheader(aedat4_description())
-    out = bytearray(b"#!AER-DAT4.0\r\n") + struct.pack("<I", len(header)) + header
+def write_aedat4(path, packets, resolution=(128, 128), compression="LZ4", camera="DVS128_test"):
+    """An AEDAT 4.0 file written by iniVation's own writer (dv-processing's MonoCameraWriter, test-only):
+    packets: list of event lists [(x, y, t, on), ...], each written as one packet of the event stream of a
+    `resolution` = (W, H) sensor, compressed as `compression` (LZ4, LZ4_HIGH, ZSTD, ZSTD_HIGH, NONE)."""
+    import dv_processing as dv
+    config = dv.io.MonoCameraWriter.EventOnlyConfig(camera, tuple(resolution),
+                                                    getattr(dv.CompressionType, compression))
+    writer = dv.io.MonoCameraWriter(str(path), config)
     for events in packets:
-        fb = _flatbuffer_events(events)
-        out += struct.pack("<II", 0, len(fb)) + fb
-    path.write_bytes(bytes(out))
+        store = dv.EventStore()
+        for x, y, t, on in events:
+            store.push_back(int(t), int(x), int(y), bool(on))
+        writer.writeEvents(store)
+    del writer                      # the file data table and the final IOHeader are written on destruction
 
 
 def write_nmnist(path, x, y, p, t):
