@@ -175,9 +175,25 @@ def netx_report(args, pricings) -> dict:
     with _progress(total, "simulator") as bar:
         counts = count_graph(graph, [torch.as_tensor(b) for b in batches], progress=bar)
     frames = args.ann_frames or _ann_frames(args.dataset, counts.steps)
-    return build_report(counts, pricings, ann_frames=frames,
+    return build_report(counts, pricings, ann_frames=frames, ann_baseline=_architecture_baseline(args.network, graph),
                         meta={"network": args.network, "network_kind": "netx", "dataset": args.dataset,
                               "split": args.split})
+
+
+def _architecture_baseline(path: str, graph):
+    """The ANN baseline of a NetX file: the trained model's architecture where snn-export recorded it
+    (`meta['model_config']`), else None (the report then prices the deployment graph's projections)."""
+    config = graph.meta.get("model_config")
+    if config is None:
+        return None
+    from ..train.checkpoint import config_from_dict
+    from ..train.models import build_model
+    from .flops import synaptic_layers
+    from .report import baseline_of_layers
+
+    model = build_model(config_from_dict(config, f"{path}: meta 'model_config'")).double()
+    layers = synaptic_layers(model, tuple(graph.inputs[0].shape))
+    return baseline_of_layers(layers, "the trained model's architecture (model_config recorded by snn-export)")
 
 
 def _print_summary(report: dict) -> None:
@@ -187,6 +203,7 @@ def _print_summary(report: dict) -> None:
     print(f"{report['network']}: {report['samples']} samples of {report['dataset']}, T = {report['T']}, "
           f"firing rate {ps['firing_rate']:.4f}, synops {si(ps['synops'])}, MACs {si(ps['macs'])}, "
           f"ANN FLOPs {si(ps['ann_flops'])} per sample")
+    print(f"  ANN baseline: {report['ann_baseline']['source']}")
     for name, e in t["energy_pj_per_sample"].items():
         ratio = "n/a" if e["ratio"] is None else f"{e['ratio']:.2f}"
         print(f"  {name:16s} E(SNN) {energy(e['snn']):>12s}  E(ANN) {energy(e['ann']):>12s}  ratio {ratio}")

@@ -55,7 +55,7 @@ class LayerCount:
     role: Optional[str]
     spike_driven: bool
     neurons: int          # of the source layer
-    synapses: int         # connections = multiply-accumulates of one frame as an ANN
+    synapses: int         # multiply-accumulates of one frame as a dense ANN (padding taps included)
     params: int
     events: float = 0.0   # non-zero inputs that arrived (spikes or graded payloads)
     synops: float = 0.0
@@ -107,6 +107,15 @@ def projection_fan_out(graph, proj) -> np.ndarray:
         return np.full(src.size, tgt.size, dtype=np.int64)
     return conv_fan_out(src.shape, proj.weight.shape, proj.stride, proj.padding, proj.dilation,
                         proj.groups).reshape(-1)
+
+
+def projection_ann_flops(graph, proj) -> int:
+    """Multiply-accumulates of one frame of a graph projection as a dense ANN layer (fvcore's count, padding
+    taps included): target neurons x (C_in / groups) x kH x kW for a conv, source x target for a dense one."""
+    src, tgt = graph.population(proj.source), graph.population(proj.target)
+    if proj.kind == "dense":
+        return int(src.size * tgt.size)
+    return int(tgt.size * int(np.prod(np.shape(proj.weight)[1:4])))
 
 
 # -- the float model ------------------------------------------------------------------------------------
@@ -319,7 +328,7 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
         effective = effective_fan_out(q.weight, q.kind, src.shape, q.stride, q.padding, q.dilation, q.groups,
                                       tgt.shape)
         layers.append(LayerCount(q.name, q.source, q.target, q.kind, None, not src.neuron.graded, src.size,
-                                 int(fan.sum()), int(np.size(q.weight)), events, synops, macs,
+                                 projection_ann_flops(graph, q), int(np.size(q.weight)), events, synops, macs,
                                  real_synapses=int(fan.sum()), effective_ops=float(event_map @ effective),
                                  weights=int(np.size(q.weight)), zero_weights=int(np.sum(q.weight == 0))))
     params = sum(int(np.size(q.weight)) for q in graph.projections) + \

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..graph import Graph, Neuron, Population, Projection, conv_output_shape
+from ..train.checkpoint import plain_config
 from .compose import MembraneSum, Term
 from .fuse import fold, layer_weight
 
@@ -122,7 +123,9 @@ class _Lowering:
         cfg = model.config
         in_ch = int(cfg.in_channels)
         size = _pair(cfg.input_size)
-        self.graph.meta.update(T=int(cfg.T), arch=str(cfg.arch), num_classes=int(cfg.num_classes))
+        # model_config: the trained architecture, on which snn-energy prices the ANN baseline (docs/energy.md)
+        self.graph.meta.update(T=int(cfg.T), arch=str(cfg.arch), num_classes=int(cfg.num_classes),
+                               model_config=plain_config(cfg))
         graded = self.input_kind == "graded"
         self.graph.populations.append(Population(
             name=INPUT, shape=(in_ch, *size), is_input=True,
