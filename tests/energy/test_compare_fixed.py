@@ -122,3 +122,32 @@ def test_snn_sim_counts_per_sample_what_snn_energy_counts(exported, capsys):
     for name, p in sim["projections"].items():
         assert p["synops"] == pytest.approx(by_layer[name]["synops"], rel=1e-12), name
     assert sim["per_sample_stream"]["synops"] > per["synops"]      # the latency steps of the padded runs
+
+
+def test_net_report_has_the_plans_static_cost(exported, capsys, tmp_path):
+    """Static cost = cores of the resource plan x time steps per sample; priced only by a chip file that gives
+    a static energy per core and step (the built-in chips' sources publish none)."""
+    from snnchip.plan import load_chip, plan_graph
+    from snnchip.plan.chip import CHIP_DIR
+
+    _, net = exported
+    graph = read_netx(net)
+    cores = plan_graph(graph, load_chip("loihi")).cores
+    data = [str(net), "--dataset", "digits-dvs", "--samples", "2"]
+    static = _report(data, capsys)["static"]
+    assert (static["chip"], static["cores"], static["steps_per_sample"]) == ("loihi", cores, graph.steps)
+    assert static["core_steps_per_sample"] == cores * graph.steps and static["energy_pj_per_sample"] is None
+    assert "not_priced" in static
+
+    chip = json.loads((CHIP_DIR / "loihi.json").read_text())
+    chip["sources"]["mine"] = "a measurement of my own"
+    chip["figures"]["static_energy_per_core_step_pj"] = {"value": 2.5, "source": "mine", "published": False,
+                                                         "label": "static energy", "note": "assumed for the test"}
+    (tmp_path / "mine.json").write_text(json.dumps(chip))
+    static = _report(data + ["--chip", str(tmp_path / "mine.json")], capsys)["static"]
+    assert static["energy_pj_per_sample"] == cores * graph.steps * 2.5
+    assert static["figure"]["source"] == "a measurement of my own"
+    chip["figures"]["static_energy_per_core_step_pj"]["value"] = -1
+    (tmp_path / "bad.json").write_text(json.dumps(chip))
+    assert energy_main(data + ["--chip", str(tmp_path / "bad.json")]) == 2
+    assert "static_energy_per_core_step_pj" in capsys.readouterr().err
