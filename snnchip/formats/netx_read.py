@@ -11,6 +11,11 @@ with exactly the arithmetic `lava.lib.dl.netx.hdf5.Network` gives it on Lava:
   so they are taken as they are; stride, padding, dilation are `(h, w)` in both;
 - neurons (CUBA/LOIHI): `du = iDecay - 1`, `dv = vDecay`, `threshold = vThMant`, hard reset to 0, `bias_exp = 6`;
   a dense layer without a neuron group gets netx's default integrator (iDecay 0, vDecay 4096, vThMant 2**17);
+- SDNN neurons become lava.proc.sdn's processes as netx builds them (`Network(spike_exp=6)`, state_exp 6, ReLU,
+  no cumulative error, 16 message bits unless `messageBits`): the input layer's a `delta` neuron, a layer with
+  `sigma_output` a `sigma` neuron (its sigma is the network's output), every other a `sigma_delta` neuron whose
+  `bias` is the raw netx bias (scaled by 2**12 in the neuron); an `activation` other than relu is refused
+  (netx would silently use ReLU), as is a bias on a sigma_output layer (netx cannot build it);
 - the input layer keeps its neuron (netx's Input block; its stored `weight`/`bias` are netx's unused input
   transform, kept in `meta['netx']['input_transform']`); an input layer without a neuron, or none at all before
   a first dense layer, is a graded relay (named `input` in the latter case) whose input reaches the first
@@ -121,8 +126,9 @@ def _pair(group: h5py.Group, key: str, default: int, where: str) -> tuple[int, i
     return (int(value[0]), int(value[1]))
 
 
-def _neuron(group: Any, where: str) -> tuple[Neuron, int]:
-    """A netx CUBA neuron group (or netx's default dict) -> (Neuron in Lava integers, output message bits)."""
+def _neuron(group: Any, where: str, role: str = "layer") -> tuple[Neuron, int]:
+    """A netx neuron group (or netx's default dict) -> (Neuron in Lava integers, output message bits).
+    role: 'input' for the input layer's neuron (an SDNN input is a Delta process), else 'layer'."""
     def get(key):
         if isinstance(group, dict):
             return group[key]
@@ -132,8 +138,10 @@ def _neuron(group: Any, where: str) -> tuple[Neuron, int]:
 
     kind = get("type")
     kind = kind.decode("ascii") if isinstance(kind, bytes) else str(kind)
+    if kind == "SDNN":
+        return _sdnn_neuron(group, get, where, role)
     if kind not in ("CUBA", "LOIHI"):
-        raise UnsupportedError(f"{where}: neuron type '{kind}' is not supported (only CUBA/LOIHI)")
+        raise UnsupportedError(f"{where}: neuron type '{kind}' is not supported (only CUBA/LOIHI/SDNN)")
     values = {key: int(_integers(get(key), key, where).reshape(-1)[0]) for key in ("iDecay", "vDecay", "vThMant")}
     bits = 0
     if not isinstance(group, dict) and "messageBits" in group:
@@ -141,6 +149,27 @@ def _neuron(group: Any, where: str) -> tuple[Neuron, int]:
     neuron = Neuron(threshold=values["vThMant"], du=loihi.du_from_netx(values["iDecay"]), dv=values["vDecay"],
                     reset="hard", reset_value=0)
     return neuron, bits
+
+
+def _sdnn_neuron(group: h5py.Group, get, where: str, role: str) -> tuple[Neuron, int]:
+    """netx's sigma-delta neuron (`get_neuron_params`, SDNN): Delta for the input, Sigma with `sigma_output`,
+    SigmaDelta otherwise."""
+    bits = loihi.NETX_SDNN_MESSAGE_BITS
+    if "messageBits" in group:
+        bits = int(_integers(group["messageBits"][()], "messageBits", where).reshape(-1)[0])
+    if "activation" in group:
+        act = get("activation")
+        act = act.decode("ascii") if isinstance(act, bytes) else str(act)
+        if act != "relu":
+            raise UnsupportedError(f"{where}: neuron field 'activation' is '{act}'; netx builds every SDNN neuron "
+                                   f"with ReLU, so only 'relu' is supported")
+    exps = dict(spike_exp=loihi.NETX_SDNN_SPIKE_EXP, state_exp=loihi.NETX_SDNN_STATE_EXP)
+    if role != "input" and "sigma_output" in group:
+        return Neuron(threshold=None, model="sigma", **exps), bits
+    vth = int(_integers(get("vThMant"), "vThMant", where).reshape(-1)[0])
+    model = "delta" if role == "input" else "sigma_delta"
+    return Neuron(threshold=vth, model=model, activation="relu" if model == "sigma_delta" else "identity",
+                  **exps), bits
 
 
 def _shape(group: h5py.Group, where: str) -> tuple[int, ...]:
@@ -219,7 +248,7 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
             if len(shape) not in (1, 3):
                 raise FormatError(f"{where}: input shape {shape} is neither (F,) nor (C, H, W)")
             if "neuron" in group:
-                neuron, out_bits = _neuron(group["neuron"], where)
+                neuron, out_bits = _neuron(group["neuron"], where, role="input")
                 block_index[name] = len(block_index)
                 transform = {key: float(np.asarray(group[key][()]).reshape(-1)[0])
                              for key in ("weight", "bias") if key in group}
@@ -257,8 +286,12 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
             neuron, out_bits = _neuron(loihi.NETX_DEFAULT_NEURON, where)
         else:
             raise FormatError(f"{where}: conv layer without a neuron group")
-        populations.append(Population(name, shape, neuron, bias=_bias(group, shape, where),
-                                      bias_exp=loihi.NETX_BIAS_EXP))
+        bias = _bias(group, shape, where)
+        if neuron.model == "sigma" and bias is not None:
+            raise UnsupportedError(f"{where}: field 'bias' on a sigma_output layer (netx's Sigma process has no bias "
+                                   f"and cannot be built)")
+        populations.append(Population(name, shape, neuron, bias=bias,
+                                      bias_exp=0 if neuron.sigma_delta else loihi.NETX_BIAS_EXP))
         projections.extend(projs)
         layer_index[name] = i
         block_index[name] = len(block_index)

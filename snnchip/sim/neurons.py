@@ -15,6 +15,7 @@ import torch
 from .. import loihi
 from ..graph import Population, float_neuron_step
 from ..loihi import ACT_SHIFT, DECAY_UNITY, MAX_UV, V_LIMIT
+from .sdnn import FixedSigmaDelta
 
 INT32_HALF = float(loihi.INT32_HALF)
 # Below this |a|, |a << 6| + |decayed u| (<= 2**23) stays below 2**31: Lava's int32 sums cannot overflow. The bias
@@ -180,6 +181,9 @@ class FixedCuba:
 
 def neuron_update(pop: Population, fixed: bool, dtype: torch.dtype, device, input_bound: float = float("inf"),
                   compile: bool = False):
-    """The update rule of `pop`: FixedCuba for a fixed-point graph (`input_bound`, `compile` as there), FloatCuba
+    """The update rule of `pop`: FixedSigmaDelta (sim/sdnn.py) for a sigma-delta population, FixedCuba for a
+    fixed-point graph (`input_bound`, `compile` as there), FloatCuba
     in `dtype` otherwise (never compiled: fusion may contract float operations and change rounding)."""
+    if pop.neuron.sigma_delta:
+        return FixedSigmaDelta(pop, device)
     return FixedCuba(pop, device, input_bound, compile) if fixed else FloatCuba(pop, dtype, device)
