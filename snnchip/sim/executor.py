@@ -61,8 +61,8 @@ class SimResult:
 
 
 def _parse_record(graph: Graph, record) -> tuple[set[str], set[str]]:
-    """record: quantities ('spikes', 'u', 'v'; 'residue', 'error' of sigma-delta populations) and/or population
-    names. Names alone record spikes;
+    """record: quantities ('spikes', 'u', 'v'; 'residue', 'error', recorded for sigma-delta populations only)
+    and/or population names. Names alone record spikes;
     quantities alone record every population."""
     if isinstance(record, str):
         record = (record,)
@@ -76,11 +76,6 @@ def _parse_record(graph: Graph, record) -> tuple[set[str], set[str]]:
         quantities = {"spikes"}
     if quantities and not pops:
         pops = names
-    if quantities & set(EXTRA_STATES):
-        sdnn = {pop.name for pop in graph.populations if pop.neuron.sigma_delta}
-        if pops - sdnn:
-            raise InputError(f"record: {', '.join(sorted(quantities & set(EXTRA_STATES)))} exist only for "
-                             f"sigma-delta populations, not {sorted(pops - sdnn)[0]!r}")
     return quantities, pops
 
 
@@ -244,7 +239,9 @@ class Simulator:
         counter = CounterRecorder(batch, steps, size, self._graded_sources, device) if count else None
         run = _Run(graph, device, batch, steps, torch.float64 if graph.fixed else self.dtype, ext, into, updates,
                    int(reset_interval) if reset_interval else None, offsets, quantities, rec_pops, counter,
-                   traces={q: {name: [] for name in rec_pops} for q in quantities},
+                   traces={q: {name: [] for name in rec_pops
+                               if q not in EXTRA_STATES or graph.population(name).neuron.sigma_delta}
+                           for q in quantities},
                    out_v={pop.name: [] for pop in graph.outputs})
         if engine == "steps" or not layerable(graph):
             _run_steps(run)

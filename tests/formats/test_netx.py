@@ -1,4 +1,6 @@
 """NetX HDF5 reader and writer, checked against the real files that ship with lava-dl and against stock netx."""
+import shutil
+
 import h5py
 import numpy as np
 import pytest
@@ -138,13 +140,18 @@ def one_line(exc) -> str:
     return text
 
 
-def test_unsupported_layer_and_neuron_types_name_the_layer():
+def test_unsupported_layer_and_neuron_types_name_the_layer(tmp_path):
     with pytest.raises(InputError) as exc:
         read_netx(STOCK / "gts/ntidigits/ntidigits.net")
     assert "layer 5" in one_line(exc) and "'average'" in one_line(exc)
+    path = tmp_path / "rf.net"
+    shutil.copy(STOCK / "tiny.net", path)
+    with h5py.File(path, "a") as handle:           # resonate-and-fire: netx builds it, snnchip does not
+        del handle["layer/1/neuron/type"]
+        handle["layer/1/neuron"].create_dataset("type", data="RF")
     with pytest.raises(InputError) as exc:
-        read_netx(STOCK / "gts/pilotnet_sdnn/network.net")
-    assert "layer 0" in one_line(exc) and "SDNN" in one_line(exc)
+        read_netx(path)
+    assert "layer 1" in one_line(exc) and "'RF'" in one_line(exc)
 
 
 def test_corrupt_truncated_foreign_and_missing_files(tmp_path):
