@@ -80,6 +80,9 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
             reasons.append(f"population '{prev.name}' sends graded values netx cannot express")
     for pop in pops:
         n = pop.neuron
+        if n.sigma_delta:
+            reasons.append(f"population '{pop.name}' is a sigma-delta neuron (the writer writes CUBA neurons)")
+            continue
         if pop.is_input and n.graded:
             if pop.bias is not None and np.any(pop.bias != 0):
                 reasons.append(f"relay input '{pop.name}' has a bias")
@@ -103,6 +106,10 @@ def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False) -
         graph.validate()
     except ValueError as exc:
         raise type(exc)(f"cannot write {path}: {exc}") from None
+    sdnn = [pop.name for pop in graph.populations if pop.neuron.sigma_delta]
+    if sdnn:
+        raise UnsupportedError(f"cannot write {path}: population '{sdnn[0]}' is a sigma-delta neuron (the NetX "
+                               f"writer writes CUBA neurons only)")
     if require_stock:
         reasons = stock_incompatibilities(graph)
         if reasons:
