@@ -66,7 +66,7 @@ def to_lava_layout(a: np.ndarray, batched: bool) -> np.ndarray:
     return a if batched else a[0]
 
 
-def _load_integers(path: str, what: str) -> np.ndarray:
+def load_integers(path: str, what: str) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -83,14 +83,14 @@ def record_mode(graph, args) -> dict:
     if len(graph.inputs) != 1:
         raise InputError(f"{args.net}: the network has {len(graph.inputs)} inputs; recording supports one")
     if args.input_bias:
-        bias = _load_integers(args.input_bias, "the input bias")
+        bias = load_integers(args.input_bias, "the input bias")
         if tuple(bias.shape) != xyf(pop.shape):
             raise InputError(f"{args.input_bias}: input bias of shape {bias.shape}, expected (x, y, f) = "
                             f"{xyf(pop.shape)}")
         # netx's image input: the input neuron's bias mantissa, with netx's bias exponent 6
         pop.bias, pop.bias_exp = bias.transpose(*range(bias.ndim)[::-1]), NETX_BIAS_EXP
     if args.input:
-        raw = _load_integers(args.input, "the input (spikes or graded payloads)")
+        raw = load_integers(args.input, "the input (spikes or graded payloads)")
         if raw.ndim < 2:
             raise InputError(f"{args.input}: input of shape {raw.shape} has no time axis")
         batched = raw.ndim == len(pop.shape) + 2
