@@ -61,7 +61,8 @@ class Neuron:
 
     threshold: fire when v > threshold (fixed: the mantissa vth, compared against vth << 6); None = never fires.
     du, dv: fraction of current / voltage lost per step (fixed: Lava's du in -1..4095, -1 being netx's integrator,
-    and dv in 0..4096; see snnchip.loihi).
+    and dv in 0..4096; see snnchip.loihi). Fixed point only: either may be a per-neuron integer array `[size]`
+    (flat, C order), as netx passes slayer's `iDecay` / `vDecay` vectors to Lava's LIF.
     reset: 'hard' sets v to reset_value, 'soft' subtracts reset_amount, 'none' keeps v (fixed: in v units).
 
     model: 'cuba' (the rest of this docstring), or one of lava.proc.sdn's sigma-delta processes (fixed point only;
@@ -276,6 +277,11 @@ class Graph:
                                  f"(known: {', '.join(MODELS)})")
             if pop.neuron.sigma_delta and not self.fixed:
                 raise InputError(f"population '{pop.name}': sigma-delta neurons are fixed-point only")
+            for key in ("du", "dv"):
+                value = getattr(pop.neuron, key)
+                if np.ndim(value) and (not self.fixed or np.shape(value) != (pop.size,)):
+                    raise InputError(f"population '{pop.name}': per-neuron {key} of shape {np.shape(value)} "
+                                     f"(per-neuron decays are fixed-point only, one per neuron: ({pop.size},))")
             if pop.neuron.activation not in ("relu", "identity"):
                 raise InputError(f"population '{pop.name}': unknown activation '{pop.neuron.activation}'")
             if pop.neuron.reset not in ("hard", "soft", "none"):

@@ -101,23 +101,32 @@ def dv_fraction(dv: int) -> float:
     return (float(dv) + VOLTAGE_DECAY_OFFSET) / DECAY_UNITY
 
 
-def keep_u(du: int) -> int:
-    """What Lava multiplies the current by before the shift right by 12: 4096 - (du + 1)."""
+def keep_u(du):
+    """What Lava multiplies the current by before the shift right by 12: 4096 - (du + 1) (an int, or an int64
+    array for per-neuron du)."""
+    if np.ndim(du):
+        return DECAY_UNITY - (np.asarray(du, dtype=np.int64) + CURRENT_DECAY_OFFSET)
     return DECAY_UNITY - (int(du) + CURRENT_DECAY_OFFSET)
 
 
-def keep_v(dv: int) -> int:
-    """What Lava multiplies the voltage by before the shift right by 12: 4096 - dv."""
+def keep_v(dv):
+    """What Lava multiplies the voltage by before the shift right by 12: 4096 - dv (int, or int64 array)."""
+    if np.ndim(dv):
+        return DECAY_UNITY - (np.asarray(dv, dtype=np.int64) + VOLTAGE_DECAY_OFFSET)
     return DECAY_UNITY - (int(dv) + VOLTAGE_DECAY_OFFSET)
 
 
-def du_from_netx(i_decay: int) -> int:
-    """netx's `du = iDecay - 1` (iDecay 0 gives du -1, an integrator)."""
+def du_from_netx(i_decay):
+    """netx's `du = iDecay - 1` (iDecay 0 gives du -1, an integrator); per-neuron iDecay: an int64 array."""
+    if np.ndim(i_decay):
+        return np.asarray(i_decay, dtype=np.int64) - CURRENT_DECAY_OFFSET
     return int(i_decay) - CURRENT_DECAY_OFFSET
 
 
-def netx_i_decay(du: int) -> int:
-    """The `iDecay` a NetX file stores for Lava's du."""
+def netx_i_decay(du):
+    """The `iDecay` a NetX file stores for Lava's du (per-neuron du: an int64 array)."""
+    if np.ndim(du):
+        return np.asarray(du, dtype=np.int64) + CURRENT_DECAY_OFFSET
     return int(du) + CURRENT_DECAY_OFFSET
 
 

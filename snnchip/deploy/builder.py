@@ -156,7 +156,10 @@ def neuron_process(pop: Population, fixed: bool, steps_per_sample: int, depth: i
     if fixed:
         # integers in the registers' ranges (Graph.validate: loihi.check_fixed); du = -1 is netx's integrator,
         # which Lava's LIF models run as is (their current decays by du + 1)
-        params = dict(du=int(n.du), dv=int(n.dv), bias_mant=bias.astype(np.int64),
+        # per-neuron du / dv (netx's vectors) go to Lava's LIF as vectors, as netx passes them
+        params = dict(du=np.asarray(n.du).astype(np.int64) if np.ndim(n.du) else int(n.du),
+                      dv=np.asarray(n.dv).astype(np.int64) if np.ndim(n.dv) else int(n.dv),
+                      bias_mant=bias.astype(np.int64),
                       bias_exp=np.full(shape, int(pop.bias_exp)))
     else:
         params = dict(du=float(n.du), dv=float(n.dv), bias_mant=bias, bias_exp=np.zeros(shape))

@@ -126,9 +126,10 @@ def _pair(group: h5py.Group, key: str, default: int, where: str) -> tuple[int, i
     return (int(value[0]), int(value[1]))
 
 
-def _neuron(group: Any, where: str, role: str = "layer") -> tuple[Neuron, int]:
+def _neuron(group: Any, where: str, role: str = "layer", shape: tuple[int, ...] = (1,)) -> tuple[Neuron, int]:
     """A netx neuron group (or netx's default dict) -> (Neuron in Lava integers, output message bits).
-    role: 'input' for the input layer's neuron (an SDNN input is a Delta process), else 'layer'."""
+    role: 'input' for the input layer's neuron (an SDNN input is a Delta process), else 'layer'; shape: the
+    layer's (C, H, W) or (F,), for per-neuron iDecay / vDecay vectors."""
     def get(key):
         if isinstance(group, dict):
             return group[key]
@@ -142,13 +143,43 @@ def _neuron(group: Any, where: str, role: str = "layer") -> tuple[Neuron, int]:
         return _sdnn_neuron(group, get, where, role)
     if kind not in ("CUBA", "LOIHI"):
         raise UnsupportedError(f"{where}: neuron type '{kind}' is not supported (only CUBA/LOIHI/SDNN)")
-    values = {key: int(_integers(get(key), key, where).reshape(-1)[0]) for key in ("iDecay", "vDecay", "vThMant")}
+    values = {key: _per_neuron(get(key), key, shape, where) for key in ("iDecay", "vDecay")}
+    vth = _integers(get("vThMant"), "vThMant", where).reshape(-1)
+    if vth.size != 1 and np.any(vth != vth[0]):
+        raise UnsupportedError(f"{where}: neuron field 'vThMant' has {vth.size} different values (per-neuron "
+                               f"thresholds are not supported)")
     bits = 0
-    if not isinstance(group, dict) and "messageBits" in group:
-        bits = int(_integers(group["messageBits"][()], "messageBits", where).reshape(-1)[0])
-    neuron = Neuron(threshold=values["vThMant"], du=loihi.du_from_netx(values["iDecay"]), dv=values["vDecay"],
+    if not isinstance(group, dict):
+        if "messageBits" in group:
+            bits = int(_integers(group["messageBits"][()], "messageBits", where).reshape(-1)[0])
+        _refuse_ignored_fields(group, where)
+    neuron = Neuron(threshold=int(vth[0]), du=loihi.du_from_netx(values["iDecay"]), dv=values["vDecay"],
                     reset="hard", reset_value=0)
     return neuron, bits
+
+
+def _per_neuron(value: Any, key: str, shape: tuple[int, ...], where: str):
+    """A neuron field as netx passes it to Lava's LIF: one number, or a vector (slayer's per-neuron decays): one
+    per neuron of a dense layer, one per channel of a (C, H, W) layer (Lava broadcasts it over the last axis of
+    (x, y, f)). Returns an int, or the flat C-order `[size]` int64 array."""
+    array = _integers(value, key, where).reshape(-1)
+    if array.size == 1 or np.all(array == array[0]):
+        return int(array[0])
+    if array.size == shape[0]:
+        return np.repeat(array, int(np.prod(shape[1:], dtype=np.int64)))
+    raise FormatError(f"{where}: neuron field '{key}' has {array.size} values, neither one nor one per "
+                      f"{'neuron' if len(shape) == 1 else 'channel'} ({shape[0]})")
+
+
+def _refuse_ignored_fields(group: h5py.Group, where: str) -> None:
+    """Fields slayer writes that netx ignores: refused where ignoring them changes the network (a refractory
+    period, graded spikes of a CUBA neuron), never silently dropped."""
+    if "refDelay" in group and int(_integers(group["refDelay"][()], "refDelay", where).reshape(-1)[0]) > 1:
+        raise UnsupportedError(f"{where}: neuron field 'refDelay' > 1 (a refractory period netx ignores) is not "
+                               f"supported")
+    if "gradedSpike" in group and bool(np.asarray(group["gradedSpike"][()]).reshape(-1)[0]):
+        raise UnsupportedError(f"{where}: neuron field 'gradedSpike' is set (netx's LIF sends binary spikes) and "
+                               f"is not supported")
 
 
 def _sdnn_neuron(group: h5py.Group, get, where: str, role: str) -> tuple[Neuron, int]:
@@ -248,7 +279,7 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
             if len(shape) not in (1, 3):
                 raise FormatError(f"{where}: input shape {shape} is neither (F,) nor (C, H, W)")
             if "neuron" in group:
-                neuron, out_bits = _neuron(group["neuron"], where, role="input")
+                neuron, out_bits = _neuron(group["neuron"], where, role="input", shape=shape)
                 block_index[name] = len(block_index)
                 transform = {key: float(np.asarray(group[key][()]).reshape(-1)[0])
                              for key in ("weight", "bias") if key in group}
@@ -281,7 +312,7 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
         for proj in projs:
             proj.num_message_bits = out_bits
         if "neuron" in group:
-            neuron, out_bits = _neuron(group["neuron"], where)
+            neuron, out_bits = _neuron(group["neuron"], where, shape=shape)
         elif kind in ("dense", "dense_rec"):
             neuron, out_bits = _neuron(loihi.NETX_DEFAULT_NEURON, where)
         else:

@@ -181,6 +181,9 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
         group.create_dataset("shape", data=np.array(pop.shape))
         if n.graded:
             return            # netx: an input layer without a neuron passes its input to the first synapse
+    if (np.ndim(n.du) or np.ndim(n.dv)) and len(pop.shape) != 1:
+        raise UnsupportedError(f"population '{pop.name}': per-neuron decays of a {pop.shape} population cannot be "
+                               f"written as netx's iDecay / vDecay (Lava broadcasts them over channels)")
     neuron = group.create_group("neuron")
     neuron.create_dataset("type", data="CUBA")
     # Fixed: Lava's integers (iDecay = du + 1 as netx reads it). Float: the same keys as fractions of 4096.

@@ -141,11 +141,13 @@ def _reset_offsets(graph: Graph, reset_offset) -> dict[str, int]:
 
 
 def layerable(graph: Graph) -> bool:
-    """True if `graph` can run one population at a time over many steps: fixed point, CUBA neurons (sigma-delta
-    ones run step by step), and every projection's source comes before its target (no recurrence)."""
+    """True if `graph` can run one population at a time over many steps: fixed point, CUBA neurons with one du
+    and dv each (sigma-delta neurons and per-neuron decays run step by step), and every projection's source comes
+    before its target (no recurrence)."""
     index = {pop.name: i for i, pop in enumerate(graph.populations)}
     return graph.fixed and all(index[q.source] < index[q.target] for q in graph.projections) \
-        and not any(pop.neuron.sigma_delta for pop in graph.populations)
+        and not any(pop.neuron.sigma_delta or np.ndim(pop.neuron.du) or np.ndim(pop.neuron.dv)
+                    for pop in graph.populations)
 
 
 @dataclass

@@ -98,6 +98,11 @@ class FixedCuba:
         n = pop.neuron
         # du, dv are in range (Graph.validate: loihi.check_fixed); du = -1 is netx's integrator (no current decay)
         self.keep_u, self.keep_v = loihi.keep_u(n.du), loihi.keep_v(n.dv)
+        # per-neuron decays (netx's iDecay / vDecay vectors): [size] tensors, stepped without kernels
+        self.per_neuron = bool(np.ndim(self.keep_u) or np.ndim(self.keep_v))
+        if self.per_neuron:
+            self.keep_u, self.keep_v = (torch.as_tensor(np.broadcast_to(k, (pop.size,)).astype(np.float64),
+                                                        device=device) for k in (self.keep_u, self.keep_v))
         # integer mantissas, exponents in range: Graph.validate (loihi.check_fixed)
         self.bias = torch.as_tensor(loihi.effective_bias(pop.bias_full(), int(pop.bias_exp)), device=device,
                                     dtype=torch.float64)
@@ -109,7 +114,8 @@ class FixedCuba:
         self.reset_amount = float(int(n.reset_amount))
         self.graded = n.graded
         self._bias_int = self.bias.cpu().numpy().astype(np.int64)     # the CPU kernel's form
-        self.kernel = compiled_fixed_step() if compile and not self.emulate_int32 and not self.graded else None
+        self.kernel = compiled_fixed_step() if compile and not self.emulate_int32 and not self.graded \
+            and not self.per_neuron else None
         if self.kernel is not None:
             def scalar(x):
                 return torch.tensor(x, dtype=torch.float64, device=device)
