@@ -22,7 +22,13 @@ with exactly the arithmetic `lava.lib.dl.netx.hdf5.Network` gives it on Lava:
   synapse unchanged;
 - a neuron group's `messageBits` becomes the `num_message_bits` of the projections leaving it;
 - dense `delay` (axonal delays) is expanded as netx does: a vector of length F_out is one delay per target row,
-  of length F_in one per source column, giving a per-synapse `[F_out, F_in]` delay (a plain int when uniform).
+  of length F_in one per source column, giving a per-synapse `[F_out, F_in]` delay (a plain int when uniform);
+- the layers stock netx refuses (NotImplementedError), as slayer's blocks compute them: `pool` (sum pooling: a
+  conv with groups = channels whose every channel takes the layer's one kernel, e.g. 64 = weight_scale << 6),
+  `convT` and `unpool` (transposed convolutions, torch's `conv_transpose2d`, expanded into the exact dense
+  projection; unpool per channel with its one kernel), and `average` (slayer's Average: the mean of each of
+  `shape[0]` consecutive groups of the previous layer's outputs; here a graded relay carrying each group's sum,
+  i.e. the mean times the group size, which ranks classes alike);
 
 Anything netx would change silently (non-integer values, dense weights its bit optimiser would clip, delays above
 62) and anything it cannot load raises a one-line `FormatError` (malformed) or `UnsupportedError` naming the file
@@ -45,7 +51,8 @@ EXTENSION = "snnchip"            # group holding this project's extension (edges
 FORMAT = "snnchip-netx"
 VERSION = 1
 ATTR = "snnchip_"                # prefix of extension attributes on netx layer groups
-SUPPORTED_LAYERS = ("input", "conv", "dense", "dense_rec", "flatten")
+SUPPORTED_LAYERS = ("input", "conv", "dense", "dense_rec", "flatten", "pool", "convT", "unpool", "average")
+MAX_EXPANDED_SYNAPSES = 2 ** 26  # a convT / unpool layer becomes a dense projection of at most this many weights
 
 
 def read_netx(path: str | Path, num_layers: int | None = None) -> Graph:
@@ -298,7 +305,21 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
             width = np.asarray(group["weight"][()]).reshape(int(np.prod(_shape(group, where))), -1).shape[1]
             populations.append(Population("input", (width,), Neuron(threshold=None, graded=True), is_input=True))
         source = populations[-1]
-        if kind == "conv":
+        if kind == "average":
+            pop, proj = _stock_average(group, source, name, where)
+            proj.num_message_bits = out_bits
+            populations.append(pop)
+            projections.append(proj)
+            layer_index[name] = i
+            out_bits = 0
+            continue
+        if kind in ("pool", "convT", "unpool"):
+            if len(source.shape) != 3:
+                raise FormatError(f"{where}: a {kind} layer needs a (C, H, W) input, the previous layer is "
+                                  f"{source.shape}")
+            proj, shape = (_stock_pool if kind == "pool" else _stock_transposed)(group, source, name, kind, where)
+            projs = [proj]
+        elif kind == "conv":
             if len(source.shape) != 3:
                 raise FormatError(f"{where}: a conv layer needs a (C, H, W) input, the previous layer is "
                                 f"{source.shape}")
@@ -316,7 +337,7 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
         elif kind in ("dense", "dense_rec"):
             neuron, out_bits = _neuron(loihi.NETX_DEFAULT_NEURON, where)
         else:
-            raise FormatError(f"{where}: conv layer without a neuron group")
+            raise FormatError(f"{where}: {kind} layer without a neuron group")
         bias = _bias(group, shape, where)
         if neuron.model == "sigma" and bias is not None:
             raise UnsupportedError(f"{where}: field 'bias' on a sigma_output layer (netx's Sigma process has no bias "
@@ -367,6 +388,98 @@ def _stock_conv(group: h5py.Group, source: Population, name: str, where: str) ->
     proj = Projection(f"{source.name}->{name}", source.name, name, "conv", weight, stride=stride,
                       padding=padding, dilation=dilation, groups=groups)
     return proj, shape
+
+
+def _kernel(group: h5py.Group, where: str) -> np.ndarray:
+    """A layer's integer weight without slayer's trailing time kernel of 1."""
+    if "weight" not in group or not isinstance(group["weight"], h5py.Dataset):
+        raise FormatError(f"{where}: missing a real 'weight' dataset")
+    weight = _integers(group["weight"][()], "weight", where)
+    if weight.ndim == 5 and weight.shape[4] == 1:
+        weight = weight[..., 0]
+    if weight.ndim != 4:
+        raise FormatError(f"{where}: weight has shape {weight.shape}, expected 4 axes")
+    return weight
+
+
+def _no_delay(group: h5py.Group, kind: str, where: str) -> None:
+    if "delay" in group and np.any(np.asarray(group["delay"][()]) != 0):
+        raise UnsupportedError(f"{where}: field 'delay' on a {kind} layer is not supported")
+
+
+def _stock_pool(group: h5py.Group, source: Population, name: str, kind: str, where: str
+                ) -> tuple[Projection, tuple]:
+    """slayer's sum pooling: each channel convolved with the layer's one kernel `[1, 1, kH, kW]`."""
+    kernel = _kernel(group, where)
+    if kernel.shape[:2] != (1, 1):
+        raise FormatError(f"{where}: pool weight has shape {kernel.shape}, expected [1, 1, kH, kW]")
+    _no_delay(group, kind, where)
+    channels = source.shape[0]
+    weight = np.ascontiguousarray(np.broadcast_to(kernel, (channels, 1, *kernel.shape[2:])))
+    stride = _pair(group, "stride", int(kernel.shape[2]), where)
+    padding, dilation = _pair(group, "padding", 0, where), _pair(group, "dilation", 1, where)
+    expect = conv_output_shape(source.shape, channels, weight.shape[2:], stride, padding, dilation)
+    shape = _shape(group, where)
+    if shape != expect:
+        raise FormatError(f"{where}: shape {shape} differs from the pooling's output {expect}")
+    return Projection(f"{source.name}->{name}", source.name, name, "conv", weight, stride=stride, padding=padding,
+                      dilation=dilation, groups=channels), shape
+
+
+def _stock_transposed(group: h5py.Group, source: Population, name: str, kind: str, where: str
+                      ) -> tuple[Projection, tuple]:
+    """slayer's ConvT (weight `[C_in, C_out/groups, kH, kW]`, torch's conv_transpose layout) or Unpool (one kernel
+    `[1, 1, kH, kW]` per channel), as the dense projection that computes it exactly."""
+    import torch
+    import torch.nn.functional as F
+
+    weight = _kernel(group, where)
+    c_in = source.shape[0]
+    if kind == "unpool":
+        if weight.shape[:2] != (1, 1):
+            raise FormatError(f"{where}: unpool weight has shape {weight.shape}, expected [1, 1, kH, kW]")
+        groups = c_in
+        weight = np.broadcast_to(weight, (c_in, 1, *weight.shape[2:]))
+    else:
+        groups = _scalar_int(group, "groups", where) if "groups" in group else 1
+        if groups < 1 or weight.shape[0] != c_in or c_in % groups:
+            raise FormatError(f"{where}: convT weight {weight.shape} with groups={groups} does not fit {c_in} "
+                              f"input channels")
+    _no_delay(group, kind, where)
+    stride = _pair(group, "stride", int(weight.shape[2]) if kind == "unpool" else 1, where)
+    padding, dilation = _pair(group, "padding", 0, where), _pair(group, "dilation", 1, where)
+    shape = _shape(group, where)
+    c_out = weight.shape[1] * groups
+    full = [(source.shape[1 + a] - 1) * stride[a] - 2 * padding[a] + dilation[a] * (weight.shape[2 + a] - 1) + 1
+            for a in (0, 1)]
+    extra = [shape[1 + a] - full[a] for a in (0, 1)] if len(shape) == 3 else [-1, -1]
+    if len(shape) != 3 or shape[0] != c_out or any(not 0 <= e < max(stride[a], dilation[a])
+                                                   for a, e in enumerate(extra)):
+        raise FormatError(f"{where}: shape {shape} is not the transposed convolution's output ({c_out}, "
+                          f"{full[0]}, {full[1]})")
+    size = int(np.prod(shape))
+    if size * source.size > MAX_EXPANDED_SYNAPSES:
+        raise UnsupportedError(f"{where}: a {kind} layer of {source.size} -> {size} neurons is too large to expand "
+                               f"into a dense projection (at most {MAX_EXPANDED_SYNAPSES} weights)")
+    basis = torch.eye(source.size, dtype=torch.float64).reshape(source.size, *source.shape)
+    out = F.conv_transpose2d(basis, torch.as_tensor(np.ascontiguousarray(weight), dtype=torch.float64),
+                             stride=stride, padding=padding, output_padding=tuple(extra), groups=groups,
+                             dilation=dilation)
+    dense = out.reshape(source.size, size).T.round().numpy().astype(np.int64)
+    return Projection(f"{source.name}->{name}", source.name, name, "dense", np.ascontiguousarray(dense)), shape
+
+
+def _stock_average(group: h5py.Group, source: Population, name: str, where: str
+                   ) -> tuple[Population, Projection]:
+    """slayer's Average: `shape[0]` outputs, each the mean of a consecutive group of the source's flattened
+    outputs; here a graded relay of each group's sum (unit weights)."""
+    outputs = _shape(group, where)[0]
+    if source.size % outputs:
+        raise FormatError(f"{where}: {source.size} inputs do not split into {outputs} equal groups")
+    width = source.size // outputs
+    weight = (np.arange(source.size)[None, :] // width == np.arange(outputs)[:, None]).astype(np.int64)
+    pop = Population(name, (outputs,), Neuron(threshold=None, graded=True))
+    return pop, Projection(f"{source.name}->{name}", source.name, name, "dense", weight)
 
 
 def _stock_dense(group: h5py.Group, source: Population, name: str, recurrent: bool, where: str
