@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli_util import one_line_errors
+from ..cli_util import one_line_errors, parse_shape
 from ..errors import InputError
 from ..fileio import write_text
 from ..train.data import add_dataset_arguments
@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default 16)")
     p.add_argument("--T", type=int, help="time steps per sample (default: the model's / dataset's)")
     p.add_argument("--arch", help="without data: an architecture name (e.g. ms_resnet34, ms_resnet20)")
-    p.add_argument("--input-shape", help="with --arch: C,H,W of one input frame, e.g. 3,224,224")
+    p.add_argument("--input-shape", help="with --arch: C,H,W of one input frame, e.g. 3,224,224; with a NetX file "
+                   "that has no input layer: the shape of its input (C,H,W, or F)")
     p.add_argument("--family", help="with --arch: model family override (cifar, imagenet, dvs)")
     p.add_argument("--energy-model", action="append", metavar="NAME|FILE",
                    help=f"energy model(s) to price with, repeatable (default: {', '.join(DEFAULT_MODELS)}; "
@@ -60,16 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", metavar="FILE", help="write a Markdown report to FILE")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with plots to FILE")
     return p
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        raise InputError(f"--input-shape '{text}': expected integers C,H,W (e.g. 3,224,224)") from None
-    if len(shape) not in (1, 3) or any(s <= 0 for s in shape):
-        raise InputError(f"--input-shape '{text}': expected positive C,H,W (e.g. 3,224,224)")
-    return shape
 
 
 def arch_summary(args) -> dict:
@@ -166,16 +157,17 @@ def netx_report(args, pricings) -> dict:
 
     from ..formats.netx import read_netx
     from ..loihi import encode_input
+    from ..sim import fit_samples
     from .count import count_graph
     from .report import build_report
 
-    graph = read_netx(args.network)
+    graph = read_netx(args.network, input_shape=parse_shape(args.input_shape) if args.input_shape else None)
     # our exported graphs carry the T they were trained with; stock files take the data set's own (as snn-sim)
     T = args.T or graph.steps
     if args.input:
         batches = [_raw_input(args.input, graph, T)]
     else:
-        batches = _load_inputs(args, T)
+        batches = [fit_samples(graph, b, args.dataset) for b in _load_inputs(args, T)]
         if graph.fixed:
             batches = [encode_input(graph, b) for b in batches]
     total = sum(int(b.shape[0]) for b in batches)

@@ -55,11 +55,14 @@ SUPPORTED_LAYERS = ("input", "conv", "dense", "dense_rec", "flatten", "pool", "c
 MAX_EXPANDED_SYNAPSES = 2 ** 26  # a convT / unpool layer becomes a dense projection of at most this many weights
 
 
-def read_netx(path: str | Path, num_layers: int | None = None) -> Graph:
+def read_netx(path: str | Path, num_layers: int | None = None,
+              input_shape: tuple[int, ...] | None = None) -> Graph:
     """Load a NetX HDF5 file. Stock files give a fixed, pipelined graph; files written by `write_netx` give back
     the graph that was written. `num_layers` reads only the first layers of a stock file, as netx's argument of
-    that name (e.g. ntidigits.net without its unsupported 'average' layer). Raises InputError (one line) for a
-    missing, corrupt, foreign or unsupported file; ChipRangeError for values the chip cannot hold."""
+    that name (e.g. ntidigits.net without its unsupported 'average' layer). `input_shape` `(C, H, W)` or `(F,)`:
+    a stock file without an input layer takes its input in this shape (netx's `input_shape`, there in (x, y, f)),
+    flattened in C order for a first dense layer. Raises InputError (one line) for a missing, corrupt, foreign or
+    unsupported file; ChipRangeError for values the chip cannot hold."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -72,8 +75,10 @@ def read_netx(path: str | Path, num_layers: int | None = None) -> Graph:
             if "layer" not in handle or not isinstance(handle["layer"], h5py.Group):
                 raise FormatError(f"{path}: not a NetX network (HDF5 file without a 'layer' group)")
             if EXTENSION in handle and num_layers is None:
+                if input_shape is not None:
+                    raise InputError(f"{path}: input shape given, but the file records its own input")
                 return _read_ours(handle, path)
-            return _read_stock(handle, path, num_layers)
+            return _read_stock(handle, path, num_layers, input_shape)
         except InputError:
             raise
         except (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
@@ -257,7 +262,8 @@ def _dense_delay(group: h5py.Group, weight: np.ndarray, where: str) -> int | np.
     return int(delay.flat[0]) if np.all(delay == delay.flat[0]) else delay
 
 
-def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) -> Graph:
+def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None,
+                input_shape: tuple[int, ...] | None = None) -> Graph:
     populations: list[Population] = []
     projections: list[Projection] = []
     layer_index: dict[str, int] = {}
@@ -283,6 +289,8 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
             if populations:
                 raise FormatError(f"{where}: an input layer must come first")
             shape = _shape(group, where)
+            if input_shape is not None and tuple(input_shape) != shape:
+                raise InputError(f"{where}: input shape {tuple(input_shape)} given, but the input layer is {shape}")
             if len(shape) not in (1, 3):
                 raise FormatError(f"{where}: input shape {shape} is neither (F,) nor (C, H, W)")
             if "neuron" in group:
@@ -299,11 +307,18 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
             layer_index[name] = i
             continue
         if not populations:
-            # netx feeds the network's input straight into a first dense synapse: a relay input of its width.
-            if kind == "conv":
-                raise FormatError(f"{where}: a network starting with a conv layer needs an input layer for its shape")
-            width = np.asarray(group["weight"][()]).reshape(int(np.prod(_shape(group, where))), -1).shape[1]
-            populations.append(Population("input", (width,), Neuron(threshold=None, graded=True), is_input=True))
+            # netx feeds the network's input straight into the first synapse: a relay input, of the given shape
+            # (flattened for a dense layer, as netx implies), else of a first dense layer's width.
+            if input_shape is None and kind != "dense" and kind != "dense_rec":
+                raise InputError(f"{where}: a network starting with a {kind} layer has no input layer for its "
+                                 f"shape; give the input shape (C, H, W) (snn-sim/snn-deploy/snn-energy "
+                                 f"--input-shape C,H,W)")
+            shape = tuple(int(s) for s in input_shape) if input_shape is not None else \
+                (np.asarray(group["weight"][()]).reshape(int(np.prod(_shape(group, where))), -1).shape[1],)
+            if len(shape) not in (1, 3) or any(s < 1 for s in shape):
+                raise InputError(f"{where}: input shape {shape} is neither (F,) nor (C, H, W)")
+            populations.append(Population("input", shape, Neuron(threshold=None, graded=True), is_input=True))
+            flatten_next = flatten_next or len(shape) == 3
         source = populations[-1]
         if kind == "average":
             pop, proj = _stock_average(group, source, name, where)

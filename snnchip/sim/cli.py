@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..cli_util import one_line_errors
+from ..cli_util import one_line_errors, parse_shape
 from ..errors import InputError
 from ..fileio import save_npy, write_json
 from ..formats.netx import read_netx
 from ..loihi import NETX_BIAS_EXP, encode_input
 from ..train.data import add_dataset_arguments, iter_batches
 from .executor import Simulator, simulate
-from .samples import run_samples
+from .samples import fit_samples, run_samples
 
 FILE_PREFIX = "layer"
 
@@ -134,9 +134,7 @@ def dataset_mode(graph, args) -> dict:
                            batch_size=args.batch_size)
     bar = tqdm(batches, desc="snn-sim", unit="batch", disable=args.json)
     for x, y in bar:
-        if tuple(x.shape[1:-1]) != tuple(pop.shape):
-            raise InputError(f"data set '{args.dataset}' gives samples of shape {tuple(x.shape[1:])}, the network's "
-                             f"input layer is {tuple(pop.shape)} x T")
+        x = fit_samples(graph, x, f"data set '{args.dataset}'")
         if graph.fixed:
             x = encode_input(graph, x)
         run = run_samples(sim, x)
@@ -198,6 +196,8 @@ def main(argv=None) -> int:
     parser.add_argument("--input-bias", help="image .npy (x, y, f) given as the input neuron's bias (netx style)")
     parser.add_argument("--steps", type=int, help="number of steps when the input comes only from --input-bias")
     parser.add_argument("--record", metavar="DIR", help="write every layer's spikes, u and v per step here")
+    parser.add_argument("--input-shape", metavar="C,H,W", help="the input's shape for a stock file without an "
+                        "input layer (netx's input_shape; C,H,W, or F)")
     parser.add_argument("--reset-interval", type=int, help="netx periodic state reset every R steps")
     parser.add_argument("--reset-offset", type=int, default=0, help="phase of the reset (added to each depth)")
     add_dataset_arguments(parser, split=True)
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
         if args.threads < 1:
             raise InputError("--threads must be positive")
         torch.set_num_threads(args.threads)
-    graph = read_netx(args.net)
+    graph = read_netx(args.net, input_shape=parse_shape(args.input_shape) if args.input_shape else None)
     try:
         report = dataset_mode(graph, args) if args.dataset else record_mode(graph, args)
     except ValueError as exc:

@@ -175,3 +175,56 @@ def test_stock_ntidigits_runs_whole_with_its_average_layer(tmp_path):
                 del handle["layer"][i]["delay"]
     graph = read_netx(path)
     assert stream_equal(graph, x, ["layer2", "layer3", "layer4", "layer5"]) > 50
+
+
+def conv_first_file(path):
+    """The layout slayer writes for an ordinary conv network: conv first, no Input block (digits-dvs's 2 x 16 x 16)."""
+    from lava.lib.dl import slayer
+    torch.manual_seed(4)
+    return export([slayer.block.cuba.Conv(CUBA, 2, 4, 3, stride=2, weight_scale=3),
+                   slayer.block.cuba.Flatten(), slayer.block.cuba.Dense(CUBA, 4 * 7 * 7, 10, weight_scale=3)],
+                  path, (2, 16, 16))
+
+
+def dense_first_file(path):
+    """slayer's N-MNIST tutorial layout: dense blocks only, the sample flattened in C order."""
+    from lava.lib.dl import slayer
+    torch.manual_seed(5)
+    return export([slayer.block.cuba.Dense(CUBA, 2 * 16 * 16, 12, weight_scale=3),
+                   slayer.block.cuba.Dense(CUBA, 12, 10, weight_scale=3)], path, (2 * 16 * 16,))
+
+
+def test_conv_first_file_without_input_layer_takes_the_input_shape_and_equals_netx(tmp_path):
+    path = conv_first_file(tmp_path / "conv.net")
+    with pytest.raises(ValueError) as info:
+        read_netx(path)
+    assert "--input-shape C,H,W" in str(info.value) and "layer 0 (conv)" in str(info.value)
+    graph = read_netx(path, input_shape=(2, 16, 16))
+    assert graph.inputs[0].shape == (2, 16, 16) and graph.inputs[0].neuron.graded
+    steps = 10
+    x = (np.random.default_rng(2).random((2, 16, 16, steps)) < 0.3).astype(np.int64)
+    result = simulate(graph, torch.as_tensor(x[None]), record=("spikes", "u", "v"))
+    lava = run_netx_on_lava(path, steps, x.transpose(2, 1, 0, 3), input_shape=(16, 16, 2))
+    assert sum(int(block[0].sum()) for block in lava) > 20
+    compare(graph, result, lava)
+
+
+@pytest.mark.parametrize("make, extra", [(conv_first_file, ["--input-shape", "2,16,16"]), (dense_first_file, [])])
+def test_slayer_layouts_run_on_a_dataset_in_snn_sim_snn_energy_and_snn_deploy(tmp_path, capsys, make, extra):
+    """conv-first (with --input-shape) and dense-first (the data set's samples flattened, as netx implies) files on
+    digits-dvs: snn-sim and snn-energy count the same, snn-deploy equals simulate at every step."""
+    import json
+    from snnchip.deploy.cli import main as deploy_main
+    from snnchip.energy.cli import main as energy_main
+    from snnchip.sim.cli import main as sim_main
+    path = str(make(tmp_path / "net.net"))
+    common = ["--dataset", "digits-dvs", "--samples", "2", "--json"]
+    assert sim_main([path, *common, *extra]) == 0
+    sim = json.loads(capsys.readouterr().out)
+    assert sim["samples"] == 2 and sim["per_sample"]["synops"] > 0
+    assert energy_main([path, *common, *extra]) == 0
+    energy = json.loads(capsys.readouterr().out)
+    assert energy["T"] == 8 and energy["totals"]["per_sample"]["synops"] > 0
+    assert deploy_main([path, *common, *extra]) == 0
+    deployed = json.loads(capsys.readouterr().out)
+    assert deployed["identical"] and deployed["samples"] == 2

@@ -9,11 +9,13 @@ from lava.magma.core.run_conditions import RunSteps  # noqa: E402
 from lava.proc import io  # noqa: E402
 
 
-def run_netx_on_lava(path, steps, x=None, input_bias=None, reset_interval=None, num_layers=None):
+def run_netx_on_lava(path, steps, x=None, input_bias=None, reset_interval=None, num_layers=None, input_shape=None):
     """x: input `(*in_shape, T)` injected into the first block's neuron (or, for an input layer without a neuron,
-    into the first synapse); input_bias: replaces the input neuron's bias mantissa (netx's image input).
+    into the first synapse); input_bias: replaces the input neuron's bias mantissa (netx's image input);
+    input_shape: netx's `(x, y, f)` for a file without an input layer.
     Returns a list over blocks of (s, u, v), each `(*shape, steps)`."""
-    net = netx.hdf5.Network(net_config=str(path), reset_interval=reset_interval, num_layers=num_layers)
+    extra = {} if input_shape is None else {"input_shape": tuple(input_shape)}
+    net = netx.hdf5.Network(net_config=str(path), reset_interval=reset_interval, num_layers=num_layers, **extra)
     if input_bias is not None:
         net.in_layer.neuron.bias_mant.init = input_bias
     if x is not None:
