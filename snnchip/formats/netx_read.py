@@ -52,6 +52,11 @@ FORMAT = "snnchip-netx"
 VERSION = 1
 ATTR = "snnchip_"                # prefix of extension attributes on netx layer groups
 SUPPORTED_LAYERS = ("input", "conv", "dense", "dense_rec", "flatten", "pool", "convT", "unpool", "average")
+# neuron fields of a CUBA/LOIHI group: what netx reads, and what slayer writes for training only (surrogate
+# gradient: scaleRho, tauRho, theta) that changes nothing on the chip; any other field is refused by name
+CUBA_FIELDS = ("type", "iDecay", "vDecay", "vThMant", "messageBits", "refDelay", "gradedSpike", "wgtExp",
+               "scaleRho", "tauRho", "theta")
+SDNN_FIELDS = ("type", "vThMant", "activation", "sigma_output", "messageBits")
 MAX_EXPANDED_SYNAPSES = 2 ** 26  # a convT / unpool layer becomes a dense projection of at most this many weights
 
 
@@ -192,12 +197,24 @@ def _refuse_ignored_fields(group: h5py.Group, where: str) -> None:
     if "gradedSpike" in group and bool(np.asarray(group["gradedSpike"][()]).reshape(-1)[0]):
         raise UnsupportedError(f"{where}: neuron field 'gradedSpike' is set (netx's LIF sends binary spikes) and "
                                f"is not supported")
+    if "wgtExp" in group and int(_integers(group["wgtExp"][()], "wgtExp", where).reshape(-1)[0]) != 0:
+        raise UnsupportedError(f"{where}: neuron field 'wgtExp' is not 0 (netx ignores a weight exponent) and is "
+                               f"not supported")
+    _refuse_unknown_fields(group, CUBA_FIELDS, where)
+
+
+def _refuse_unknown_fields(group: h5py.Group, known: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(group.keys()) - set(known))
+    if unknown:
+        raise UnsupportedError(f"{where}: neuron field '{unknown[0]}' is not supported (known: {', '.join(known)})")
 
 
 def _sdnn_neuron(group: h5py.Group, get, where: str, role: str) -> tuple[Neuron, int]:
     """netx's sigma-delta neuron (`get_neuron_params`, SDNN): Delta for the input, Sigma with `sigma_output`,
     SigmaDelta otherwise."""
     bits = loihi.NETX_SDNN_MESSAGE_BITS
+    if not isinstance(group, dict):
+        _refuse_unknown_fields(group, SDNN_FIELDS, where)
     if "messageBits" in group:
         bits = int(_integers(group["messageBits"][()], "messageBits", where).reshape(-1)[0])
     if "activation" in group:

@@ -228,3 +228,26 @@ def test_slayer_layouts_run_on_a_dataset_in_snn_sim_snn_energy_and_snn_deploy(tm
     assert deploy_main([path, *common, *extra]) == 0
     deployed = json.loads(capsys.readouterr().out)
     assert deployed["identical"] and deployed["samples"] == 2
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("wgtExp", 2, "neuron field 'wgtExp' is not 0"),
+    ("refractory", 4, "neuron field 'refractory' is not supported"),
+])
+def test_unknown_or_ignored_cuba_fields_are_one_line(tmp_path, field, value, words):
+    path = recurrent_first_file(tmp_path / "rec.net")
+    with h5py.File(path, "a") as handle:
+        handle["layer/1/neuron"].create_dataset(field, data=value)
+    with pytest.raises(UnsupportedError, match=r"layer 1 \(dense\): " + words):
+        read_netx(path)
+
+
+def test_unknown_sdnn_field_is_one_line(tmp_path):
+    import shutil
+    from lava_dl_files import pilotnet_sdnn_dir
+    path = tmp_path / "sdnn.net"
+    shutil.copy(pilotnet_sdnn_dir() / "square_network.net", path)
+    with h5py.File(path, "a") as handle:
+        handle["layer/2/neuron"].create_dataset("cum_error", data=True)   # slayer's option netx never reads
+    with pytest.raises(UnsupportedError, match=r"layer 2 \(conv\): neuron field 'cum_error' is not supported"):
+        read_netx(path)
