@@ -107,10 +107,12 @@ def record_mode(graph, args) -> dict:
         out = Path(args.record)
         out.mkdir(parents=True, exist_ok=True)
         for i, p in enumerate(graph.populations):
-            entry = {"index": i, "layer": p.name, "shape_xyf": list(xyf(p.shape)), "graded": p.neuron.graded}
+            entry = {"index": i, "layer": p.name, "shape_xyf": list(xyf(p.shape)), "graded": p.neuron.sends_payloads}
+            if p.neuron.sigma_delta:       # u is sigma, v the activation (docs/sdnn.md)
+                entry["model"] = p.neuron.model
             for q, suffix in (("spikes", ""), ("u", "-u"), ("v", "-v")):
                 a = getattr(res, q)[p.name].cpu().numpy()
-                a = a.astype(bool) if q == "spikes" and not p.neuron.graded else a.astype(
+                a = a.astype(bool) if q == "spikes" and not p.neuron.sends_payloads else a.astype(
                     np.int32 if graph.fixed else a.dtype)
                 name = f"{FILE_PREFIX}-{i}{suffix}.npy"
                 save_npy(out / name, to_lava_layout(a, batched))

@@ -204,3 +204,57 @@ def test_what_netx_would_get_wrong_or_cannot_build_is_one_line(tmp_path, edit, w
                        words.replace("(", r"\(").replace(")", r"\)")) as info:
         read_netx(stock_copy(tmp_path, edit))
     assert "\n" not in str(info.value)
+
+
+def test_tinynet_sdnn_blocks_equal_shipped_ground_truths():
+    """lava-dl's test_blocks TestSDNBlocks, as graphs: the Delta input block (vth 20, spike_exp 6, state_exp 6) on
+    input_bias x sin over 15 steps gives input.npy; the SigmaDelta conv block (Lava's (out, x, y, in) kernel,
+    stride 2) run for one step gives layer1.npy's first step; the Sigma dense block on layer1.npy gives
+    layer2.npy at every step."""
+    from lava_dl_files import stock_netx_dir
+    root = stock_netx_dir() / "gts" / "tinynet_sdnn"
+    exps = dict(spike_exp=6, state_exp=6)
+    relay = Neuron(threshold=None, graded=True)
+
+    def chain(first, second, proj):
+        return Graph([first, second], [proj], timing="pipelined", fixed=True)
+
+    steps = 15
+    bias = np.load(root / "input_bias.npy")
+    x = (np.repeat(bias[..., None], steps, axis=3) * np.sin(2 * np.pi * np.arange(steps) / steps)).astype(int)
+    pops = [Population("in", (3, 16, 16), Neuron(threshold=20, model="delta", **exps), is_input=True,
+                       is_output=True)]
+    graph = Graph(pops, [], timing="pipelined", fixed=True)
+    out = simulate(graph, graph_layout(x), record=("spikes",)).spikes["in"]
+    np.testing.assert_array_equal(lava_layout(out), np.load(root / "input.npy"))
+
+    kernel = np.load(root / "layer1_kernel.npy")                      # Lava's (out, x, y, in) convolution kernel
+    weight = np.ascontiguousarray(kernel.transpose(0, 3, 2, 1)[:, :, ::-1, ::-1])
+    conv = chain(Population("x", (3, 16, 16), relay, is_input=True),
+                 Population("l1", (24, 6, 6), Neuron(threshold=20, model="sigma_delta", **exps),
+                            bias=np.load(root / "layer1_bias.npy").reshape(24, 1, 1), is_output=True),
+                 Projection("x->l1", "x", "l1", "conv", weight, stride=(2, 2), num_message_bits=16))
+    out = simulate(conv, graph_layout(np.load(root / "input.npy")[..., :1]), record=("spikes",)).spikes["l1"]
+    gt = np.load(root / "layer1.npy")
+    assert np.count_nonzero(gt[..., 0]) > 100 and not np.any(gt[..., 1:])    # lava-dl runs this block one step
+    np.testing.assert_array_equal(lava_layout(out)[..., 0], gt[..., 0])
+
+    # the block's Dense has input_message_bits 0: Lava reads the payloads as spikes (s_in.astype(bool))
+    data = gt.reshape(-1, 16) != 0
+    dense = chain(Population("x", (864,), relay, is_input=True),
+                  Population("l2", (100,), Neuron(threshold=None, model="sigma"), is_output=True),
+                  Projection("x->l2", "x", "l2", "dense", np.load(root / "layer2_weight.npy")))
+    out = simulate(dense, torch.as_tensor(data[None].astype(np.int64)), record=("spikes",)).spikes["l2"]
+    np.testing.assert_array_equal(out[0].numpy(), np.load(root / "layer2.npy"))
+
+
+def test_snn_sim_records_pilotnet_sdnn_payloads(tmp_path):
+    """The command line: snn-sim NET --input X --record DIR writes the readout's payloads (not 0/1 spikes)."""
+    import json
+    from snnchip.sim.cli import main
+    np.save(tmp_path / "x.npy", np.repeat(np.load(ROOT / "input.npy"), 9, axis=-1))
+    assert main([str(ROOT / "network.net"), "--input", str(tmp_path / "x.npy"), "--record", str(tmp_path / "r"),
+                 "--json"]) == 0
+    index = json.loads((tmp_path / "r" / "index.json").read_text())["layers"]
+    assert index[-1]["model"] == "sigma" and index[-1]["graded"]
+    np.testing.assert_array_equal(np.load(tmp_path / "r" / index[-1]["spikes"]), np.load(ROOT / "output.npy"))
