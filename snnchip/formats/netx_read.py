@@ -583,7 +583,10 @@ def _read_ours(handle: h5py.File, path: Path) -> Graph:
         threshold = _attr(group, "threshold")
         neuron = Neuron(threshold=threshold, du=_attr(group, "du"), dv=_attr(group, "dv"),
                         reset=_attr(group, "reset"), reset_value=_attr(group, "reset_value"),
-                        reset_amount=_attr(group, "reset_amount"), graded=bool(_attr(group, "graded")))
+                        reset_amount=_attr(group, "reset_amount"), graded=bool(_attr(group, "graded")),
+                        model=_attr(group, "model", "cuba"), activation=_attr(group, "activation", "relu"),
+                        cum_error=bool(_attr(group, "cum_error", False)), spike_exp=int(_attr(group, "spike_exp", 0)),
+                        state_exp=int(_attr(group, "state_exp", 0)))
         bias = None
         if "bias" in group:
             bias = group["bias"][()]

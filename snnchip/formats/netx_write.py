@@ -81,7 +81,11 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
     for pop in pops:
         n = pop.neuron
         if n.sigma_delta:
-            reasons.append(f"population '{pop.name}' is a sigma-delta neuron (the writer writes CUBA neurons)")
+            reasons.extend(_sdnn_incompatibilities(pop))
+            if {q.num_message_bits for q in graph.out_of(pop.name)} - {loihi.NETX_SDNN_MESSAGE_BITS}:
+                # netx's NetDict cannot read 'messageBits' (it is not among its array keys): only its default
+                reasons.append(f"population '{pop.name}' sends payloads of other than netx's "
+                               f"{loihi.NETX_SDNN_MESSAGE_BITS} message bits")
             continue
         if pop.is_input and n.graded:
             if pop.bias is not None and np.any(pop.bias != 0):
@@ -99,6 +103,20 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
     return reasons
 
 
+def _sdnn_incompatibilities(pop: Population) -> list[str]:
+    """Why netx would build a different process for this sigma-delta population ([] = it builds this one)."""
+    n, reasons = pop.neuron, []
+    if (n.spike_exp, n.state_exp) != (loihi.NETX_SDNN_SPIKE_EXP, loihi.NETX_SDNN_STATE_EXP):
+        reasons.append(f"population '{pop.name}' has spike_exp {n.spike_exp}, state_exp {n.state_exp} (netx: "
+                       f"{loihi.NETX_SDNN_SPIKE_EXP}, {loihi.NETX_SDNN_STATE_EXP})")
+    if n.model == "sigma_delta" and (n.activation != "relu" or n.cum_error):
+        reasons.append(f"population '{pop.name}' has activation {n.activation}, cum_error {n.cum_error} (netx "
+                       f"builds ReLU without cumulative error)")
+    if (n.model == "delta") != pop.is_input:
+        reasons.append(f"population '{pop.name}': netx builds a delta neuron exactly for the input layer")
+    return reasons
+
+
 def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False) -> None:
     """Write `graph` to `path` atomically (a temp file in the same folder, then os.replace). With
     `require_stock`, raise UnsupportedError unless stock netx would compute exactly what the graph computes."""
@@ -106,10 +124,6 @@ def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False) -
         graph.validate()
     except ValueError as exc:
         raise type(exc)(f"cannot write {path}: {exc}") from None
-    sdnn = [pop.name for pop in graph.populations if pop.neuron.sigma_delta]
-    if sdnn:
-        raise UnsupportedError(f"cannot write {path}: population '{sdnn[0]}' is a sigma-delta neuron (the NetX "
-                               f"writer writes CUBA neurons only)")
     if require_stock:
         reasons = stock_incompatibilities(graph)
         if reasons:
@@ -176,6 +190,9 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
     _attrs(group, population=pop.name, shape=np.array(pop.shape), threshold=n.threshold, du=n.du, dv=n.dv,
            reset=n.reset, reset_value=n.reset_value, reset_amount=n.reset_amount, graded=n.graded,
            bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
+    if n.sigma_delta:
+        _attrs(group, model=n.model, activation=n.activation, cum_error=bool(n.cum_error),
+               spike_exp=int(n.spike_exp), state_exp=int(n.state_exp))
     if pop.is_input:
         _type(group, "input")
         group.create_dataset("shape", data=np.array(pop.shape))
@@ -185,6 +202,10 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
         raise UnsupportedError(f"population '{pop.name}': per-neuron decays of a {pop.shape} population cannot be "
                                f"written as netx's iDecay / vDecay (Lava broadcasts them over channels)")
     neuron = group.create_group("neuron")
+    if n.sigma_delta:
+        _sdnn_neuron(neuron, n, out_bits)
+        _bias(group, pop)
+        return
     neuron.create_dataset("type", data="CUBA")
     # Fixed: Lava's integers (iDecay = du + 1 as netx reads it). Float: the same keys as fractions of 4096.
     unit = 1 if fixed else loihi.DECAY_UNITY
@@ -195,6 +216,22 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
     neuron.create_dataset("gradedSpike", data=bool(n.graded))
     if out_bits:
         neuron.create_dataset("messageBits", data=out_bits)
+    _bias(group, pop)
+
+
+def _sdnn_neuron(neuron: h5py.Group, n, out_bits: int) -> None:
+    """netx's SDNN vocabulary (docs/sdnn.md); what netx cannot express lives in the extension attributes."""
+    neuron.create_dataset("type", data="SDNN")
+    neuron.create_dataset("activation", data=n.activation)
+    if n.model == "sigma":
+        neuron.create_dataset("sigma_output", data=True)
+    neuron.create_dataset("vThMant", data=0 if n.threshold is None else int(n.threshold))
+    if out_bits and out_bits != loihi.NETX_SDNN_MESSAGE_BITS:
+        # stock netx cannot read this key (its NetDict): written for this project's reader only
+        neuron.create_dataset("messageBits", data=out_bits)
+
+
+def _bias(group: h5py.Group, pop: Population) -> None:
     if pop.bias is not None:
         bias = np.asarray(pop.bias)
         _attrs(group, bias_shape=np.array(bias.shape))

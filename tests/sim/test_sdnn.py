@@ -258,3 +258,27 @@ def test_snn_sim_records_pilotnet_sdnn_payloads(tmp_path):
     index = json.loads((tmp_path / "r" / "index.json").read_text())["layers"]
     assert index[-1]["model"] == "sigma" and index[-1]["graded"]
     np.testing.assert_array_equal(np.load(tmp_path / "r" / index[-1]["spikes"]), np.load(ROOT / "output.npy"))
+
+
+def test_written_sdnn_file_reads_back_and_stock_netx_builds_the_same_network(tmp_path):
+    """write_netx of the square PilotNet SDNN (require_stock): our reader gives back the same graph, and stock netx
+    loading the written file computes what simulate does, every state at every step."""
+    from snnchip.formats.netx import write_netx
+    from .netx_harness import run_sdnn_netx_on_lava
+    graph = read_netx(ROOT / "square_network.net")
+    path = tmp_path / "written.net"
+    write_netx(graph, path, require_stock=True)
+    back = read_netx(path)
+    assert [(p.name, p.neuron, p.shape) for p in back.populations] == \
+        [(p.name, p.neuron, p.shape) for p in graph.populations]
+    steps = 4
+    x = np.load(ROOT / "input.npy")[:33]
+    result = simulate(back, graph_layout(np.repeat(x, steps, axis=-1)),
+                      record=("spikes", "u", "v", "residue", "error"))
+    assert compare_with_lava(back, result, run_sdnn_netx_on_lava(path, steps, x)) > 10 ** 4
+    cum = read_netx(ROOT / "square_network.net")
+    cum.populations[2].neuron.cum_error = True
+    with pytest.raises(UnsupportedError, match="cum_error True"):
+        write_netx(cum, tmp_path / "cum.net", require_stock=True)
+    write_netx(cum, tmp_path / "cum.net")                      # our extension keeps it
+    assert read_netx(tmp_path / "cum.net").populations[2].neuron.cum_error
