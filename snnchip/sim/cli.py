@@ -95,6 +95,8 @@ def record_mode(graph, args) -> dict:
             raise InputError(f"{args.input}: input of shape {raw.shape} has no time axis")
         batched = raw.ndim == len(pop.shape) + 2
         x = to_graph_layout(raw, pop.shape)
+        if args.steps:        # cycled along time, as Lava's RingBuffer feeds lava-dl's test inputs
+            x = np.take(x, np.arange(args.steps) % x.shape[-1], axis=-1)
     else:
         if not args.steps:
             raise InputError("give --input SPIKES.npy, or --input-bias with --steps")
@@ -196,7 +198,8 @@ def main(argv=None) -> int:
     parser.add_argument("net", help="NetX HDF5 file (stock lava-dl, or written by snn-export)")
     parser.add_argument("--input", help="raw input .npy, (x, y, f, t) or (N, x, y, f, t), integers")
     parser.add_argument("--input-bias", help="image .npy (x, y, f) given as the input neuron's bias (netx style)")
-    parser.add_argument("--steps", type=int, help="number of steps when the input comes only from --input-bias")
+    parser.add_argument("--steps", type=int, help="number of steps: of an --input-bias run, or of an --input "
+                        "cycled along time (as Lava's RingBuffer feeds lava-dl's test inputs)")
     parser.add_argument("--record", metavar="DIR", help="write every layer's spikes, u and v per step here")
     parser.add_argument("--input-shape", metavar="C,H,W", help="the input's shape for a stock file without an "
                         "input layer (netx's input_shape; C,H,W, or F)")

@@ -249,12 +249,12 @@ def test_tinynet_sdnn_blocks_equal_shipped_ground_truths():
 
 
 def test_snn_sim_records_pilotnet_sdnn_payloads(tmp_path):
-    """The command line: snn-sim NET --input X --record DIR writes the readout's payloads (not 0/1 spikes)."""
+    """The command line: snn-sim NET --input X --steps 9 --record DIR (the one-step input cycled, as lava-dl's
+    RingBuffer does) writes the readout's payloads (not 0/1 spikes)."""
     import json
     from snnchip.sim.cli import main
-    np.save(tmp_path / "x.npy", np.repeat(np.load(ROOT / "input.npy"), 9, axis=-1))
-    assert main([str(ROOT / "network.net"), "--input", str(tmp_path / "x.npy"), "--record", str(tmp_path / "r"),
-                 "--json"]) == 0
+    assert main([str(ROOT / "network.net"), "--input", str(ROOT / "input.npy"), "--steps", "9",
+                 "--record", str(tmp_path / "r"), "--json"]) == 0
     index = json.loads((tmp_path / "r" / "index.json").read_text())["layers"]
     assert index[-1]["model"] == "sigma" and index[-1]["graded"]
     np.testing.assert_array_equal(np.load(tmp_path / "r" / index[-1]["spikes"]), np.load(ROOT / "output.npy"))
