@@ -91,6 +91,11 @@ def dv_fraction(dv: int) -> float:
     return (float(dv) + VOLTAGE_DECAY_OFFSET) / DECAY_UNITY
 
 
+def chip_decay(kept: float) -> float:
+    """The fraction of the voltage kept per step that Lava's 12-bit dv represents for a float `kept`."""
+    return 1.0 - dv_fraction(dv_from_fraction(1.0 - float(kept)))
+
+
 def keep_u(du: int) -> int:
     """What Lava multiplies the current by before the shift right by 12: 4096 - (du + 1)."""
     return DECAY_UNITY - (int(du) + CURRENT_DECAY_OFFSET)
@@ -135,6 +140,9 @@ def voltage_unit() -> int:
 NETX_WEIGHT_BITS = (2, WEIGHT_BITS)
 
 
+EXP_TOLERANCE = 1e-9                         # relative slack (in log2) of the weight exponent's choice
+
+
 def check_weight_bits(bits) -> int:
     """`bits` as an int if it is a signed weight-mantissa width that stock lava-dl netx loads exactly (2..8),
     else a one-line ChipRangeError."""
@@ -162,7 +170,8 @@ def quantize_weight(w: np.ndarray, scale: float, bits: int = MANT_BITS):
     x = w * scale / unit                # = m * 2**e
     peak = max(max(float(x.max(initial=0.0)), 0.0) / m_max,
                max(-float(x.min(initial=0.0)), 0.0) / -m_min)
-    exp = 0 if peak == 0 else int(np.clip(math.ceil(math.log2(peak)), W_EXP_MIN, W_EXP_MAX))
+    # the tolerance keeps weights already on this grid (quantisation-aware training's) at their own exponent
+    exp = 0 if peak == 0 else int(np.clip(math.ceil(math.log2(peak) - EXP_TOLERANCE), W_EXP_MIN, W_EXP_MAX))
     m = np.round(x / 2.0 ** exp)
     if exp < W_EXP_MAX and (m.max(initial=0) > m_max or m.min(initial=0) < m_min):
         exp += 1                        # log2 rounding put the peak just over the edge
@@ -204,6 +213,13 @@ def threshold_mantissa(theta: float, scale: float) -> int:
 
 # -- the per-population scale (export.quantize and quantisation-aware training share it) --------------------------
 SCALE_SEARCH_POINTS = 16                     # scales tried in the top octave below a population's bound
+CALIBRATION_MARGIN = 1.25                    # headroom over the peaks seen on calibration data
+
+
+def calibrated_bounds(peak_a: float, peak_v: float, b_max: float) -> tuple[float, float]:
+    """(bound of |u|, bound of |v|) from the peaks of a population's synaptic input and voltage on data, in float
+    units: the peaks (v plus one step of input and bias) with CALIBRATION_MARGIN."""
+    return peak_a * CALIBRATION_MARGIN, (peak_v + peak_a + b_max) * CALIBRATION_MARGIN
 
 
 def candidate_scales(name: str, theta, s_max: float) -> list[float]:

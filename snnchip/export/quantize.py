@@ -34,7 +34,6 @@ from ..loihi import (ACT_SHIFT, BIAS_EXP_MAX, DEFAULT_MESSAGE_BITS, V_LIMIT, VTH
 from ..sim import Simulator, run_samples
 from .report import PopulationQuant, ProjectionQuant, QuantReport, synapse_count
 
-CALIBRATION_MARGIN = 1.25
 DEFAULT_HORIZON = 16       # steps a non-leaky readout must hold when the graph does not say its T
 BATCH = 32
 
@@ -208,8 +207,7 @@ def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat,
         bound_a = bound_v = a_worst
         bound_from = "worst-case"
     elif stat is not None:
-        bound_a = stat["a"] * CALIBRATION_MARGIN
-        bound_v = (stat["v"] + stat["a"] + b_max) * CALIBRATION_MARGIN
+        bound_a, bound_v = loihi.calibrated_bounds(stat["a"], stat["v"], b_max)
         bound_from = "calibration"
     else:
         bound_a = a_worst
@@ -221,7 +219,7 @@ def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat,
     if given_scale is None:
         scale = loihi.population_scale(pop.name, theta, float_w, bias, a_worst, bound_v, fixed_bias_exp, bits)
     else:
-        scale = _given_scale(pop.name, given_scale, theta, float_w, b_max, a_worst, bound_v, fixed_bias_exp, bits)
+        scale = _given_scale(pop.name, given_scale, theta, float_w, b_max, a_worst, fixed_bias_exp, bits)
 
     for q, w in zip(incoming, float_w):
         mant2, exp, sat, sq_err, used = quantize_weight(w, scale, bits)
@@ -281,11 +279,12 @@ def _mean_rounding_error(incoming, float_w, units, rates, scale, pop) -> np.ndar
     return shift
 
 
-def _given_scale(name, scale, theta, float_w, b_max, a_worst, bound_v, bias_exp, bits) -> float:
-    """A scale recorded by quantisation-aware training: used as it is, if the chip's bounds allow it (u must not
-    wrap, vth must be an integer); otherwise a one-line ChipRangeError."""
+def _given_scale(name, scale, theta, float_w, b_max, a_worst, bias_exp, bits) -> float:
+    """A scale recorded by quantisation-aware training: used as it is, if the chip's hard bounds allow it (u must
+    not wrap, vth must be an integer mantissa; v beyond the training's running peaks saturates, counted in the
+    report); otherwise a one-line ChipRangeError."""
     scale = float(scale)
-    s_max = loihi.scale_bound(theta, float_w, b_max, a_worst, bound_v, bias_exp, bits)
+    s_max = loihi.scale_bound(theta, float_w, b_max, a_worst, 0.0, bias_exp, bits)
     if not 0 < scale <= s_max * (1 + 1e-12):
         raise ChipRangeError(f"population '{name}': the checkpoint's scale {scale:.6g} exceeds the chip's bound "
                              f"{s_max:.6g} for this graph")
