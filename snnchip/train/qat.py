@@ -145,6 +145,11 @@ class Qat:
             for h in hooks:
                 h.remove()
             self.model.train(was_training)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            names = sorted(batch)           # every process takes the peaks of the global batch: equal scales
+            peaks = torch.tensor([batch[n] for n in names], dtype=torch.float64, device=x.device)
+            torch.distributed.all_reduce(peaks, op=torch.distributed.ReduceOp.MAX)
+            batch = {n: [float(a), float(v)] for n, (a, v) in zip(names, peaks.tolist())}
         for name, (a, v) in batch.items():
             old = self.peaks.get(name)
             self.peaks[name] = [a, v] if old is None else [max(a, PEAK_DECAY * old[0]), max(v, PEAK_DECAY * old[1])]
