@@ -1,6 +1,6 @@
 """Quantisation-aware training: the QAT forward computes with the integers snn-export writes (one quantiser),
 straight-through gradients, exact resumption of a QAT run, and the checkpoint's scales reaching the export."""
-import json
+import copy
 
 import numpy as np
 import pytest
@@ -27,10 +27,22 @@ def qat_model(bits):
     return model.double().eval(), qat
 
 
+def raw_copy(model):
+    """The same float weights without the QAT hooks: what post-training quantisation would start from."""
+    raw = copy.deepcopy(model)
+    for m in raw.modules():
+        if hasattr(m, "pre_hook_fx"):
+            m.pre_hook_fx = None
+    return raw
+
+
 @pytest.mark.parametrize("bits", [8, 4, 2])
-def test_qat_forward_uses_the_integers_snn_export_writes(bits):
+@pytest.mark.parametrize("source", ["qat model", "raw float weights"])
+def test_qat_forward_uses_the_integers_snn_export_writes(bits, source):
+    """The exporter, given the training's scales, turns the QAT model (what snn-export reads) and also the raw
+    float weights (so no re-quantisation can hide a second quantiser) into the integers the QAT forward used."""
     model, qat = qat_model(bits)
-    graph = lower(model, input_kind="binary")
+    graph = lower(model if source == "qat model" else raw_copy(model), input_kind="binary")
     fixed, _ = quantize(graph, calibration=X.double(), weight_bits=bits, scales=qat.export_scales(graph))
     assert {p.name: p.scale for p in fixed.populations if p.name in qat.scales} == qat.scales
     projections = {q.name: q for q in fixed.projections}
