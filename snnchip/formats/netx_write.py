@@ -189,7 +189,7 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
     n = pop.neuron
     _attrs(group, population=pop.name, shape=np.array(pop.shape), threshold=n.threshold, du=n.du, dv=n.dv,
            reset=n.reset, reset_value=n.reset_value, reset_amount=n.reset_amount, graded=n.graded,
-           bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
+           binary=n.binary or None, bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
     if n.sigma_delta:
         _attrs(group, model=n.model, activation=n.activation, cum_error=bool(n.cum_error),
                spike_exp=int(n.spike_exp), state_exp=int(n.state_exp))
