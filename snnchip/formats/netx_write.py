@@ -75,8 +75,9 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
             reasons.append(f"projection '{proj.name}' is a conv with delays (netx ignores them)")
         if proj.kind == "conv" and len(prev.shape) != 3:
             reasons.append(f"projection '{proj.name}' is a conv from the non-(C, H, W) population '{prev.name}'")
-        if prev.neuron.graded and (not prev.is_input or proj.num_message_bits):
-            # netx's neurons emit spikes, and its first synapse takes binary input (input_message_bits 0).
+        if prev.neuron.graded and (not prev.is_input or proj.num_message_bits or not prev.neuron.binary):
+            # netx's neurons emit spikes, and its first synapse takes binary input (input_message_bits 0: Lava's
+            # astype(bool)), which only a `binary` input relay computes too.
             reasons.append(f"population '{prev.name}' sends graded values netx cannot express")
     for pop in pops:
         n = pop.neuron
