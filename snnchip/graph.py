@@ -73,6 +73,10 @@ class Neuron:
     a graded payload. `activation` 'relu' or 'identity' (Lava's ActivationMode RELU / UNIT); `spike_exp`,
     `state_exp`: Lava's exponents (threshold and bias are scaled by 2**(spike_exp + state_exp), payloads sent
     shifted right by state_exp).
+
+    binary (with graded, on an input population only): the relay sends 1 for every non-zero input value and 0
+    otherwise, i.e. Lava's `astype(bool)`: how netx's first synapse reads a network input that no input neuron
+    precedes (its input_message_bits 0), so graded values become spikes.
     """
     threshold: Optional[float]
     du: float = 1.0
@@ -86,6 +90,7 @@ class Neuron:
     cum_error: bool = False
     spike_exp: int = 0
     state_exp: int = 0
+    binary: bool = False
 
     @property
     def sigma_delta(self) -> bool:
@@ -95,7 +100,7 @@ class Neuron:
     @property
     def sends_payloads(self) -> bool:
         """True if the population's outputs are graded payloads (a relay, or a sigma-delta neuron), not 0/1."""
-        return self.graded or self.sigma_delta
+        return (self.graded and not self.binary) or self.sigma_delta
 
 
 @dataclass
@@ -282,6 +287,8 @@ class Graph:
                 if np.ndim(value) and (not self.fixed or np.shape(value) != (pop.size,)):
                     raise InputError(f"population '{pop.name}': per-neuron {key} of shape {np.shape(value)} "
                                      f"(per-neuron decays are fixed-point only, one per neuron: ({pop.size},))")
+            if pop.neuron.binary and not (pop.neuron.graded and pop.is_input):
+                raise InputError(f"population '{pop.name}': only an input relay (graded) can be binary")
             if pop.neuron.activation not in ("relu", "identity"):
                 raise InputError(f"population '{pop.name}': unknown activation '{pop.neuron.activation}'")
             if pop.neuron.reset not in ("hard", "soft", "none"):
@@ -315,13 +322,20 @@ def conv_output_shape(in_shape: tuple[int, int, int], c_out: int, kernel: tuple[
     return (int(c_out), hw[0], hw[1])
 
 
+def relay_output(neuron: Neuron, a):
+    """What a graded relay sends for its input `a` (torch tensor or numpy array): `a` itself, or for a `binary`
+    relay 1 where `a` is non-zero and 0 elsewhere, in a's dtype."""
+    return _as_dtype_of(a != 0, a) if neuron.binary else a
+
+
 def float_neuron_step(neuron: Neuron, u, v, a, bias):
     """One step of a float population (the module docstring's semantics) on torch tensors or numpy arrays of the
     same shape; bias broadcasts. Returns (u, v, out): out is the spikes (0/1 in v's dtype), zeros for a
     readout, or the input itself for a graded relay. Written with arithmetic only (no `where`), so that the
     simulator and the ONNX step graph run exactly this function."""
     if neuron.graded:
-        return a, a, a
+        out = relay_output(neuron, a)
+        return out, out, out
     u = u * (1.0 - float(neuron.du)) + a
     v = v * (1.0 - float(neuron.dv)) + u + bias
     if neuron.threshold is None:

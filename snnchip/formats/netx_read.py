@@ -18,8 +18,9 @@ with exactly the arithmetic `lava.lib.dl.netx.hdf5.Network` gives it on Lava:
   (netx would silently use ReLU), as is a bias on a sigma_output layer (netx cannot build it);
 - the input layer keeps its neuron (netx's Input block; its stored `weight`/`bias` are netx's unused input
   transform, kept in `meta['netx']['input_transform']`); an input layer without a neuron, or none at all before
-  a first dense layer, is a graded relay (named `input` in the latter case) whose input reaches the first
-  synapse unchanged;
+  a first dense layer, is a `binary` relay (named `input` in the latter case): netx's first synapse reads the
+  network's input as spikes (input_message_bits 0, Lava's `astype(bool)`), so every non-zero input value,
+  graded or negative, arrives as 1;
 - a neuron group's `messageBits` becomes the `num_message_bits` of the projections leaving it;
 - dense `delay` (axonal delays) is expanded as netx does: a vector of length F_out is one delay per target row,
   of length F_in one per source column, giving a per-synapse `[F_out, F_in]` delay (a plain int when uniform);
@@ -279,6 +280,12 @@ def _dense_delay(group: h5py.Group, weight: np.ndarray, where: str) -> int | np.
     return int(delay.flat[0]) if np.all(delay == delay.flat[0]) else delay
 
 
+def _spike_input() -> Neuron:
+    """The input of a stock file without an input neuron: netx's first synapse reads it with input_message_bits 0,
+    i.e. Lava's `astype(bool)` (on Lava: graded values 1..5 and negative ones arrive as 1)."""
+    return Neuron(threshold=None, graded=True, binary=True)
+
+
 def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None,
                 input_shape: tuple[int, ...] | None = None) -> Graph:
     populations: list[Population] = []
@@ -319,7 +326,7 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None,
                     meta_netx["input_transform"] = transform
             else:
                 # No neuron: netx builds no block and the network's input reaches the first synapse directly.
-                neuron, out_bits = Neuron(threshold=None, graded=True), 0
+                neuron, out_bits = _spike_input(), 0
             populations.append(Population(name, shape, neuron, is_input=True))
             layer_index[name] = i
             continue
@@ -334,7 +341,7 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None,
                 (np.asarray(group["weight"][()]).reshape(int(np.prod(_shape(group, where))), -1).shape[1],)
             if len(shape) not in (1, 3) or any(s < 1 for s in shape):
                 raise InputError(f"{where}: input shape {shape} is neither (F,) nor (C, H, W)")
-            populations.append(Population("input", shape, Neuron(threshold=None, graded=True), is_input=True))
+            populations.append(Population("input", shape, _spike_input(), is_input=True))
             flatten_next = flatten_next or len(shape) == 3
         source = populations[-1]
         if kind == "average":
@@ -584,6 +591,7 @@ def _read_ours(handle: h5py.File, path: Path) -> Graph:
         neuron = Neuron(threshold=threshold, du=_attr(group, "du"), dv=_attr(group, "dv"),
                         reset=_attr(group, "reset"), reset_value=_attr(group, "reset_value"),
                         reset_amount=_attr(group, "reset_amount"), graded=bool(_attr(group, "graded")),
+                        binary=bool(_attr(group, "binary", False)),
                         model=_attr(group, "model", "cuba"), activation=_attr(group, "activation", "relu"),
                         cum_error=bool(_attr(group, "cum_error", False)), spike_exp=int(_attr(group, "spike_exp", 0)),
                         state_exp=int(_attr(group, "state_exp", 0)))

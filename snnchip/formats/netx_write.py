@@ -75,8 +75,9 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
             reasons.append(f"projection '{proj.name}' is a conv with delays (netx ignores them)")
         if proj.kind == "conv" and len(prev.shape) != 3:
             reasons.append(f"projection '{proj.name}' is a conv from the non-(C, H, W) population '{prev.name}'")
-        if prev.neuron.graded and (not prev.is_input or proj.num_message_bits):
-            # netx's neurons emit spikes, and its first synapse takes binary input (input_message_bits 0).
+        if prev.neuron.graded and (not prev.is_input or proj.num_message_bits or not prev.neuron.binary):
+            # netx's neurons emit spikes, and its first synapse takes binary input (input_message_bits 0: Lava's
+            # astype(bool)), which only a `binary` input relay computes too.
             reasons.append(f"population '{prev.name}' sends graded values netx cannot express")
     for pop in pops:
         n = pop.neuron
@@ -189,7 +190,7 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
     n = pop.neuron
     _attrs(group, population=pop.name, shape=np.array(pop.shape), threshold=n.threshold, du=n.du, dv=n.dv,
            reset=n.reset, reset_value=n.reset_value, reset_amount=n.reset_amount, graded=n.graded,
-           bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
+           binary=n.binary or None, bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
     if n.sigma_delta:
         _attrs(group, model=n.model, activation=n.activation, cum_error=bool(n.cum_error),
                spike_exp=int(n.spike_exp), state_exp=int(n.state_exp))
