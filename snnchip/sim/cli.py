@@ -21,7 +21,7 @@ import torch
 
 from ..cli_util import one_line_errors
 from ..errors import InputError
-from ..fileio import save_npy, write_json
+from ..fileio import load_npy, save_npy, write_json
 from ..formats.netx import read_netx
 from ..loihi import NETX_BIAS_EXP, encode_input
 from ..train.data import add_dataset_arguments, iter_batches
@@ -67,10 +67,7 @@ def to_lava_layout(a: np.ndarray, batched: bool) -> np.ndarray:
 
 
 def _load_integers(path: str, what: str) -> np.ndarray:
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())})") from None
+    x = load_npy(path, what)
     if x.dtype == bool:
         x = x.astype(np.int64)
     if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)) or not np.array_equal(x, np.round(x)):
