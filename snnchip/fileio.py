@@ -2,7 +2,9 @@
 
 The data goes to a temporary file in the target's folder, which replaces the target (`os.replace`, atomic on
 POSIX) only once it is complete and flushed to disk (fsync); on any failure the temporary file is removed and the
-target is untouched. The file gets the usual permissions (0666 minus the umask), not mkstemp's private 0600.
+target is untouched. The file gets the usual permissions (0666 minus the umask), not mkstemp's private 0600. The target folder's free
+space is checked against the expected size before anything is written. HDF5 files are built in memory and written
+with `write_bytes`, because HDF5 crashes on a disk that fills up under it.
 OS errors (a missing or read-only folder, a full disk, a directory in the way) become one-line InputErrors.
 """
 from __future__ import annotations
@@ -67,6 +69,15 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically. Writers of libraries that die badly on a failing disk (h5py: HDF5 prints
+    its error stack and may crash on ENOSPC / EFBIG) build the file in memory and hand it over here, where a full
+    disk is a Python OSError, hence one line and no temporary file left."""
+    with atomic_path(path, size=len(data)) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int = 1) -> None:
