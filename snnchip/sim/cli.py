@@ -23,7 +23,7 @@ from ..cli_util import one_line_errors, torch_device
 from ..errors import InputError
 from ..fileio import load_npy, save_npy, write_json
 from ..formats.netx import read_netx
-from ..loihi import NETX_BIAS_EXP, encode_input
+from ..loihi import NETX_BIAS_EXP, encode_input, integers
 from ..resources import check_disk, check_memory
 from ..train.data import add_dataset_arguments, iter_batches
 from .executor import Simulator, simulate
@@ -68,12 +68,7 @@ def to_lava_layout(a: np.ndarray, batched: bool) -> np.ndarray:
 
 
 def _load_integers(path: str, what: str) -> np.ndarray:
-    x = load_npy(path, what)
-    if x.dtype == bool:
-        x = x.astype(np.int64)
-    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)) or not np.array_equal(x, np.round(x)):
-        raise InputError(f"{path}: {what} must hold integers")
-    return x.astype(np.int64)
+    return integers(load_npy(path, what), f"{path}: {what}", InputError)
 
 
 def record_mode(graph, args) -> dict:
@@ -92,7 +87,10 @@ def record_mode(graph, args) -> dict:
         if raw.ndim < 2:
             raise InputError(f"{args.input}: input of shape {raw.shape} has no time axis")
         batched = raw.ndim == len(pop.shape) + 2
-        x = to_graph_layout(raw, pop.shape)
+        try:
+            x = to_graph_layout(raw, pop.shape)
+        except InputError as exc:
+            raise InputError(f"{args.input}: {exc}") from None
     else:
         if not args.steps:
             raise InputError("give --input SPIKES.npy, or --input-bias with --steps")
