@@ -253,9 +253,9 @@ def integers(value, what: str, error: type = ChipRangeError) -> np.ndarray:
         raise error(f"{what} is complex")
     flat = array.reshape(-1)
     if not np.all(np.isfinite(flat)):
-        raise error(f"{what} must be finite, found {flat[~np.isfinite(flat)][0]}")
+        raise error(f"{what} must be finite integers, found {flat[~np.isfinite(flat)][0]}")
     if not np.array_equal(flat, np.round(flat)):
-        raise error(f"{what} must be integers, found {flat[flat != np.round(flat)][0]}")
+        raise error(f"{what} must be finite integers, found {flat[flat != np.round(flat)][0]}")
     if flat.size:
         wide = np.abs(flat) >= 2.0 ** 63 if np.issubdtype(array.dtype, np.floating) else flat > INT64_MAX
         if np.any(wide):
