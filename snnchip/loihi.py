@@ -48,7 +48,8 @@ BIAS_MANT_MAX = (1 << (BIAS_MANT_BITS - 1)) - 1
 BIAS_MANT_MIN = -(1 << (BIAS_MANT_BITS - 1))
 BIAS_EXP_BITS = 3                            # bias exponent (bias_exp precision 3): 0..7
 BIAS_EXP_MAX = (1 << BIAS_EXP_BITS) - 1
-INT32_HALF = 1 << 31                         # Lava's numpy models compute in int32
+LAVA_INT_BITS = 32                           # Lava's numpy models compute in int32 (wrapping)
+INT32_HALF = 1 << (LAVA_INT_BITS - 1)
 
 # -- synapses (lava.proc.dense.models.PyDenseModelBitAcc, lava.utils.weightutils) ------------------------------
 WEIGHT_BITS = 8                              # magnitude bits of a synaptic weight
@@ -64,9 +65,18 @@ MAX_MESSAGE_BITS = STATE_BITS                # graded payloads: at most the 24-b
 DEFAULT_MESSAGE_BITS = 8                     # a graded input's payload bits when nothing says otherwise
 GRADED_BITS = STATE_BITS                     # a graded relay's payload width when its projection names none
 
+# -- sigma-delta neurons (lava.proc.sdn.models: PySigmaDeltaModelFixed, PyDeltaModelFixed, PySigmaModelFixed) ------
+SDNN_EXP_BITS = 3                            # spike_exp and state_exp (precision 3): 0..7
+SDNN_EXP_MAX = (1 << SDNN_EXP_BITS) - 1
+SDNN_STATE_BITS = STATE_BITS                 # vth, sigma, act (precision 24): the threshold's register
+
+
 # -- NetX files (lava.lib.dl.netx.hdf5) --------------------------------------------------------------------------
 NETX_BIAS_EXP = 6                            # netx gives every CUBA neuron bias_exp 6
 NETX_MAX_DELAY = 62                          # netx (and Loihi's 6-bit axonal delay) allow delays 0..62
+NETX_SDNN_SPIKE_EXP = 6                      # hdf5.Network(spike_exp=6): the graded spike's fraction bits
+NETX_SDNN_STATE_EXP = 6                      # netx gives every sigma-delta neuron state_exp 6
+NETX_SDNN_MESSAGE_BITS = 16                  # an SDNN neuron group without messageBits sends 16-bit payloads
 NETX_DEFAULT_NEURON = {"type": "CUBA", "iDecay": 0, "vDecay": DECAY_UNITY, "vThMant": VTH_NEVER}
 
 
@@ -96,24 +106,40 @@ def chip_decay(kept: float) -> float:
     return 1.0 - dv_fraction(dv_from_fraction(1.0 - float(kept)))
 
 
-def keep_u(du: int) -> int:
-    """What Lava multiplies the current by before the shift right by 12: 4096 - (du + 1)."""
+def keep_u(du):
+    """What Lava multiplies the current by before the shift right by 12: 4096 - (du + 1) (an int, or an int64
+    array for per-neuron du)."""
+    if np.ndim(du):
+        return DECAY_UNITY - (np.asarray(du, dtype=np.int64) + CURRENT_DECAY_OFFSET)
     return DECAY_UNITY - (int(du) + CURRENT_DECAY_OFFSET)
 
 
-def keep_v(dv: int) -> int:
-    """What Lava multiplies the voltage by before the shift right by 12: 4096 - dv."""
+def keep_v(dv):
+    """What Lava multiplies the voltage by before the shift right by 12: 4096 - dv (int, or int64 array)."""
+    if np.ndim(dv):
+        return DECAY_UNITY - (np.asarray(dv, dtype=np.int64) + VOLTAGE_DECAY_OFFSET)
     return DECAY_UNITY - (int(dv) + VOLTAGE_DECAY_OFFSET)
 
 
-def du_from_netx(i_decay: int) -> int:
-    """netx's `du = iDecay - 1` (iDecay 0 gives du -1, an integrator)."""
+def du_from_netx(i_decay):
+    """netx's `du = iDecay - 1` (iDecay 0 gives du -1, an integrator); per-neuron iDecay: an int64 array."""
+    if np.ndim(i_decay):
+        return np.asarray(i_decay, dtype=np.int64) - CURRENT_DECAY_OFFSET
     return int(i_decay) - CURRENT_DECAY_OFFSET
 
 
-def netx_i_decay(du: int) -> int:
-    """The `iDecay` a NetX file stores for Lava's du."""
+def netx_i_decay(du):
+    """The `iDecay` a NetX file stores for Lava's du (per-neuron du: an int64 array)."""
+    if np.ndim(du):
+        return np.asarray(du, dtype=np.int64) + CURRENT_DECAY_OFFSET
     return int(du) + CURRENT_DECAY_OFFSET
+
+
+# -- sigma-delta ---------------------------------------------------------------------------------------------
+def sdnn_scale(spike_exp: int, state_exp: int) -> int:
+    """What lava.proc.sdn multiplies a sigma-delta threshold and bias by (and a Delta shifts its input left by):
+    1 << (spike_exp + state_exp)."""
+    return 1 << (int(spike_exp) + int(state_exp))
 
 
 # -- threshold, bias, voltage ------------------------------------------------------------------------------------
@@ -347,6 +373,26 @@ def _within(value, lo: int, hi: int, what: str) -> None:
         raise ChipRangeError(f"{what} {array.min()}..{array.max()} is outside {lo}..{hi}")
 
 
+def _check_sigma_delta(pop, where: str) -> None:
+    n = pop.neuron
+    _within(n.spike_exp, 0, SDNN_EXP_MAX, f"{where}: spike_exp")
+    _within(n.state_exp, 0, SDNN_EXP_MAX, f"{where}: state_exp")
+    scale = sdnn_scale(n.spike_exp, n.state_exp)
+    if n.model == "sigma":
+        if n.threshold is not None or pop.bias is not None:
+            raise ChipRangeError(f"{where}: a sigma neuron has no threshold and no bias")
+        return
+    if n.threshold is None:
+        raise ChipRangeError(f"{where}: a {n.model} neuron needs a threshold")
+    _within(n.threshold, 0, ((1 << (SDNN_STATE_BITS - 1)) - 1) // scale, f"{where}: threshold mantissa")
+    if pop.bias is not None:
+        if n.model == "delta":
+            raise ChipRangeError(f"{where}: a delta neuron has no bias")
+        limit = 1 << (SDNN_STATE_BITS - 1)      # Lava's models keep more than the bias's 16 bits: the state's 24
+        _within(pop.bias, -limit // scale, (limit - 1) // scale, f"{where}: bias")
+    _within(pop.bias_exp, 0, 0, f"{where}: bias exponent (sigma-delta biases are scaled by spike_exp + state_exp)")
+
+
 def check_fixed(graph) -> None:
     """Raise ChipRangeError (one line, naming the population or projection and the field) for any parameter of a
     fixed-point graph that the chip's registers cannot hold. `Graph.validate()` calls it for fixed graphs."""
@@ -354,6 +400,9 @@ def check_fixed(graph) -> None:
         n, where = pop.neuron, f"population '{pop.name}'"
         if n.graded:
             continue          # a relay forwards its input; it has no neuron state of its own
+        if n.sigma_delta:
+            _check_sigma_delta(pop, where)
+            continue
         _within(n.du, DU_MIN, DU_MAX, f"{where}: du")
         _within(n.dv, DV_MIN, DV_MAX, f"{where}: dv")
         if n.threshold is not None:
