@@ -267,13 +267,16 @@ def scale_bound(theta, float_ws, b_max: float, a_worst: float, bound_v: float, b
     """The largest integer scale (fixed v per float unit) a population may take: the worst-case input of one step
     `a_worst` must not wrap u, the voltage bound `bound_v` must fit v, and the threshold (17 bits), the largest
     bias `b_max` (13-bit mantissa, exponent `bias_exp` or up to 7) and the largest incoming weight of `float_ws`
-    (a `bits`-bit mantissa at exponent 7) must be representable. Units: float units of v."""
+    (a `bits`-bit mantissa at exponent 7) must be representable; the weights only as far as a threshold mantissa
+    of 1 still fits (beyond, the largest weights saturate, counted). Units: float units of v."""
     limits = [V_LIMIT / max(a_worst, 1e-300), V_LIMIT / max(bound_v, 1e-300)]
     if b_max > 0:
         limits.append(BIAS_MANT_MAX * (1 << (BIAS_EXP_MAX if bias_exp is None else bias_exp)) / b_max)
     w_peak = max((float(np.abs(w).max(initial=0.0)) for w in float_ws), default=0.0)
     if w_peak > 0:
-        limits.append(mantissa_range(bits)[1] * 2.0 ** (W_EXP_MAX + 1 + ACT_SHIFT) / w_peak)
+        # weights beyond the largest exponent saturate (counted) rather than leave no threshold mantissa >= 1
+        limits.append(max(mantissa_range(bits)[1] * 2.0 ** (W_EXP_MAX + 1 + ACT_SHIFT) / w_peak,
+                          (1 << VTH_SHIFT) / theta if theta else 0.0))
     if theta:
         limits.append(VTH_MAX * (1 << VTH_SHIFT) / theta)
     return min(limits)

@@ -129,6 +129,9 @@ class SpikingResNet(nn.Module):
         self.side_branches: Optional[nn.Module] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        qat = getattr(self, "qat", None)          # quantisation-aware training (train/qat.py)
+        if qat is not None and qat.unrolls:
+            return qat.forward(x)
         self._check_input(x)
         y = self.stem(x)
         for stage in self.stages:
