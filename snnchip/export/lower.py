@@ -22,7 +22,6 @@ import numpy as np
 
 from ..errors import InputError
 from ..graph import Graph, Neuron, Population, Projection, conv_output_shape
-from ..train.checkpoint import plain_config
 from .compose import MembraneSum, Term
 from .fuse import fold, layer_weight
 
@@ -124,6 +123,7 @@ class _Lowering:
         in_ch = int(cfg.in_channels)
         size = _pair(cfg.input_size)
         # model_config: the trained architecture, on which snn-energy prices the ANN baseline (docs/energy.md)
+        from ..train.checkpoint import plain_config
         self.graph.meta.update(T=int(cfg.T), arch=str(cfg.arch), num_classes=int(cfg.num_classes),
                                model_config=plain_config(cfg))
         graded = self.input_kind == "graded"
