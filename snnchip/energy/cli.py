@@ -239,6 +239,8 @@ def main(argv=None) -> int:
         raise InputError("--dataset is needed to count operations on data (or use --arch for FLOPs only)")
     if not Path(args.network).is_file():
         raise InputError(f"network '{args.network}' does not exist")
+    if args.T is not None and args.T < 1:
+        raise InputError(f"--T must be >= 1, got {args.T}")
     if args.samples <= 0 or args.batch_size <= 0:
         raise InputError("--samples and --batch-size must be positive")
     if args.ann_frames is not None and args.ann_frames <= 0:

@@ -59,6 +59,8 @@ def load_checkpoint(path) -> dict:
 
 
 def config_from_dict(data: dict, where: str = "checkpoint") -> ModelConfig:
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: the model configuration is a {type(data).__name__}, not a dict")
     names = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -73,9 +75,20 @@ def load_model(path) -> SpikingResNet:
     """Rebuild the model from a checkpoint (eval mode, CPU, without side branches). A model trained with `--qat`
     computes with the chip's weights and decays again, at the recorded bit width and scales (`model.qat`)."""
     payload = load_checkpoint(path)
-    model = build_model(config_from_dict(payload["config"], str(path)))
+    config = config_from_dict(payload.get("config"), str(path))
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"{path}: 'state_dict' is not a dict of tensors")
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InputError(f"{path}: state_dict '{key}' holds non-finite values (NaN or inf)")
     try:
-        model.load_state_dict(payload["state_dict"])
+        model = build_model(config)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise InputError(f"{path}: the stored configuration does not build a model "
+                         f"({str(exc).strip().splitlines()[0][:120]})") from None
+    try:
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise InputError(f"{path}: weights do not match the stored configuration "
                         f"({str(exc).strip().splitlines()[0][:120]})") from None
