@@ -274,7 +274,8 @@ def test_graded_input_into_a_file_without_input_neuron_is_read_as_spikes_as_netx
     x = graded_input(shape, steps, seed=7)
     lava_x = x.transpose(2, 1, 0, 3) if len(shape) == 3 else x
     np.save(tmp_path / "x.npy", lava_x)
-    assert sim_main([str(path), "--input", str(tmp_path / "x.npy"), "--record", str(tmp_path / "rec"), *extra]) == 0
+    assert sim_main([str(path), "--input", str(tmp_path / "x.npy"), "--raw", "--record", str(tmp_path / "rec"),
+                     *extra]) == 0
     lava = run_netx_on_lava(path, steps, lava_x, input_shape=(16, 16, 2) if len(shape) == 3 else None)
     assert sum(int(block[0].sum()) for block in lava) > 20
     index = json.loads((tmp_path / "rec" / "index.json").read_text())["layers"]
