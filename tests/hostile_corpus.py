@@ -53,6 +53,7 @@ class Case:
     fsize: Optional[int] = None
     sigterm: Optional[float] = None
     slow: bool = False
+    netx: Optional[dict] = None       # an accepted stock file: how to run the original with stock netx (NetxRun)
 
 
 @dataclass
@@ -262,6 +263,8 @@ def build(root: Path) -> Corpus:
     for name, (edit, word) in dense_edits.items():
         path = _copy_edit(mnist, nets / f"mnist-{name}.net", edit)
         add(f"deploy-plan/stock/{name}", "snn-deploy", [str(path), "--plan"], words=(path.name, word))
+
+    _accepted_stock(corpus, tiny, mnist, bias)
 
     # -- damaged and foreign containers ------------------------------------------------------------------------
     data = tiny.read_bytes()
@@ -569,6 +572,8 @@ def build(root: Path) -> Corpus:
                        "init-from-text": ["--init-from", str(ckpt_files["text"])]}.items():
         add(f"train/args/{name}", "snn-train", [*argv, "--out", str(root / "train-out" / name)])
 
+    _event_files(corpus)
+
     # -- damaged event files (N-MNIST) --------------------------------------------------------------------------
     events = {"empty": b"", "truncated-event": bytes([1, 2, 3, 4, 5, 6, 7]),
               "outside-sensor": bytes([40, 40, 0, 0, 1]), "only-overflow": bytes([0, 240, 0, 0, 1]) * 3}
@@ -600,6 +605,239 @@ def build(root: Path) -> Corpus:
         words=("weight",))
     add("process/script/bad-int", "snn-sim", [str(tiny), "--steps", "deep"], subprocess=True)
     return corpus
+
+
+def _renumber_without_input(handle) -> None:
+    """Delete layer 0 and move layers 1.. down by one (a file whose first layer is dense, no input layer)."""
+    del handle["layer/0"]
+    for i in range(1, len(handle["layer"]) + 1):
+        handle.move(f"layer/{i}", f"layer/{i - 1}")
+
+
+def _accepted_stock(corpus: Corpus, tiny: Path, mnist: Path, bias: Path) -> None:
+    """Stock files that are legal but off the beaten path (per-channel decays, values at the edges of the chip's
+    ranges, other conv geometry, delays, recurrence, no input neuron or no input layer): snn-sim must accept
+    each (exit 0) and record every layer; the slow test runs the original file with stock netx on Lava and
+    compares every layer's spikes, u and v at every step."""
+    root = corpus.root / "accepted"
+    root.mkdir()
+    rng = np.random.default_rng(20)
+    with h5py.File(tiny, "r") as handle:
+        w1 = handle["layer/1/weight"][()]
+    tiny_steps, mnist_steps = 12, 10
+    mnist_bias = root / "mnist-bias.npy"
+    np.save(mnist_bias, rng.integers(0, 160, 784))
+    graded = {"tiny": root / "tiny-x.npy", "mnist": root / "mnist-x.npy"}   # graded and negative values too
+    np.save(graded["tiny"], rng.integers(-3, 4, (16, 16, 3, tiny_steps)) * (rng.random((16, 16, 3, tiny_steps)) < .3))
+    np.save(graded["mnist"], rng.integers(-3, 4, (784, mnist_steps)) * (rng.random((784, mnist_steps)) < .2))
+
+    def each_neuron(key, value):
+        def edit(handle):
+            for i in handle["layer"]:
+                if "neuron" in handle[f"layer/{i}"]:
+                    _set(f"layer/{i}/neuron/{key}", value)(handle)
+        return edit
+
+    def edits(*fns):
+        return lambda handle: [fn(handle) for fn in fns]
+
+    tiny_edits = {
+        "original": None,
+        "type-cuba": each_neuron("type", b"CUBA"),
+        "idecay-per-channel": _set("layer/1/neuron/iDecay", np.arange(24) * 178),
+        "vdecay-per-channel": edits(_set("layer/1/neuron/vDecay", np.arange(24) * 170),
+                                    _set("layer/2/neuron/vDecay", np.arange(36) * 117)),
+        "vth-uniform-vector": _set("layer/1/neuron/vThMant", np.full(24, 25)),
+        "vth-1": _set("layer/1/neuron/vThMant", 1),
+        "vth-max": _set("layer/2/neuron/vThMant", 2 ** 17 - 1),
+        "idecay-0": each_neuron("iDecay", 0),
+        "vdecay-0-and-4096": edits(_set("layer/1/neuron/vDecay", 0), _set("layer/2/neuron/vDecay", 4096)),
+        "weight-edges": _set("layer/1/weight", rng.choice([-256.0, 255.0, 0.0], w1.shape)),
+        "weight-int8": _set("layer/1/weight", w1.astype(np.int8)),
+        "kernel-4d": _set("layer/1/weight", w1[..., 0]),
+        "bias-edges": _set("layer/1/bias", np.resize([4095.0, -4096.0, 0.0], 24)),
+        "bias-missing": _delete("layer/1/bias"),
+        "stride-1-padding-2": edits(_set("layer/1/stride", np.array([1, 1])), _set("layer/1/padding", np.array([2, 2])),
+                                    _set("layer/1/shape", np.array([24, 16, 16])),
+                                    _set("layer/2/shape", np.array([36, 6, 6]))),
+        "dilation-2": edits(_set("layer/1/stride", np.array([1, 1])), _set("layer/1/dilation", np.array([2, 2])),
+                            _set("layer/1/shape", np.array([24, 8, 8])), _set("layer/2/shape", np.array([36, 2, 2]))),
+        "stride-1x2": edits(_set("layer/1/stride", np.array([1, 2])), _set("layer/1/shape", np.array([24, 12, 6])),
+                            _set("layer/2/shape", np.array([36, 4, 1]))),
+        "groups-3": edits(_set("layer/1/weight", w1[:, :1]), _set("layer/1/groups", 3)),
+        "message-bits-8": _set("layer/1/neuron/messageBits", 8),
+        "no-input-neuron": _delete("layer/0/neuron"),
+    }
+    mnist_edits = {
+        "original": None,
+        "delay-per-row": _set("layer/1/delay", rng.integers(0, 63, 512)),
+        "delay-per-column": _set("layer/3/delay", rng.integers(0, 63, 512)),
+        "delay-square-layer": _set("layer/2/delay", rng.integers(0, 63, 512)),
+        "delay-62": _set("layer/1/delay", np.full(512, 62)),
+        "dense-rec": edits(_set("layer/2/type", np.array([b"dense_rec"])),
+                           _set("layer/2/weight_rec", rng.integers(-20, 21, (512, 512)).astype(np.float32))),
+        "readout-neuron": lambda h: h.copy("layer/2/neuron", "layer/3/neuron"),
+        "dense-weight-edges": _set("layer/3/weight", rng.choice([-256.0, 254.0, 0.0], (10, 512))),
+        "dense-weight-excitatory-255": _set("layer/3/weight", rng.choice([255.0, 0.0, 1.0], (10, 512))),
+        "dense-weight-small": _set("layer/2/weight", rng.choice([-1.0, 1.0, 0.0], (512, 512))),
+        "no-input-neuron": _delete("layer/0/neuron"),
+        "no-input-layer": _renumber_without_input,
+    }
+    for base, source, table, steps, image in (("tiny", tiny, tiny_edits, tiny_steps, bias),
+                                              ("mnist", mnist, mnist_edits, mnist_steps, mnist_bias)):
+        for name, edit in table.items():
+            path = source if edit is None else _copy_edit(source, root / f"{base}-{name}.net", edit)
+            record = root / f"record-{base}-{name}"
+            if name.startswith("no-input"):    # no input neuron: the input enters netx's first synapse as spikes
+                run = {"input": str(graded[base])}
+                argv = ["--input", str(graded[base]), "--raw"]
+            else:                              # netx's image input: the input neuron's bias
+                run = {"input_bias": str(image), "steps": steps}
+                argv = ["--input-bias", str(image), "--steps", str(steps)]
+            corpus.add(f"sim/stock-accepted/{base}-{name}", "snn-sim", [str(path), *argv, "--record", str(record)],
+                       expect=0, netx={"path": str(path), "record": str(record), "steps": steps, **run})
+
+
+def _event_files(corpus: Corpus) -> None:
+    """Damaged, truncated and foreign event files of CIFAR10-DVS (AEDAT 2.0 and AEDAT4), DVS128 Gesture (AEDAT 3.1
+    with its label CSVs) and CIFAR-10 python batches, written in the real formats (tests/train/data/writers.py),
+    through `snn-train --dataset NAME --data-root DIR`: each must be refused in one line naming the file."""
+    from train.data import writers
+
+    root = corpus.root / "events"
+    rng = np.random.default_rng(3)
+
+    def train(name, dataset, folder, words):
+        corpus.add(f"train/events/{name}", "snn-train", ["--dataset", dataset, "--data-root", str(folder), "--epochs",
+                                                         "1", "--batch-size", "2", "--no-augment", "--out",
+                                                         str(root / "out" / name)], words=words)
+
+    # CIFAR10-DVS, AEDAT 2.0: every file of one class folder holds the same damaged bytes (the first batch reads one)
+    good2 = root / "good.aedat"
+    root.mkdir()
+    n = 20
+    writers.write_aedat2(good2, writers.cifar10_dvs_address(rng.integers(0, 128, n), rng.integers(0, 128, n),
+                                                            rng.integers(0, 2, n)), np.sort(rng.integers(0, 10 ** 6, n)))
+    raw2 = good2.read_bytes()
+    special = root / "special.aedat"
+    writers.write_aedat2(special, np.full(5, (1 << 15) | 3), np.arange(5))
+    header_only = root / "header-only.aedat"
+    writers.write_aedat2(header_only, [], [])
+    foreign_address = root / "foreign-address.aedat"
+    writers.write_aedat2(foreign_address, [7, 0x12340000], [1, 2])
+    aedat31 = root / "v31.aedat"
+    writers.write_aedat31(aedat31, [(1, [(1, 1, 10, 1, 1)], 0)])
+    aedat2 = {"empty": b"", "truncated-event": raw2[:-3], "header-cut": raw2[:30], "header-only": header_only.read_bytes(),
+              "only-special-events": special.read_bytes(), "address-not-dvs128": foreign_address.read_bytes(),
+              "png": b"\x89PNG\r\n\x1a\n" + bytes(40), "random": rng.bytes(999), "aedat-3.1": aedat31.read_bytes(),
+              "odd-length": raw2 + b"\x00"}
+    for name, raw in aedat2.items():
+        folder = root / f"cifar10-dvs-{name}"
+        (folder / "airplane").mkdir(parents=True)
+        for i in range(10):
+            (folder / "airplane" / f"cifar10_airplane_{i}.aedat").write_bytes(raw)
+        train(f"aedat2-{name}", "cifar10-dvs", folder, ("cifar10_airplane_",))
+
+    # CIFAR10-DVS, AEDAT4 (written by iniVation's dv-processing)
+    good4, foreign4 = root / "good.aedat4", root / "davis346.aedat4"
+    events = [[(int(x), int(y), 100 * k + i, bool(i % 2)) for i, (x, y) in enumerate(rng.integers(0, 128, (6, 2)))]
+              for k in range(3)]
+    writers.write_aedat4(good4, events)
+    writers.write_aedat4(foreign4, events, resolution=(346, 260))
+    raw4 = good4.read_bytes()
+    header = 18 + int.from_bytes(raw4[14:18], "little")          # magic (14) + IOHeader length (4) + IOHeader
+    second = header + 8 + int.from_bytes(raw4[header + 4:header + 8], "little")
+    flipped = bytearray(raw4)
+    flipped[header + 8:header + 24] = bytes(b ^ 0x5A for b in flipped[header + 8:header + 24])
+    aedat4 = {"empty": b"", "magic-only": raw4[:14], "header-cut": raw4[:header - 5], "no-packets": raw4[:header],
+              "cut-in-packet": raw4[:second + 10], "cut-at-packet": raw4[:second], "davis346": foreign4.read_bytes(),
+              "packet-garbled": bytes(flipped), "ioheader-length-huge": raw4[:14] + b"\xff\xff\xff\x7f" + raw4[18:],
+              "aedat2-renamed": raw2}
+    for name, raw in aedat4.items():
+        folder = root / f"cifar10-dvs4-{name}"
+        (folder / "airplane").mkdir(parents=True)
+        for i in range(10):
+            (folder / "airplane" / f"cifar10_airplane_{i}.aedat4").write_bytes(raw)
+        train(f"aedat4-{name}", "cifar10-dvs", folder, ("cifar10_airplane_",))
+
+    # DVS128 Gesture: user01 (train) damaged, user24 (test) good
+    csv_head = "class,startTime_usec,endTime_usec\r\n"
+    gesture_good = root / "gesture.aedat"
+    writers.write_aedat31(gesture_good, [(0, [(0, 0, 5, 0, 1)], 0),
+                                         (1, [(10 + k, 20, 1000 * k, k % 2, 1) for k in range(1, 7)], 0)])
+    raw31 = gesture_good.read_bytes()
+    end_header = raw31.index(b"#!END-HEADER\r\n") + len(b"#!END-HEADER\r\n")
+    invalid, outside = root / "invalid.aedat", root / "outside.aedat"
+    writers.write_aedat31(invalid, [(1, [(10, 20, 1000 * k, 1, 0) for k in range(1, 7)], 0)])
+    writers.write_aedat31(outside, [(1, [(200, 20, 1000 * k, 1, 1) for k in range(1, 7)], 0)])
+    good_csv = csv_head + "3,1000,3001\r\n11,4000,6000\r\n"
+    gesture = {  # name: (recording bytes, labels text or None (no labels file), the file named)
+        "aedat-empty": (b"", good_csv, "user01_natural.aedat"),
+        "aedat-truncated-packet": (raw31[:-4], good_csv, "user01_natural.aedat"),
+        "aedat-truncated-header": (raw31[:end_header + 10], good_csv, "user01_natural.aedat"),
+        "aedat-no-end-header": (b"#!AER-DAT3.1\r\n#Format: RAW\r\n", good_csv, "user01_natural.aedat"),
+        "aedat-2.0": (raw2, good_csv, "user01_natural.aedat"),
+        "aedat-all-invalid": (invalid.read_bytes(), good_csv, "user01_natural.aedat"),
+        "aedat-outside-sensor": (outside.read_bytes(), good_csv, "user01_natural.aedat"),
+        "aedat-random-body": (raw31[:end_header] + rng.bytes(200), good_csv, "user01_natural.aedat"),
+        "csv-empty": (raw31, "", "user01_natural_labels.csv"),
+        "csv-missing": (raw31, None, "user01_natural_labels.csv"),
+        "csv-bad-header": (raw31, "label,start,end\r\n3,1000,3001\r\n", "user01_natural_labels.csv"),
+        "csv-word": (raw31, csv_head + "3,soon,3001\r\n", "user01_natural_labels.csv"),
+        "csv-two-fields": (raw31, csv_head + "3,1000\r\n", "user01_natural_labels.csv"),
+        "csv-class-12": (raw31, csv_head + "12,1000,3001\r\n", "user01_natural_labels.csv"),
+        "csv-class-0": (raw31, csv_head + "0,1000,3001\r\n", "user01_natural_labels.csv"),
+        "csv-end-before-start": (raw31, csv_head + "3,3001,1000\r\n", "user01_natural_labels.csv"),
+        "csv-float": (raw31, csv_head + "3,1e3,3001\r\n", "user01_natural_labels.csv"),
+        "csv-binary": (raw31, rng.bytes(300).decode("latin-1"), "user01_natural_labels.csv"),
+    }
+    for name, (recording, labels, named) in gesture.items():
+        folder = root / f"dvs-gesture-{name}"
+        folder.mkdir()
+        (folder / "user01_natural.aedat").write_bytes(recording)
+        if labels is not None:
+            (folder / "user01_natural_labels.csv").write_bytes(labels.encode("latin-1"))
+        (folder / "user24_natural.aedat").write_bytes(raw31)
+        (folder / "user24_natural_labels.csv").write_text(good_csv)
+        train(f"gesture-{name}", "dvs-gesture", folder, (named,))
+
+    # CIFAR-10 python batches: data_batch_1 damaged (a pickle must never run code), the others good
+    images = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    batch = root / "batch"
+    writers.write_cifar10_batch(batch, images, np.arange(4))
+    good_batch = batch.read_bytes()
+    good_dict = pickle.loads(good_batch)
+
+    def pickled(key, value):
+        return pickle.dumps({**good_dict, key: value}, protocol=2)
+    cifar = {
+        "empty": b"", "truncated": good_batch[:len(good_batch) // 2], "random": rng.bytes(3000),
+        "list": pickle.dumps([1, 2, 3], protocol=2), "no-data": pickle.dumps({b"labels": [1]}, protocol=2),
+        "data-float": pickled(b"data", np.zeros((4, 3072))), "data-short-rows": pickled(b"data", np.zeros((4, 100), np.uint8)),
+        "data-object": pickled(b"data", np.array([b"x"] * 4, dtype=object)),
+        "labels-10": pickled(b"labels", [10, 0, 0, 0]), "labels-negative": pickled(b"labels", [-1, 0, 0, 0]),
+        "labels-length": pickled(b"labels", [1, 2]), "labels-words": pickled(b"labels", ["cat"] * 4),
+        "labels-fraction": pickled(b"labels", [1.5] * 4), "labels-ragged": pickled(b"labels", [[1], [2, 3], [], 4]),
+        "labels-beyond-int64": pickled(b"labels", [10 ** 30] * 4), "labels-bool": pickled(b"labels", [True] * 4),
+        "npy": _npy_bytes(images), "zip": _zip_bytes(),
+        "runs-code-in-data": pickle.dumps({b"data": _RunsCode(corpus.marker), b"labels": []}, protocol=2),
+        "runs-code-via-eval": b"cbuiltins\neval\n(Vopen(%r, 'w')\ntR." % str(corpus.marker),
+        "runs-code-in-object-array": pickled(b"data", np.array([_RunsCode(corpus.marker)] * 4, dtype=object)),
+    }
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        cifar[f"runs-code-protocol-{protocol}"] = pickle.dumps(_RunsCode(corpus.marker), protocol=protocol)
+    for name, raw in cifar.items():
+        folder = root / f"cifar10-{name}" / "cifar-10-batches-py"
+        folder.mkdir(parents=True)
+        for part in [f"data_batch_{i}" for i in range(2, 6)] + ["test_batch"]:
+            (folder / part).write_bytes(good_batch)
+        (folder / "data_batch_1").write_bytes(raw)
+        train(f"cifar10-{name}", "cifar10", folder.parent, ("data_batch_1",))
+    missing = root / "cifar10-missing-batch"
+    shutil.copytree(root / "cifar10-empty", missing)
+    (missing / "cifar-10-batches-py" / "data_batch_1").write_bytes(good_batch)
+    (missing / "cifar-10-batches-py" / "data_batch_3").unlink()
+    train("cifar10-missing-batch", "cifar10", missing, ("data_batch_3",))
 
 
 def _write(path: Path, data: bytes) -> Path:

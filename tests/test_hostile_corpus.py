@@ -69,3 +69,71 @@ def test_full_tmpfs_is_one_line(tmp_path):
         assert os.listdir(full) == []
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+def _netx_blocks(run: dict):
+    """Stock netx on Lava's CPU simulator, on the original file (tests/sim/netx_harness.py): a list over netx's
+    blocks of (s, u, v), each `(*xyf, steps)`."""
+    import numpy as np
+    from sim.netx_harness import run_netx_on_lava
+    if "input" in run:
+        x = np.load(run["input"])
+        return run_netx_on_lava(run["path"], x.shape[-1], x=x)
+    return run_netx_on_lava(run["path"], run["steps"], input_bias=np.load(run["input_bias"]))
+
+
+def _compare_with_netx(case) -> str:
+    """'' when snn-sim's recording equals stock netx's run of the same file in every block's spikes, u and v at
+    every step, else what differs. Raises what netx raises when it cannot load or run the file."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    from snnchip.formats.netx import read_netx
+    run = case.netx
+    theirs = _netx_blocks(run)
+    record = Path(run["record"])
+    index = json.loads((record / "index.json").read_text())["layers"]
+    graph = read_netx(run["path"])
+    # netx's blocks are the populations with a neuron (a binary input relay is netx's first synapse's input)
+    ours = [entry for entry, pop in zip(index, graph.populations) if not pop.neuron.graded]
+    if len(ours) != len(theirs):
+        return f"{len(ours)} layers with a neuron, netx has {len(theirs)} blocks"
+    for entry, block in zip(ours, theirs):
+        for q, want in zip(("spikes", "u", "v"), block):
+            got = np.load(record / entry[q]).astype(np.int64)
+            if got.shape != want.shape:
+                return f"{entry['layer']}.{q}: shape {got.shape}, netx {want.shape}"
+            bad = np.argwhere(got != want)
+            if len(bad):
+                return (f"{entry['layer']}.{q}: {len(bad)} of {got.size} values differ from netx, first at step "
+                        f"{bad[0][-1]}")
+    return ""
+
+
+@pytest.mark.slow
+def test_accepted_stock_files_equal_stock_netx_on_lava(corpus):
+    """Every stock file of the corpus that snn-sim accepts, run as the original file by stock lava-dl netx
+    (`netx.hdf5.Network`) on Lava's fixed-point CPU simulator: snn-sim's spikes, u and v of every layer equal
+    netx's at every step. A file netx cannot load is listed with netx's error."""
+    cases = [c for c in corpus.cases if c.netx is not None]
+    assert len(cases) >= 25
+    accepted, equal, netx_cannot, mismatches = [], [], [], []
+    for case in cases:
+        outcome = hostile_corpus.run_case(corpus, case)
+        if outcome.kind != "ok" or outcome.status != 0:
+            mismatches.append(f"{case.name}: snn-sim did not accept it: {outcome.kind} {outcome.detail}")
+            continue
+        accepted.append(case.name)
+        try:
+            diff = _compare_with_netx(case)
+        except Exception as exc:           # netx cannot load or run the file: listed, not compared
+            netx_cannot.append(f"{case.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            continue
+        (mismatches.append(f"{case.name}: {diff}") if diff else equal.append(case.name))
+    print(f"accepted stock files: {len(accepted)}, equal to stock netx on Lava: {len(equal)}, netx cannot load: "
+          f"{len(netx_cannot)}, mismatches: {len(mismatches)}")
+    for line in netx_cannot:
+        print("netx cannot load:", line)
+    assert not mismatches, "\n".join(mismatches)
+    assert len(equal) >= 20

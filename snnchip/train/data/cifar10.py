@@ -46,11 +46,16 @@ def read_batch(path):
                                                   f"{str(exc).splitlines()[0] if str(exc) else 'truncated'})") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DataFormatError(path, 0, "pickle is not a CIFAR-10 batch dict (no b'data' / b'labels')")
-    data, labels = batch[b"data"], np.asarray(batch[b"labels"])
+    data = batch[b"data"]
+    try:
+        labels = np.asarray(batch[b"labels"])
+    except (ValueError, TypeError):          # ragged or otherwise not an array
+        labels = np.asarray(None)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DataFormatError(path, 0, f"b'data' must be uint8 [n, 3072], got {getattr(data, 'dtype', type(data))}"
                                        f" {getattr(data, 'shape', '')}")
-    if labels.shape != (len(data),) or labels.size and (labels.min() < 0 or labels.max() > 9):
+    if labels.dtype.kind not in "iu" or labels.shape != (len(data),) or labels.size and (labels.min() < 0 or
+                                                                                        labels.max() > 9):
         raise DataFormatError(path, 0, f"b'labels' must be {len(data)} classes 0..9")
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
