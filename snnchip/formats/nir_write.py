@@ -12,7 +12,7 @@
   becomes edges, one Conv2d node per convolution;
 - a population's bias goes into the bias of a linear node feeding it that no population written before it reads
   (so an MS-ResNet's biases land on the convolutions they came from), else into `v_leak` (`bias / dv`).
-Refused in one line: fixed-point or pipelined graphs, soft reset, a threshold without reset, per-synapse delay
+Refused in one line: fixed-point or pipelined graphs, a binary input relay (`Neuron.binary`), soft reset, a threshold without reset, per-synapse delay
 matrices, recurrent (backward) projections, and a dense projection into a `(C, H, W)` population (NIR has no
 reshape node).
 """
@@ -108,6 +108,9 @@ class _Writer:
                                        f"'{tgt.name}' has no NIR form (NIR has no reshape node)")
         for p in graph.populations:
             n = p.neuron
+            if n.binary:
+                raise UnsupportedError(f"population '{p.name}': a binary input relay (1 for every non-zero input "
+                                       f"value) has no NIR form (a NIR Input passes values through)")
             if p.is_input or n.graded:
                 continue
             if n.reset == "soft":

@@ -123,3 +123,15 @@ def test_spikingjelly_reads_the_exported_ms_resnet(tmp_path):
         assert int(theirs.sum()) > 0
         assert torch.equal(theirs, ours.spikes[name]), name
     assert torch.allclose(torch.cumsum(per_step, -1), ours.output, atol=1e-9, rtol=0)
+
+
+def test_binary_input_relay_is_refused_in_one_line(tmp_path):
+    """NIR's Input passes values through: a binary relay (1 for every non-zero input) has no NIR form."""
+    from snnchip.errors import UnsupportedError
+    from snnchip.formats.nir_write import write_nir
+
+    from .test_onnx_step import binary_relay_graph
+    with pytest.raises(UnsupportedError, match="population 'in': a binary input relay") as e:
+        write_nir(binary_relay_graph(), tmp_path / "binary.nir")
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "binary.nir").exists()

@@ -131,3 +131,27 @@ def test_a_consumer_of_only_the_onnx_file_and_its_metadata_gets_snn_sims_classes
     assert np.array_equal(got.argmax(1), expected.argmax(1))
     # the reset the metadata describes is needed: without it the readout differs
     assert np.abs(scores_with_onnx_only(path, x.numpy(), reset=False) - expected).max() > 1e-2
+
+
+def binary_relay_graph():
+    """A float graph whose input is a binary relay (`Neuron.binary`: 1 for every non-zero input value, as netx's
+    first synapse reads an input no input neuron precedes) -> dense -> IF readout."""
+    from snnchip.graph import Graph, Neuron, Population, Projection
+    pops = [Population("in", (4,), Neuron(threshold=None, graded=True, binary=True), is_input=True),
+            Population("out", (3,), Neuron(threshold=0.5, du=1.0, dv=0.0), is_output=True)]
+    weight = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 1.0]], dtype=np.float32)
+    return Graph(pops, [Projection("in->out", "in", "out", "dense", weight)], timing="ideal")
+
+
+def test_onnx_binary_input_relay_sends_one_for_every_non_zero_value(tmp_path):
+    graph = binary_relay_graph()
+    path = tmp_path / "binary.onnx"
+    export_onnx(graph, path)
+    x = np.array([[0.25, -3.0, 0.0, 0.0], [0.0, 0.0, -0.1, 0.2]], dtype=np.float32)[..., None].repeat(3, axis=-1)
+    got, _ = run_onnx(path, x)
+    i = 1                                     # the readout's index
+    spikes = got[f"s_{i}"]
+    # binary: every non-zero value arrives as 1, so the readout sees 1 (not 0.25, -3, -0.1 + 0.2) and fires
+    want = simulate(graph, torch.from_numpy(x), record=("spikes",)).spikes["out"].numpy()
+    assert np.array_equal(spikes, want)
+    assert spikes[0, :2].all() and not spikes[0, 2].any() and spikes[1, 2].all() and not spikes[1, :2].any()
