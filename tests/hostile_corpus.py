@@ -9,7 +9,11 @@ status (another wrong exit status), leftover (a temporary or half-written file),
 name what it should).
 
 Seeds, all real files: lava-dl's shipped `tiny.net` (conv) and `mnist.net` (dense), a NetX file with this
-project's extension written by `write_netx`, a checkpoint written by `save_checkpoint`, and lava-dl's input bias.
+project's extension written by `write_netx`, a checkpoint written by `save_checkpoint`, and lava-dl's input bias;
+event files in each dataset's real format (tests/train/data/writers.py; AEDAT4 by iniVation's dv-processing).
+
+Not every case is hostile: `sim/stock-accepted/*` are legal stock files off the beaten path (expect exit 0); the
+slow test runs each original with stock netx on Lava and compares every layer, step by step (`Case.netx`).
 """
 from __future__ import annotations
 
@@ -716,8 +720,8 @@ def _event_files(corpus: Corpus) -> None:
     good2 = root / "good.aedat"
     root.mkdir()
     n = 20
-    writers.write_aedat2(good2, writers.cifar10_dvs_address(rng.integers(0, 128, n), rng.integers(0, 128, n),
-                                                            rng.integers(0, 2, n)), np.sort(rng.integers(0, 10 ** 6, n)))
+    address = writers.cifar10_dvs_address(rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n))
+    writers.write_aedat2(good2, address, np.sort(rng.integers(0, 10 ** 6, n)))
     raw2 = good2.read_bytes()
     special = root / "special.aedat"
     writers.write_aedat2(special, np.full(5, (1 << 15) | 3), np.arange(5))
@@ -727,7 +731,8 @@ def _event_files(corpus: Corpus) -> None:
     writers.write_aedat2(foreign_address, [7, 0x12340000], [1, 2])
     aedat31 = root / "v31.aedat"
     writers.write_aedat31(aedat31, [(1, [(1, 1, 10, 1, 1)], 0)])
-    aedat2 = {"empty": b"", "truncated-event": raw2[:-3], "header-cut": raw2[:30], "header-only": header_only.read_bytes(),
+    aedat2 = {"empty": b"", "truncated-event": raw2[:-3], "header-cut": raw2[:30],
+              "header-only": header_only.read_bytes(),
               "only-special-events": special.read_bytes(), "address-not-dvs128": foreign_address.read_bytes(),
               "png": b"\x89PNG\r\n\x1a\n" + bytes(40), "random": rng.bytes(999), "aedat-3.1": aedat31.read_bytes(),
               "odd-length": raw2 + b"\x00"}
@@ -813,7 +818,8 @@ def _event_files(corpus: Corpus) -> None:
     cifar = {
         "empty": b"", "truncated": good_batch[:len(good_batch) // 2], "random": rng.bytes(3000),
         "list": pickle.dumps([1, 2, 3], protocol=2), "no-data": pickle.dumps({b"labels": [1]}, protocol=2),
-        "data-float": pickled(b"data", np.zeros((4, 3072))), "data-short-rows": pickled(b"data", np.zeros((4, 100), np.uint8)),
+        "data-float": pickled(b"data", np.zeros((4, 3072))),
+        "data-short-rows": pickled(b"data", np.zeros((4, 100), np.uint8)),
         "data-object": pickled(b"data", np.array([b"x"] * 4, dtype=object)),
         "labels-10": pickled(b"labels", [10, 0, 0, 0]), "labels-negative": pickled(b"labels", [-1, 0, 0, 0]),
         "labels-length": pickled(b"labels", [1, 2]), "labels-words": pickled(b"labels", ["cat"] * 4),

@@ -1,13 +1,16 @@
 """Hostile inputs through the five console scripts (tests/hostile_corpus.py builds them): each must be refused in
 one line with exit status 2 (SIGTERM: 143), without a traceback, a crash, a hang, a half-written output or a
-temporary file left behind, and no pickle may run code.
+temporary file left behind, and no pickle may run code. The legal stock files among them (`sim/stock-accepted/*`)
+must be accepted, and (slow) equal stock netx on Lava run on the original file, in every layer and step.
 
 Most cases call the scripts' `main()` in this process (fast); a handful run the installed console scripts as real
 processes: a disk that fills up under the writer (RLIMIT_FSIZE, so every write past the limit fails with EFBIG;
 HDF5 used to crash there with SIGSEGV), SIGTERM during an export, a malicious pickle.
 """
 import os
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -71,28 +74,95 @@ def test_full_tmpfs_is_one_line(tmp_path):
         subprocess.run(["umount", str(full)], check=True)
 
 
-def _netx_blocks(run: dict):
-    """Stock netx on Lava's CPU simulator, on the original file (tests/sim/netx_harness.py): a list over netx's
-    blocks of (s, u, v), each `(*xyf, steps)`."""
-    import numpy as np
-    from sim.netx_harness import run_netx_on_lava
+NETX_CHILD = """
+import json, sys
+import numpy as np
+from sim.netx_harness import run_netx_on_lava
+run = json.loads(sys.argv[1])
+try:
     if "input" in run:
         x = np.load(run["input"])
-        return run_netx_on_lava(run["path"], x.shape[-1], x=x)
-    return run_netx_on_lava(run["path"], run["steps"], input_bias=np.load(run["input_bias"]))
+        blocks = run_netx_on_lava(run["path"], x.shape[-1], x=x)
+    else:
+        blocks = run_netx_on_lava(run["path"], run["steps"], input_bias=np.load(run["input_bias"]))
+except Exception as exc:
+    print("NETX-ERROR:", type(exc).__name__ + ":", (str(exc).splitlines() or [""])[0], file=sys.stderr)
+    sys.exit(3)
+np.savez(sys.argv[2], **{f"{i}_{q}": a for i, block in enumerate(blocks) for q, a in zip(("s", "u", "v"), block)})
+"""
+
+
+class NetxCannot(Exception):
+    """Stock netx cannot load or run the file (its error, or that it hung)."""
+
+
+def _kill_group_but_resource_tracker(group: int) -> None:
+    """SIGKILL every process of process group `group` except multiprocessing's resource tracker, which then
+    removes the shared-memory segments Lava's processes leave behind (as it does when its parent dies)."""
+    import signal
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != group or b"resource_tracker" in (entry / "cmdline").read_bytes():
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
+
+
+def _netx_blocks(run: dict, out: Path, grace: float = 20.0, timeout: float = 240.0):
+    """Stock netx on Lava's CPU simulator, on the original file (tests/sim/netx_harness.py), in a process of its
+    own: a list over netx's blocks of (s, u, v), each `(*xyf, steps)`. A Lava process that fails to build leaves
+    netx waiting for ever (and says nothing): once a traceback shows the run gets `grace` seconds, else `timeout`
+    in all (a run here takes about 10 s), then its process group is killed and NetxCannot says so."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+    tests = Path(__file__).parent
+    with open(out.with_suffix(".err"), "w+") as err:
+        proc = subprocess.Popen([sys.executable, "-c", NETX_CHILD, json.dumps(run), str(out)], cwd=tests,
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(tests)})
+        start, failed_at = time.monotonic(), None
+        while proc.poll() is None and time.monotonic() - start < timeout:
+            time.sleep(0.5)
+            if failed_at is None and "Traceback" in Path(err.name).read_text(errors="replace"):
+                failed_at = time.monotonic()
+            if failed_at is not None and time.monotonic() - failed_at > grace:
+                break
+        hung = proc.poll() is None
+        if hung:
+            _kill_group_but_resource_tracker(proc.pid)
+            proc.wait()
+        text = Path(err.name).read_text(errors="replace")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if hung or proc.returncode != 0:
+        mine = [line for line in lines if line.startswith("NETX-ERROR:")]
+        # Lava's failed process prints a chained traceback: the cause (mid-line) and the final error
+        errors = [line.strip() for line in lines if re.search(r"\w*(Error|Exception): ", line)]
+        errors = list(dict.fromkeys([errors[0], errors[-1]])) if errors else []
+        why = mine[-1][len("NETX-ERROR: "):] if mine else ("; ".join(errors) or f"exit {proc.returncode}")
+        if hung and not mine and not errors:
+            why = f"no result after {time.monotonic() - start:.0f} s"
+        raise NetxCannot(f"{why}{' (netx hangs: killed)' if hung else ''}")
+    data = np.load(out)
+    return [tuple(data[f"{i}_{q}"] for q in ("s", "u", "v")) for i in range(len(data.files) // 3)]
 
 
 def _compare_with_netx(case) -> str:
     """'' when snn-sim's recording equals stock netx's run of the same file in every block's spikes, u and v at
     every step, else what differs. Raises what netx raises when it cannot load or run the file."""
     import json
-    from pathlib import Path
 
     import numpy as np
     from snnchip.formats.netx import read_netx
     run = case.netx
-    theirs = _netx_blocks(run)
     record = Path(run["record"])
+    theirs = _netx_blocks(run, record.with_name(record.name + "-netx.npz"))
     index = json.loads((record / "index.json").read_text())["layers"]
     graph = read_netx(run["path"])
     # netx's blocks are the populations with a neuron (a binary input relay is netx's first synapse's input)
@@ -127,8 +197,8 @@ def test_accepted_stock_files_equal_stock_netx_on_lava(corpus):
         accepted.append(case.name)
         try:
             diff = _compare_with_netx(case)
-        except Exception as exc:           # netx cannot load or run the file: listed, not compared
-            netx_cannot.append(f"{case.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        except NetxCannot as exc:          # netx cannot load or run the file: listed, not compared
+            netx_cannot.append(f"{case.name}: {exc}")
             continue
         (mismatches.append(f"{case.name}: {diff}") if diff else equal.append(case.name))
     print(f"accepted stock files: {len(accepted)}, equal to stock netx on Lava: {len(equal)}, netx cannot load: "
