@@ -13,6 +13,7 @@ with the same arithmetic as the graph.
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ import numpy as np
 
 from .. import loihi
 from ..errors import InputError, UnsupportedError
-from ..fileio import atomic_path
+from ..fileio import write_bytes
+from ..resources import check_disk, check_memory
 from ..graph import Graph, Population, Projection
 from .netx_read import ATTR, EXTENSION, FORMAT, VERSION
 
@@ -75,8 +77,9 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
             reasons.append(f"projection '{proj.name}' is a conv with delays (netx ignores them)")
         if proj.kind == "conv" and len(prev.shape) != 3:
             reasons.append(f"projection '{proj.name}' is a conv from the non-(C, H, W) population '{prev.name}'")
-        if prev.neuron.graded and (not prev.is_input or proj.num_message_bits):
-            # netx's neurons emit spikes, and its first synapse takes binary input (input_message_bits 0).
+        if prev.neuron.graded and (not prev.is_input or proj.num_message_bits or not prev.neuron.binary):
+            # netx's neurons emit spikes, and its first synapse takes binary input (input_message_bits 0: Lava's
+            # astype(bool)), which only a `binary` input relay computes too.
             reasons.append(f"population '{prev.name}' sends graded values netx cannot express")
     for pop in pops:
         n = pop.neuron
@@ -130,9 +133,20 @@ def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False) -
             raise UnsupportedError(f"cannot write {path} for stock netx: {reasons[0]}"
                                    + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
     meta = encode_meta(graph.meta)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as handle:
-            _write(graph, handle, meta)
+    # what the file will hold (weights, biases, delays, metadata) plus HDF5's headers: refused up front if the
+    # folder has less free space, so that a full disk never reaches h5py half way
+    size = sum(np.asarray(q.weight).nbytes + np.asarray(q.delay).nbytes for q in graph.projections) + sum(
+        np.asarray(p.bias).nbytes for p in graph.populations if p.bias is not None) + len(meta) + HDF5_OVERHEAD * (
+        1 + len(graph.populations) + len(graph.projections))
+    check_disk(path, size)
+    check_memory(size, f"writing {path}")
+    buffer = io.BytesIO()            # built in memory: HDF5 can crash on a disk that fills up under it
+    with h5py.File(buffer, "w") as handle:
+        _write(graph, handle, meta)
+    write_bytes(path, buffer.getvalue())
+
+
+HDF5_OVERHEAD = 8192        # bytes of HDF5 object headers and B-trees per group, generously
 
 
 def _write(graph: Graph, handle: h5py.File, meta: str) -> None:
@@ -189,7 +203,7 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
     n = pop.neuron
     _attrs(group, population=pop.name, shape=np.array(pop.shape), threshold=n.threshold, du=n.du, dv=n.dv,
            reset=n.reset, reset_value=n.reset_value, reset_amount=n.reset_amount, graded=n.graded,
-           bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
+           binary=n.binary or None, bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
     if n.sigma_delta:
         _attrs(group, model=n.model, activation=n.activation, cum_error=bool(n.cum_error),
                spike_exp=int(n.spike_exp), state_exp=int(n.state_exp))
