@@ -66,6 +66,8 @@ GRADED_BITS = STATE_BITS                     # a graded relay's payload width wh
 
 # -- NetX files (lava.lib.dl.netx.hdf5) --------------------------------------------------------------------------
 NETX_BIAS_EXP = 6                            # netx gives every CUBA neuron bias_exp 6
+NETX_WEIGHT_EXP = 0                          # stored integers act at exponent 0 in netx: its dense exponent only
+                                             # undoes optimize_weight_bits' own shift; its Conv has no exponent
 NETX_MAX_DELAY = 62                          # netx (and Loihi's 6-bit axonal delay) allow delays 0..62
 NETX_DEFAULT_NEURON = {"type": "CUBA", "iDecay": 0, "vDecay": DECAY_UNITY, "vThMant": VTH_NEVER}
 
@@ -129,22 +131,27 @@ def voltage_unit() -> int:
 
 
 # -- quantisation primitives (used by export.quantize and by quantisation-aware training) ------------------------
-def quantize_weight(w: np.ndarray, scale: float, bits: int = MANT_BITS):
+def quantize_weight(w: np.ndarray, scale: float, bits: int = MANT_BITS, exp: Optional[int] = None):
     """Float weights `w` (per payload unit of the source) into a target of integer scale `scale`.
 
     Returns (Lava weight integers 2m as int32, exponent e, saturated count, squared error in float units, mantissa
     bits used): m is a signed `bits`-bit mantissa with m * 2**(e + ACT_SHIFT + 1) = w * scale, e in
-    [W_EXP_MIN, W_EXP_MAX], rounded to nearest; what does not fit is clipped (and counted)."""
+    [W_EXP_MIN, W_EXP_MAX] (the smallest that fits, unless `exp` pins it), rounded to nearest; what does not fit
+    is clipped (and counted)."""
     if not 1 <= bits <= MANT_BITS:
         raise ChipRangeError(f"weight mantissa bits must be 1..{MANT_BITS}, got {bits}")
+    if exp is not None and not W_EXP_MIN <= exp <= W_EXP_MAX:
+        raise ChipRangeError(f"weight exponent {exp} is outside {W_EXP_MIN}..{W_EXP_MAX}")
     m_max, m_min = (1 << (bits - 1)) - 1, -(1 << (bits - 1))      # two's complement (1 bit: -1 or 0)
     unit = 1 << (ACT_SHIFT + 1)
     x = w * scale / unit                # = m * 2**e
     peak = max(max(float(x.max(initial=0.0)), 0.0) / max(m_max, 0.5),
                max(-float(x.min(initial=0.0)), 0.0) / -m_min)
-    exp = 0 if peak == 0 else int(np.clip(math.ceil(math.log2(peak)), W_EXP_MIN, W_EXP_MAX))
+    pinned = exp is not None
+    if not pinned:
+        exp = 0 if peak == 0 else int(np.clip(math.ceil(math.log2(peak)), W_EXP_MIN, W_EXP_MAX))
     m = np.round(x / 2.0 ** exp)
-    if exp < W_EXP_MAX and (m.max(initial=0) > m_max or m.min(initial=0) < m_min):
+    if not pinned and exp < W_EXP_MAX and (m.max(initial=0) > m_max or m.min(initial=0) < m_min):
         exp += 1                        # log2 rounding put the peak just over the edge
         m = np.round(x / 2.0 ** exp)
     saturated = int(((m > m_max) | (m < m_min)).sum())

@@ -41,7 +41,7 @@ BATCH = 32
 
 
 def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = None,
-             horizon: Optional[int] = None, bias_exp: Optional[int] = None,
+             horizon: Optional[int] = None, bias_exp: Optional[int] = None, weight_exp: Optional[int] = None,
              progress: bool = False) -> tuple[Graph, QuantReport]:
     """Fixed-point copy of the float `graph` and what it cost.
 
@@ -52,12 +52,16 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
     horizon: steps a non-leaky readout must accumulate without saturating (default T + latency; T =
     DEFAULT_HORIZON for a graph that does not record its T).
     bias_exp: one bias exponent for every population (stock netx files fix it at 6); default: chosen per
-    population. progress: tqdm bars (stderr) over the calibration batches.
+    population. weight_exp: one weight exponent for every projection (stock netx files: 0,
+    `loihi.NETX_WEIGHT_EXP`, since netx re-derives exponents from the stored integers); default: chosen per
+    projection. progress: tqdm bars (stderr) over the calibration batches.
     """
     if graph.fixed:
         raise InputError("quantize() needs a float graph; this one is already fixed point")
     if bias_exp is not None and not 0 <= bias_exp <= BIAS_EXP_MAX:
         raise ChipRangeError(f"bias exponent {bias_exp} is outside Loihi's 0..{BIAS_EXP_MAX}")
+    if weight_exp is not None and not loihi.W_EXP_MIN <= weight_exp <= W_EXP_MAX:
+        raise ChipRangeError(f"weight exponent {weight_exp} is outside {loihi.W_EXP_MIN}..{W_EXP_MAX}")
     graph.validate()
     x, labels = _split_calibration(calibration)
     if horizon is None:
@@ -84,7 +88,7 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
             continue
         units[pop.name] = _quantize_population(fixed, pop, fixed.into(pop.name), pops, units, horizon,
                                                None if stats is None else stats[pop.name], report, bias_exp,
-                                               rates)
+                                               rates, weight_exp)
     fixed.validate()
     if x is not None:
         evaluate(graph, fixed, x, labels, report, progress=progress)
@@ -170,7 +174,7 @@ def _row_abs_max(q: Projection) -> float:
 
 # -- one population ------------------------------------------------------------------------------
 def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat, report,
-                         fixed_bias_exp, rates=None) -> tuple[float, float, int]:
+                         fixed_bias_exp, rates=None, fixed_weight_exp=None) -> tuple[float, float, int]:
     """Quantise `pop` and its incoming projections in place; returns what it emits: (payload per float unit,
     largest |float value|, message bits) — a spike is (1, 1, 0); a relay's payload is its input, in units of
     2**6 / S."""
@@ -209,20 +213,22 @@ def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat,
         limits.append(BIAS_MANT_MAX * (1 << (BIAS_EXP_MAX if fixed_bias_exp is None else fixed_bias_exp)) / b_max)
     w_peak = max((float(np.abs(w).max(initial=0.0)) for w in float_w), default=0.0)
     if w_peak > 0:
-        limits.append(MANT_MAX * 2.0 ** (W_EXP_MAX + 1 + ACT_SHIFT) / w_peak)
+        top = W_EXP_MAX if fixed_weight_exp is None else fixed_weight_exp
+        limits.append(MANT_MAX * 2.0 ** (top + 1 + ACT_SHIFT) / w_peak)
     if theta:
         limits.append(VTH_MAX * (1 << VTH_SHIFT) / theta)
     s_max = min(limits)
     candidates = _candidate_scales(pop.name, theta, s_max)
     best = None
     for scale in candidates:
-        err = sum(quantize_weight(w, scale)[3] for w in float_w) + quantize_bias(bias, scale, fixed_bias_exp)[2]
+        err = (sum(quantize_weight(w, scale, exp=fixed_weight_exp)[3] for w in float_w)
+               + quantize_bias(bias, scale, fixed_bias_exp)[2])
         if best is None or err < best[0]:
             best = (err, scale)
     scale = best[1]
 
     for q, w in zip(incoming, float_w):
-        mant2, exp, sat, sq_err, used = quantize_weight(w, scale)
+        mant2, exp, sat, sq_err, used = quantize_weight(w, scale, exp=fixed_weight_exp)
         norm = float(np.sqrt((w ** 2).sum()))
         q.weight = mant2
         q.weight_exp = exp
