@@ -237,6 +237,7 @@ class NetxNetwork:
         except Exception as exc:      # netx refuses what snnchip's reader accepted: say so, in one line
             raise UnsupportedError(f"{self.path}: stock netx cannot build it: {type(exc).__name__}: "
                                    f"{' '.join(str(exc).split())}") from None
+        net.net_config.f.close()      # netx keeps its h5py handle open; the blocks are built
         if len(net.layers) != len(layers):
             raise InputError(f"{self.path}: stock netx builds {len(net.layers)} blocks, snnchip read "
                              f"{len(layers)} layers")

@@ -127,7 +127,7 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
         same_steps = np.all(same.reshape(-1, got.shape[-1]), axis=0)
         diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
         agreement[what] = {"identical_steps": int(same_steps.sum()), "steps": int(got.shape[-1]),
-                           "max_abs_diff": float(diff.max())}
+                           "max_abs_diff": float(diff.max()), "nonzero": int(np.count_nonzero(got))}
     ref_windows = {name: np.stack([v[0].numpy()[..., k * steps + lava.latency:(k + 1) * steps + lava.latency]
                                    for k in range(len(xin))]) for name, v in ref.outputs.items()}
     ref_spikes = {name: np.stack([v[0].numpy()[..., k * steps + lava.latency:(k + 1) * steps + lava.latency]

@@ -2,10 +2,12 @@
 
 Lava (0.10) runs every process model in an OS process of its own and waits for them on shared-memory channels with
 no timeout: a process model that never answers leaves `run()` (and `stop()`) blocked for ever, holding its
-shared-memory segments. `run_steps` compiles and creates the processes, starts the run without blocking and polls the runtime's service channels
-(`CspRecvPort.probe`) until every runtime service has answered or `timeout_s` has passed. On time-out it ends
-every Lava process of the run (`SystemProcess.terminate`), shuts its SharedMemoryManager down (which unlinks
-the segments) and raises `LavaTimeout`, a one-line error.
+shared-memory segments. `run_steps` compiles and creates the processes, starts the run without blocking and
+polls the runtime's service channels (`CspRecvPort.probe`) until every runtime service has answered or
+`timeout_s` has passed. On time-out it ends every Lava process of the run (`SystemProcess.terminate`, then
+`kill`), shuts its SharedMemoryManager down (which unlinks the segments) and raises `LavaTimeout`, a one-line
+error. It reaches into the runtime's private `_messaging_infrastructure` and `_watchdog_manager` (lava-nc 0.10,
+the last release: there is no public way to end a run that does not answer).
 """
 from __future__ import annotations
 
