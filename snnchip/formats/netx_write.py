@@ -53,8 +53,9 @@ def stock_incompatibilities(graph: Graph, *, graded_input: bool = False) -> list
     """Why stock netx would not compute exactly what this graph computes ([] = it does). Stock netx builds a
     chain: one input, then each population fed by exactly one projection from the previous population.
     graded_input: accept a graded relay input (netx takes its payload only when the caller gives
-    `lava.lib.dl.netx.hdf5.Network(..., input_message_bits=N)`; with its default 0 it binarises the input)."""
-    reasons = []
+    `lava.lib.dl.netx.hdf5.Network(..., input_message_bits=N)`; with its default 0 it binarises the input).
+    Structural reasons (not a chain) come first, then those of values (exponents, ranges, resets)."""
+    reasons, values = [], []
     if not graph.fixed:
         reasons.append("the graph is not fixed point")
     if graph.timing != "pipelined":
@@ -69,15 +70,15 @@ def stock_incompatibilities(graph: Graph, *, graded_input: bool = False) -> list
             continue
         proj = into[0]
         if proj.weight_exp != loihi.NETX_WEIGHT_EXP:
-            reasons.append(f"projection '{proj.name}' has weight_exp {proj.weight_exp} (netx derives its own)")
+            values.append(f"projection '{proj.name}' has weight_exp {proj.weight_exp} (netx derives its own)")
         if proj.kind == "dense" and not loihi.netx_dense_exact(np.asarray(proj.weight)):
-            reasons.append(f"projection '{proj.name}' has weights netx's 8-bit optimiser would change")
+            values.append(f"projection '{proj.name}' has weights netx's 8-bit optimiser would change")
         if proj.kind == "dense" and np.max(proj.delay) > loihi.NETX_MAX_DELAY:
-            reasons.append(f"projection '{proj.name}' has delays above netx's {loihi.NETX_MAX_DELAY}")
+            values.append(f"projection '{proj.name}' has delays above netx's {loihi.NETX_MAX_DELAY}")
         if proj.kind == "conv" and np.any(np.asarray(proj.delay) != 0):
-            reasons.append(f"projection '{proj.name}' is a conv with delays (netx ignores them)")
+            values.append(f"projection '{proj.name}' is a conv with delays (netx ignores them)")
         if proj.kind == "conv" and len(prev.shape) != 3:
-            reasons.append(f"projection '{proj.name}' is a conv from the non-(C, H, W) population '{prev.name}'")
+            values.append(f"projection '{proj.name}' is a conv from the non-(C, H, W) population '{prev.name}'")
         if prev.neuron.graded and proj.num_message_bits and prev.is_input and not graded_input:
             reasons.append(f"input '{prev.name}' is graded (stock netx binarises its input unless it is given "
                            f"input_message_bits={proj.num_message_bits})")
@@ -88,19 +89,19 @@ def stock_incompatibilities(graph: Graph, *, graded_input: bool = False) -> list
         n = pop.neuron
         if pop.is_input and n.graded:
             if pop.bias is not None and np.any(pop.bias != 0):
-                reasons.append(f"relay input '{pop.name}' has a bias")
+                values.append(f"relay input '{pop.name}' has a bias")
             continue
         # a population without threshold never fires (vThMant 2**17), so its reset never happens
         if n.threshold is not None and (n.reset != "hard" or n.reset_value != 0):
-            reasons.append(f"population '{pop.name}' does not hard-reset to 0")
+            values.append(f"population '{pop.name}' does not hard-reset to 0")
         if n.threshold is not None and not 0 <= n.threshold < loihi.VTH_NEVER:
-            reasons.append(f"population '{pop.name}' has threshold {n.threshold} outside 0..{loihi.VTH_NEVER - 1}")
+            values.append(f"population '{pop.name}' has threshold {n.threshold} outside 0..{loihi.VTH_NEVER - 1}")
         has_bias = pop.bias is not None and np.any(pop.bias != 0)
         if has_bias and pop.is_input:
-            reasons.append(f"input '{pop.name}' has a bias (netx's Input block drops it)")
+            values.append(f"input '{pop.name}' has a bias (netx's Input block drops it)")
         if has_bias and pop.bias_exp != loihi.NETX_BIAS_EXP:
-            reasons.append(f"population '{pop.name}' has bias_exp {pop.bias_exp} (netx fixes it at 6)")
-    return reasons
+            values.append(f"population '{pop.name}' has bias_exp {pop.bias_exp} (netx fixes it at 6)")
+    return reasons + values
 
 
 def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False, graded_input: bool = False) -> str:

@@ -81,3 +81,27 @@ def test_stock_refuses_a_residual_network_in_one_line():
     from snnchip.errors import UnsupportedError
     with pytest.raises(UnsupportedError, match="cannot export for stock netx: population .* not fed by exactly one"):
         export_model(small_ms_resnet(), input_kind="binary", stock=True)
+
+
+def test_snn_export_reports_which_kind_of_file_it_wrote(tmp_path, capsys):
+    from snnchip.export.cli import main
+    from snnchip.train.checkpoint import save_checkpoint
+    plain, ms = tmp_path / "plain.pt", tmp_path / "ms.pt"
+    save_checkpoint(str(plain), small_plain())
+    save_checkpoint(str(ms), small_ms_resnet())
+    cases = [((plain, "--input", "binary"), STOCK_KIND, "computes exactly what snn-sim computes"),
+             ((plain, "--input", "graded", "--stock"), STOCK_KIND, "when given input_message_bits=8"),
+             ((plain, "--input", "graded"), EXTENSION_KIND, "refuses the file: input 'input' is graded"),
+             ((plain, "--input", "binary", "--extension"), EXTENSION_KIND, "refuses the file"),
+             ((ms, "--input", "binary"), EXTENSION_KIND, "not fed by exactly one projection")]
+    for k, (argv, kind, words) in enumerate(cases):
+        out = tmp_path / f"{k}.net"
+        assert main([str(a) for a in argv] + ["--target", "loihi", "-o", str(out)]) == 0
+        line = capsys.readouterr().out.splitlines()[-1]
+        assert line.startswith(f"NetX file kind: {kind} (stock lava-dl netx ") and words in line, line
+        assert netx_file_kind(out) == kind
+    assert main([str(ms), "--target", "loihi", "--input", "binary", "--stock", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot export for stock netx" in err
+    assert main([str(plain), "--target", "onnx", "--stock", "--dry-run"]) == 2
+    assert "apply to --target loihi only" in capsys.readouterr().err
