@@ -46,3 +46,15 @@ def one_line_errors(main):
             return EXIT_INTERNAL
     return wrapper
 
+
+
+def parse_shape(text: str, option: str = "--input-shape") -> tuple[int, ...]:
+    """A shape given on the command line, "C,H,W" or "F", as positive ints; InputError (one line) otherwise."""
+    from .errors import InputError
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise InputError(f"{option} '{text}': expected integers C,H,W (e.g. 3,224,224) or F") from None
+    if len(shape) not in (1, 3) or any(s <= 0 for s in shape):
+        raise InputError(f"{option} '{text}': expected positive C,H,W (e.g. 3,224,224) or F")
+    return shape

@@ -47,6 +47,11 @@ from . import loihi
 from .errors import InputError
 
 Reset = Literal["hard", "soft", "none"]
+# The neuron models: Loihi's CUBA (lava.proc.lif) and the three sigma-delta processes of lava.proc.sdn
+Model = Literal["cuba", "delta", "sigma_delta", "sigma"]
+MODELS = ("cuba", "delta", "sigma_delta", "sigma")
+SDNN_MODELS = ("delta", "sigma_delta", "sigma")
+Activation = Literal["relu", "identity"]
 Timing = Literal["ideal", "pipelined"]
 
 
@@ -56,8 +61,18 @@ class Neuron:
 
     threshold: fire when v > threshold (fixed: the mantissa vth, compared against vth << 6); None = never fires.
     du, dv: fraction of current / voltage lost per step (fixed: Lava's du in -1..4095, -1 being netx's integrator,
-    and dv in 0..4096; see snnchip.loihi).
+    and dv in 0..4096; see snnchip.loihi). Fixed point only: either may be a per-neuron integer array `[size]`
+    (flat, C order), as netx passes slayer's `iDecay` / `vDecay` vectors to Lava's LIF.
     reset: 'hard' sets v to reset_value, 'soft' subtracts reset_amount, 'none' keeps v (fixed: in v units).
+
+    model: 'cuba' (the rest of this docstring), or one of lava.proc.sdn's sigma-delta processes (fixed point only;
+    docs/sdnn.md): 'sigma_delta' (sigma = sum of inputs; act = activation(sigma + bias); delta encoding of act
+    against the last sent value with threshold `threshold`, the residue carried over, and with `cum_error` the
+    accumulated error gating it), 'delta' (delta encoding of the input itself, no sigma, no bias: netx's SDNN
+    input layer) and 'sigma' (sigma decoding only, sending sigma: netx's `sigma_output` readout). Their output is
+    a graded payload. `activation` 'relu' or 'identity' (Lava's ActivationMode RELU / UNIT); `spike_exp`,
+    `state_exp`: Lava's exponents (threshold and bias are scaled by 2**(spike_exp + state_exp), payloads sent
+    shifted right by state_exp).
     """
     threshold: Optional[float]
     du: float = 1.0
@@ -66,6 +81,21 @@ class Neuron:
     reset_value: float = 0.0
     reset_amount: float = 0.0
     graded: bool = False
+    model: Model = "cuba"
+    activation: Activation = "relu"
+    cum_error: bool = False
+    spike_exp: int = 0
+    state_exp: int = 0
+
+    @property
+    def sigma_delta(self) -> bool:
+        """True for the sigma-delta models (lava.proc.sdn), False for CUBA."""
+        return self.model in SDNN_MODELS
+
+    @property
+    def sends_payloads(self) -> bool:
+        """True if the population's outputs are graded payloads (a relay, or a sigma-delta neuron), not 0/1."""
+        return self.graded or self.sigma_delta
 
 
 @dataclass
@@ -242,6 +272,18 @@ class Graph:
             if proj.kind == "conv":
                 _check_conv_geometry(proj)
         for pop in self.populations:
+            if pop.neuron.model not in MODELS:
+                raise InputError(f"population '{pop.name}': unknown neuron model '{pop.neuron.model}' "
+                                 f"(known: {', '.join(MODELS)})")
+            if pop.neuron.sigma_delta and not self.fixed:
+                raise InputError(f"population '{pop.name}': sigma-delta neurons are fixed-point only")
+            for key in ("du", "dv"):
+                value = getattr(pop.neuron, key)
+                if np.ndim(value) and (not self.fixed or np.shape(value) != (pop.size,)):
+                    raise InputError(f"population '{pop.name}': per-neuron {key} of shape {np.shape(value)} "
+                                     f"(per-neuron decays are fixed-point only, one per neuron: ({pop.size},))")
+            if pop.neuron.activation not in ("relu", "identity"):
+                raise InputError(f"population '{pop.name}': unknown activation '{pop.neuron.activation}'")
             if pop.neuron.reset not in ("hard", "soft", "none"):
                 raise InputError(f"population '{pop.name}': unsupported reset '{pop.neuron.reset}'")
             if any(int(s) < 1 for s in pop.shape):

@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("net", help="a NetX HDF5 network (written by snn-export, or a stock lava-dl file)")
     add_dataset_arguments(p, samples=20, samples_help="test samples to run (--dataset is required unless --plan)")
     p.add_argument("--T", type=int, help="time steps per sample (default: the network's, else the dataset's)")
+    p.add_argument("--input-shape", metavar="C,H,W", help="the input's shape for a stock file without an input "
+                   "layer (netx's input_shape; C,H,W, or F)")
     p.add_argument("--run", choices=("fixed", "float", "loihi2"), default="fixed",
                    help="fixed: Lava CPU simulator, bit-accurate fixed point (default); float: CPU simulator in "
                         "float, the file's integers read in float (units of synaptic input); loihi2: Loihi 2 "
@@ -57,20 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int | None = None,
-           run: str = "fixed", timeout_s: float | None = None) -> dict:
+           run: str = "fixed", input_shape: tuple[int, ...] | None = None, timeout_s: float | None = None) -> dict:
     """Run `net` on Lava and on `simulate` over the same samples; the report as a dict (see the CLI).
 
     A stock file (no snnchip extension, e.g. slayer's export) and a stock-exact file of ours run in fixed point as
     they are, the original file through stock lava-dl netx, so that a misreading by snnchip's reader shows as a
-    difference from `simulate`; snnchip-extension files (and float runs) go through snnchip's builder. Every
-    layer's spikes that Lava records are compared at every step. timeout_s: the watchdog's limit on the Lava run
+    difference from `simulate`; snnchip-extension files, float runs, sigma-delta networks and files with layers
+    netx refuses (pool, convT, unpool, average) go through snnchip's builder (the report's `lava_ran`). Every
+    layer's spikes that Lava records are compared at every step. input_shape: for a stock file without an input
+    layer (`read_netx`). timeout_s: the watchdog's limit on the Lava run
     (default `watchdog.DEFAULT_TIMEOUT_S`)."""
     import torch
 
     from ..formats.netx import read_netx
-    from ..formats.netx_read import FOREIGN_KIND, STOCK_KIND, netx_file_kind
+    from ..formats.netx_read import FOREIGN_KIND, STOCK_KIND, netx_builds_layers, netx_file_kind
     from ..loihi import encode_input
-    from ..sim import sample_stream, simulate
+    from ..sim import fit_samples, sample_stream, simulate
     from ..train.data import load_samples
     from .run import as_float, run_on_lava
     from .watchdog import DEFAULT_TIMEOUT_S
@@ -80,18 +84,14 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
     timeout_s = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
     if not timeout_s > 0:
         raise InputError(f"--timeout must be > 0 seconds, got {timeout_s}")
-    graph = read_netx(Path(net))
+    graph = read_netx(Path(net), input_shape=input_shape)
     kind = netx_file_kind(net)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise InputError(f"{net}: snn-deploy runs networks with one input and one output population, this one has "
                         f"{len(graph.inputs)} and {len(graph.outputs)}")
     T = T or graph.steps
     x, y = load_samples(dataset, "test", root=data_root, T=T, count=samples, progress=True)
-    x, y = x.numpy(), y.numpy()
-    inp = graph.inputs[0]
-    if tuple(x.shape[1:-1]) != tuple(inp.shape):
-        raise InputError(f"{net}: the network takes input {tuple(inp.shape)}, dataset '{dataset}' gives "
-                        f"{tuple(x.shape[1:-1])}")
+    x, y = fit_samples(graph, x, f"{net}: dataset '{dataset}'").numpy(), y.numpy()
     try:
         xin = encode_input(graph, torch.as_tensor(x)).numpy()
     except ValueError as exc:
@@ -104,7 +104,9 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
         graph, xin, tag = as_float(graph), xin.astype(np.float64), "floating_pt"
     else:
         tag = "fixed_pt"
-    original = run != "float" and kind in (FOREIGN_KIND, STOCK_KIND)
+    # sigma-delta chains and layers netx refuses (pool, convT, ...) still go through snnchip's builder
+    original = (run != "float" and kind in (FOREIGN_KIND, STOCK_KIND) and netx_builds_layers(net)
+                and not any(pop.neuron.sigma_delta for pop in graph.populations))
     route = dict(via="netx", netx_file=net) if original else dict(via="builder")
     try:
         lava = run_on_lava(graph, xin, tag, run_cfg=run_cfg, timeout_s=timeout_s, **route)
@@ -180,8 +182,9 @@ def main(argv=None) -> int:
         return _plan_main(args)
     if not args.dataset:
         raise InputError("--dataset is required to run the network (or use --plan for a resource plan)")
+    from ..cli_util import parse_shape
     report = deploy(args.net, args.dataset, data_root=args.data_root, samples=args.samples, T=args.T, run=args.run,
-                    timeout_s=args.timeout)
+                    input_shape=parse_shape(args.input_shape) if args.input_shape else None, timeout_s=args.timeout)
     if args.json:
         print(json.dumps(report, indent=1))
     else:

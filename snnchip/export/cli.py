@@ -3,6 +3,7 @@ NIR), with a per-layer table of what the lowering and the quantisation did.
 
     snn-export model.pt --target loihi [-o model.net] [--timing pipelined] [--calibrate digits-dvs] [--json]
                         [--stock | --extension]
+    snn-export model.pt --target loihi --weight-bits 4 --calibrate digits-dvs   # 4-bit weight mantissas
     snn-export model.pt --target nir -o model.nir              # the float network, for other frameworks
     snn-export model.nir --target loihi --dt 1e-4 --steps 8 --calibrate digits-dvs -o model.net
 """
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=int, default=DEFAULT_EVAL_SAMPLES, metavar="N",
                    help=f"test samples for the float vs fixed accuracy with --calibrate (default "
                         f"{DEFAULT_EVAL_SAMPLES}, 0 = skip)")
+    p.add_argument("--weight-bits", type=int, metavar="B",
+                   help="weight mantissa bits 2..8 (post-training quantisation at low precision; default: the "
+                        "checkpoint's --qat width, else 8, Loihi's full width)")
     p.add_argument("--dry-run", action="store_true", help="lower, quantise and report; write no file")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
     return p
@@ -89,6 +93,7 @@ def main(argv=None) -> int:
                           shortcut=args.shortcut, calibrate=args.calibrate, data_root=args.data_root,
                           calibration_samples=args.samples, eval_samples=args.eval_samples, progress=True,
                           dt=args.dt, steps=args.steps, type_check=not args.no_type_check,
+                          weight_bits=args.weight_bits,
                           stock=True if args.stock else False if args.extension else None)
     suffix = {"loihi": ".net", "onnx": ".onnx", "nir": ".nir"}[args.target]
     out = Path(args.output or path.with_suffix(suffix))

@@ -15,9 +15,8 @@ from typing import Literal, Optional, Union
 
 import torch
 
-from ..errors import InputError
 from .. import loihi
-from ..errors import UnsupportedError
+from ..errors import ChipRangeError, InputError, UnsupportedError
 from ..formats.netx import stock_incompatibilities
 from ..formats.netx_read import EXTENSION_KIND, STOCK_KIND
 from ..formats.nir import DEFAULT_DT, read_nir
@@ -90,7 +89,7 @@ def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = 
                  calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
                  eval_samples: int = DEFAULT_EVAL_SAMPLES, calibration=None, progress: bool = False,
                  dt: float = DEFAULT_DT, steps: Optional[int] = None, type_check: bool = True,
-                 stock: Optional[bool] = None) -> ExportResult:
+                 weight_bits: Optional[int] = None, stock: Optional[bool] = None) -> ExportResult:
     """Export a spiking network: a checkpoint path from snn-train, the model itself, or a NIR file (`*.nir`).
 
     target: 'loihi' (quantised, default pipelined timing), 'onnx' (float, default ideal timing) or 'nir' (the
@@ -103,6 +102,8 @@ def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = 
     calibration: instead of a dataset, calibration inputs `[N, *input_shape, T]` (e.g. a benchmark's random
     spikes), no evaluation. NIR sources only: `dt` (seconds per step, the exporter's), `steps` (time steps per
     sample for the dataset; default the file's metadata 'T'), `type_check` (nir's check on read).
+    weight_bits: weight mantissa bits 2..8 (default: the checkpoint's quantisation-aware training width, else 8).
+    A model trained with `snn-train --qat` is quantised with exactly the scales its training recorded.
     stock (loihi): True quantises for stock lava-dl netx (every weight exponent 0, bias exponent 6: what netx
     computes from the stored integers) and raises UnsupportedError unless stock netx then computes exactly the
     fixed graph (a graded input counts: netx must be given input_message_bits); False quantises freely (per-
@@ -119,6 +120,8 @@ def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = 
         raise InputError(f"input must be 'auto', 'binary' or 'graded', got {input_kind!r}")
     if calibrate is not None and calibration is not None:
         raise InputError("give a calibration dataset or calibration inputs, not both")
+    if weight_bits is not None:
+        loihi.check_weight_bits(weight_bits)
     if target != "loihi" and (calibrate is not None or calibration is not None):
         raise InputError("calibration applies to the loihi target only")
     timing = timing or ("pipelined" if target == "loihi" else "ideal")
@@ -166,20 +169,33 @@ def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = 
 
     if target in ("onnx", "nir"):
         return ExportResult(model, float_graph, float_graph, layer_report(float_graph), target, timing, input_kind)
+    qat = getattr(model, "qat", None)
+    if qat is not None and weight_bits is not None and weight_bits != qat.bits:
+        raise InputError(f"{source_name}: trained with --qat --weight-bits {qat.bits}; exporting it with "
+                         f"--weight-bits {weight_bits} would use other weights than it was trained with")
+    bits = qat.bits if qat is not None else (weight_bits or loihi.MANT_BITS)
+    options = dict(calibration=calib, progress=progress, weight_bits=bits,
+                   scales=None if qat is None else qat.export_scales(float_graph))
     if stock is None:
         stock_quant = _chain(float_graph) and not float_graph.inputs[0].neuron.graded
     else:
         stock_quant = bool(stock)
-    pinned = dict(weight_exp=loihi.NETX_WEIGHT_EXP, bias_exp=loihi.NETX_BIAS_EXP) if stock_quant else {}
-    fixed, report = quantize(float_graph, calibration=calib, progress=progress, **pinned)
-    reasons = stock_incompatibilities(fixed, graded_input=bool(stock))
-    if stock and reasons:
-        raise UnsupportedError(f"{source_name}: cannot export for stock netx: {reasons[0]}"
-                               + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
-    if stock is None and stock_quant and reasons:
-        fixed, report = quantize(float_graph, calibration=calib, progress=progress)
-        stock_quant = False
+    fixed = None
     if stock_quant:
+        try:
+            fixed, report = quantize(float_graph, weight_exp=loihi.NETX_WEIGHT_EXP, bias_exp=loihi.NETX_BIAS_EXP,
+                                     **options)
+            reasons = stock_incompatibilities(fixed, graded_input=bool(stock))
+        except ChipRangeError as exc:     # e.g. a QAT scale that exponent 0 cannot hold
+            reasons = [str(exc)]
+        if stock and reasons:
+            raise UnsupportedError(f"{source_name}: cannot export for stock netx: {reasons[0]}"
+                                   + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
+        if reasons:
+            fixed = None
+    if fixed is None:
+        fixed, report = quantize(float_graph, **options)
+    else:
         report.notes.append("quantised for stock netx: every weight exponent 0, bias exponent 6")
     if test is not None:
         evaluate(float_graph, fixed, test[0], test[1], report, progress=progress)

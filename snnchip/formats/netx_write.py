@@ -87,6 +87,13 @@ def stock_incompatibilities(graph: Graph, *, graded_input: bool = False) -> list
             reasons.append(f"population '{prev.name}' sends graded values netx cannot express")
     for pop in pops:
         n = pop.neuron
+        if n.sigma_delta:
+            reasons.extend(_sdnn_incompatibilities(pop))
+            if {q.num_message_bits for q in graph.out_of(pop.name)} - {loihi.NETX_SDNN_MESSAGE_BITS}:
+                # netx's NetDict cannot read 'messageBits' (it is not among its array keys): only its default
+                reasons.append(f"population '{pop.name}' sends payloads of other than netx's "
+                               f"{loihi.NETX_SDNN_MESSAGE_BITS} message bits")
+            continue
         if pop.is_input and n.graded:
             if pop.bias is not None and np.any(pop.bias != 0):
                 values.append(f"relay input '{pop.name}' has a bias")
@@ -102,6 +109,20 @@ def stock_incompatibilities(graph: Graph, *, graded_input: bool = False) -> list
         if has_bias and pop.bias_exp != loihi.NETX_BIAS_EXP:
             values.append(f"population '{pop.name}' has bias_exp {pop.bias_exp} (netx fixes it at 6)")
     return reasons + values
+
+
+def _sdnn_incompatibilities(pop: Population) -> list[str]:
+    """Why netx would build a different process for this sigma-delta population ([] = it builds this one)."""
+    n, reasons = pop.neuron, []
+    if (n.spike_exp, n.state_exp) != (loihi.NETX_SDNN_SPIKE_EXP, loihi.NETX_SDNN_STATE_EXP):
+        reasons.append(f"population '{pop.name}' has spike_exp {n.spike_exp}, state_exp {n.state_exp} (netx: "
+                       f"{loihi.NETX_SDNN_SPIKE_EXP}, {loihi.NETX_SDNN_STATE_EXP})")
+    if n.model == "sigma_delta" and (n.activation != "relu" or n.cum_error):
+        reasons.append(f"population '{pop.name}' has activation {n.activation}, cum_error {n.cum_error} (netx "
+                       f"builds ReLU without cumulative error)")
+    if (n.model == "delta") != pop.is_input:
+        reasons.append(f"population '{pop.name}': netx builds a delta neuron exactly for the input layer")
+    return reasons
 
 
 def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False, graded_input: bool = False) -> str:
@@ -198,12 +219,22 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
     _attrs(group, population=pop.name, shape=np.array(pop.shape), threshold=n.threshold, du=n.du, dv=n.dv,
            reset=n.reset, reset_value=n.reset_value, reset_amount=n.reset_amount, graded=n.graded,
            bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
+    if n.sigma_delta:
+        _attrs(group, model=n.model, activation=n.activation, cum_error=bool(n.cum_error),
+               spike_exp=int(n.spike_exp), state_exp=int(n.state_exp))
     if pop.is_input:
         _type(group, "input")
         group.create_dataset("shape", data=np.array(pop.shape))
         if n.graded:
             return            # netx: an input layer without a neuron passes its input to the first synapse
+    if (np.ndim(n.du) or np.ndim(n.dv)) and len(pop.shape) != 1:
+        raise UnsupportedError(f"population '{pop.name}': per-neuron decays of a {pop.shape} population cannot be "
+                               f"written as netx's iDecay / vDecay (Lava broadcasts them over channels)")
     neuron = group.create_group("neuron")
+    if n.sigma_delta:
+        _sdnn_neuron(neuron, n, out_bits)
+        _bias(group, pop)
+        return
     neuron.create_dataset("type", data="CUBA")
     # Fixed: Lava's integers (iDecay = du + 1 as netx reads it). Float: the same keys as fractions of 4096.
     unit = 1 if fixed else loihi.DECAY_UNITY
@@ -214,6 +245,22 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
     neuron.create_dataset("gradedSpike", data=bool(n.graded))
     if out_bits:
         neuron.create_dataset("messageBits", data=out_bits)
+    _bias(group, pop)
+
+
+def _sdnn_neuron(neuron: h5py.Group, n, out_bits: int) -> None:
+    """netx's SDNN vocabulary (docs/sdnn.md); what netx cannot express lives in the extension attributes."""
+    neuron.create_dataset("type", data="SDNN")
+    neuron.create_dataset("activation", data=n.activation)
+    if n.model == "sigma":
+        neuron.create_dataset("sigma_output", data=True)
+    neuron.create_dataset("vThMant", data=0 if n.threshold is None else int(n.threshold))
+    if out_bits and out_bits != loihi.NETX_SDNN_MESSAGE_BITS:
+        # stock netx cannot read this key (its NetDict): written for this project's reader only
+        neuron.create_dataset("messageBits", data=out_bits)
+
+
+def _bias(group: h5py.Group, pop: Population) -> None:
     if pop.bias is not None:
         bias = np.asarray(pop.bias)
         _attrs(group, bias_shape=np.array(bias.shape))

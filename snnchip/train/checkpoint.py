@@ -70,7 +70,8 @@ def config_from_dict(data: dict, where: str = "checkpoint") -> ModelConfig:
 
 
 def load_model(path) -> SpikingResNet:
-    """Rebuild the model from a checkpoint (eval mode, CPU, without side branches)."""
+    """Rebuild the model from a checkpoint (eval mode, CPU, without side branches). A model trained with `--qat`
+    computes with the chip's weights and decays again, at the recorded bit width and scales (`model.qat`)."""
     payload = load_checkpoint(path)
     model = build_model(config_from_dict(payload["config"], str(path)))
     try:
@@ -78,4 +79,11 @@ def load_model(path) -> SpikingResNet:
     except RuntimeError as exc:
         raise InputError(f"{path}: weights do not match the stored configuration "
                         f"({str(exc).strip().splitlines()[0][:120]})") from None
+    if payload.get("qat"):
+        from .qat import attach_qat
+        qat = payload["qat"]
+        try:
+            attach_qat(model, qat["weight_bits"], qat["scales"]).frozen = True
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"{path}: unreadable quantisation-aware training record ({exc})") from None
     return model.eval()
