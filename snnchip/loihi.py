@@ -275,14 +275,17 @@ def scale_bound(theta, float_ws, b_max: float, a_worst: float, bound_v: float, b
     `a_worst` must not wrap u, the voltage bound `bound_v` must fit v, and the threshold (17 bits), the largest
     bias `b_max` (13-bit mantissa, exponent `bias_exp` or up to 7) and the largest incoming weight of `float_ws`
     (a `bits`-bit mantissa at exponent 7, or at `weight_exp` when that pins every exponent) must be
-    representable. Units: float units of v."""
+    representable; the weights only as far as a threshold mantissa of 1 still fits (beyond, the largest weights
+    saturate, counted). Units: float units of v."""
     limits = [V_LIMIT / max(a_worst, 1e-300), V_LIMIT / max(bound_v, 1e-300)]
     if b_max > 0:
         limits.append(BIAS_MANT_MAX * (1 << (BIAS_EXP_MAX if bias_exp is None else bias_exp)) / b_max)
     w_peak = max((float(np.abs(w).max(initial=0.0)) for w in float_ws), default=0.0)
     if w_peak > 0:
+        # weights beyond the largest exponent saturate (counted) rather than leave no threshold mantissa >= 1
         top = W_EXP_MAX if weight_exp is None else weight_exp
-        limits.append(mantissa_range(bits)[1] * 2.0 ** (top + 1 + ACT_SHIFT) / w_peak)
+        limits.append(max(mantissa_range(bits)[1] * 2.0 ** (top + 1 + ACT_SHIFT) / w_peak,
+                          (1 << VTH_SHIFT) / theta if theta else 0.0))
     if theta:
         limits.append(VTH_MAX * (1 << VTH_SHIFT) / theta)
     return min(limits)
@@ -367,19 +370,45 @@ def encode_input(fixed, x):
 
 
 # -- the range check of a fixed-point graph ----------------------------------------------------------------------
-def _integer(value, what: str) -> np.ndarray:
+INT64_MAX = np.iinfo(np.int64).max          # not a register: the widest integer numpy and the kernels compute in
+
+
+def integers(value, what: str, error: type = ChipRangeError) -> np.ndarray:
+    """`value` as an int64 array, refused in one line (`error`, naming `what`) unless every entry is a finite
+    integer within int64: non-numeric, NaN / inf, fractions, and values beyond int64 (which numpy's cast would
+    silently wrap, e.g. 1e30 to int64 min) are never converted."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+        raise error(f"{what} {value} is beyond 64-bit integers (and any register of the chip)")
     array = np.asarray(value)
-    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-        raise ChipRangeError(f"{what} is not numeric")
-    if not np.all(np.isfinite(array)) or not np.array_equal(array, np.round(array)):
-        raise ChipRangeError(f"{what} must be finite integers")
-    return array
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise error(f"{what} is not numeric (dtype {array.dtype})")
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise error(f"{what} is complex")
+    flat = array.reshape(-1)
+    if not np.all(np.isfinite(flat)):
+        raise error(f"{what} must be finite integers, found {flat[~np.isfinite(flat)][0]}")
+    if not np.array_equal(flat, np.round(flat)):
+        raise error(f"{what} must be finite integers, found {flat[flat != np.round(flat)][0]}")
+    if flat.size:
+        wide = np.abs(flat) >= 2.0 ** 63 if np.issubdtype(array.dtype, np.floating) else flat > INT64_MAX
+        if np.any(wide):
+            raise error(f"{what} {flat[wide][0]:g} is beyond 64-bit integers (and any register of the chip)")
+    return array.astype(np.int64)
+
+
+def _integer(value, what: str) -> np.ndarray:
+    return integers(value, what)
 
 
 def _within(value, lo: int, hi: int, what: str) -> None:
     array = _integer(value, what)
     if array.size and (array.min() < lo or array.max() > hi):
         raise ChipRangeError(f"{what} {array.min()}..{array.max()} is outside {lo}..{hi}")
+
+
+def check_message_bits(bits, what: str) -> None:
+    """A graded payload's bits: 0 (binary spikes) .. MAX_MESSAGE_BITS."""
+    _within(bits, 0, MAX_MESSAGE_BITS, what)
 
 
 def _check_sigma_delta(pop, where: str) -> None:
@@ -430,4 +459,4 @@ def check_fixed(graph) -> None:
                                  f"synapses (mixed signs: {WEIGHT_MIN}..{WEIGHT_MAX}, one sign: magnitude <= "
                                  f"{WEIGHT_MAX})")
         _within(proj.weight_exp, W_EXP_MIN, W_EXP_MAX, f"{where}: weight exponent")
-        _within(proj.num_message_bits, 0, MAX_MESSAGE_BITS, f"{where}: message bits")
+        check_message_bits(proj.num_message_bits, f"{where}: message bits")

@@ -180,6 +180,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.plan:
         return _plan_main(args)
+    if args.T is not None and args.T < 1:
+        raise InputError(f"--T must be >= 1, got {args.T}")
     if not args.dataset:
         raise InputError("--dataset is required to run the network (or use --plan for a resource plan)")
     from ..cli_util import parse_shape

@@ -98,8 +98,8 @@ def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
     if netx_file is not None and via != "netx":
         raise InputError("netx_file is the file stock netx runs: it needs via='netx'")
     if use_netx and netx_file is None and not (graph.fixed and not record and netx_compatible(graph)):
-        raise InputError("stock netx cannot run this graph exactly (a fixed-point chain without delays and "
-                         "without recorded layers is needed); use via='builder'")
+        raise InputError("stock netx cannot run this graph exactly (a fixed-point chain without delays, "
+                         "sigma-delta neurons and recorded layers is needed); use via='builder'")
     if use_netx and (not graph.fixed or set(record) & {"u", "v"}):
         raise InputError("stock netx runs fixed-point files and records spikes (and the readout) only")
     flat = {name: data.reshape(-1, num_steps) for name, data in stream.items()}

@@ -89,18 +89,27 @@ def main(argv=None) -> int:
     is_nir = path.suffix.lower() == ".nir"
     if not is_nir and (args.steps is not None or args.no_type_check):
         raise InputError("--steps and --no-type-check apply to a NIR source (.nir) only")
-    result = export_model(path, target=args.target, timing=args.timing, input_kind=args.input,
-                          shortcut=args.shortcut, calibrate=args.calibrate, data_root=args.data_root,
-                          calibration_samples=args.samples, eval_samples=args.eval_samples, progress=True,
-                          dt=args.dt, steps=args.steps, type_check=not args.no_type_check,
-                          weight_bits=args.weight_bits,
-                          stock=True if args.stock else False if args.extension else None)
+    if args.steps is not None and args.steps < 1:
+        raise InputError(f"--steps must be >= 1, got {args.steps}")
+    if args.samples < 1 or args.eval_samples < 0:
+        raise InputError(f"--samples must be >= 1 and --eval-samples >= 0, got {args.samples}, {args.eval_samples}")
     suffix = {"loihi": ".net", "onnx": ".onnx", "nir": ".nir"}[args.target]
     out = Path(args.output or path.with_suffix(suffix))
+    try:
+        result = export_model(path, target=args.target, timing=args.timing, input_kind=args.input,
+                              shortcut=args.shortcut, calibrate=args.calibrate, data_root=args.data_root,
+                              calibration_samples=args.samples, eval_samples=args.eval_samples, progress=True,
+                              dt=args.dt, steps=args.steps, type_check=not args.no_type_check,
+                              weight_bits=args.weight_bits,
+                              stock=True if args.stock else False if args.extension else None)
+    except InputError as exc:
+        if str(path) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None
+    if not args.dry_run and out.resolve() == path.resolve():
+        raise InputError(f"-o {out} would overwrite the source; give another output name")
     if not args.dry_run:
         if args.target == "nir":
-            if out.resolve() == path.resolve():
-                raise InputError(f"-o {out} would overwrite the source; give another output name")
             write_nir(result.graph, out, dt=args.dt, metadata={"source": str(path)})
         elif args.target == "loihi":
             write_netx(result.graph, out, graded_input=result.stock)

@@ -56,7 +56,8 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
     projection. progress: tqdm bars (stderr) over the calibration batches.
     weight_bits: weight mantissa bits 2..8 (post-training quantisation at low precision; 8: Loihi's full width).
     scales: {population name: integer scale} recorded by quantisation-aware training (`train.qat`): those
-    populations take exactly that scale (ChipRangeError if the chip's bounds forbid it), the others are searched.
+    populations take exactly that scale (ChipRangeError if the chip's bounds forbid it), the others are searched,
+    and no bias correction is applied (the training already saw the rounded weights).
     """
     bits = loihi.check_weight_bits(weight_bits)
     scales = dict(scales or {})
@@ -79,7 +80,8 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
     report.input_scale = in_scale
     report.weight_bits = bits
     stats = _float_stats(graph, x, progress) if x is not None else None
-    rates = None if stats is None else {name: s["sum"] / max(s["count"], 1) for name, s in stats.items()}
+    # bias correction, except for a QAT model (given scales): its training already saw the rounded weights
+    rates = None if stats is None or scales else {name: s["sum"] / max(s["count"], 1) for name, s in stats.items()}
 
     # Shallow copy: every weight, bias and neuron of `fixed` is replaced below, never modified in place.
     fixed = dataclasses.replace(graph, fixed=True, meta=dict(graph.meta),

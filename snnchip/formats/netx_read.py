@@ -18,8 +18,9 @@ with exactly the arithmetic `lava.lib.dl.netx.hdf5.Network` gives it on Lava:
   (netx would silently use ReLU), as is a bias on a sigma_output layer (netx cannot build it);
 - the input layer keeps its neuron (netx's Input block; its stored `weight`/`bias` are netx's unused input
   transform, kept in `meta['netx']['input_transform']`); an input layer without a neuron, or none at all before
-  a first dense layer, is a graded relay (named `input` in the latter case) whose input reaches the first
-  synapse unchanged;
+  a first dense layer, is a `binary` relay (named `input` in the latter case): netx's first synapse reads the
+  network's input as spikes (input_message_bits 0, Lava's `astype(bool)`), so every non-zero input value,
+  graded or negative, arrives as 1;
 - a neuron group's `messageBits` becomes the `num_message_bits` of the projections leaving it;
 - dense `delay` (axonal delays) is expanded as netx does: a vector of length F_out is one delay per target row,
   of length F_in one per source column, giving a per-synapse `[F_out, F_in]` delay (a plain int when uniform);
@@ -45,7 +46,8 @@ import numpy as np
 
 from .. import loihi
 from ..errors import ChipRangeError, FormatError, InputError, UnsupportedError
-from ..graph import Graph, Neuron, Population, Projection, conv_output_shape
+from ..graph import Graph, Neuron, Population, Projection, check_conv_geometry, conv_output_shape
+from ..resources import check_memory
 
 EXTENSION = "snnchip"            # group holding this project's extension (edges, metadata)
 FORMAT = "snnchip-netx"
@@ -84,6 +86,7 @@ def read_netx(path: str | Path, num_layers: int | None = None,
         try:
             if "layer" not in handle or not isinstance(handle["layer"], h5py.Group):
                 raise FormatError(f"{path}: not a NetX network (HDF5 file without a 'layer' group)")
+            _check_dataset_sizes(handle, path)
             if EXTENSION in handle and num_layers is None:
                 if input_shape is not None:
                     raise InputError(f"{path}: input shape given, but the file records its own input")
@@ -111,6 +114,21 @@ def netx_builds_layers(path: str | Path) -> bool:
     average and concat, which snnchip reads). Call after `read_netx` accepted the file."""
     with h5py.File(path, "r") as handle:
         return all(layer_type(group) in NETX_LAYERS for group in layer_groups(handle, Path(path)))
+
+
+def _check_dataset_sizes(handle: h5py.File, path: Path) -> None:
+    """Refuse (one line) a file whose datasets, read, would not fit in memory (e.g. a small file declaring an
+    unwritten 100000 x 100000 weight, which HDF5 would fill in), before any dataset is read."""
+    sizes: list[tuple[int, str]] = []
+
+    def visit(name: str, node) -> None:
+        if isinstance(node, h5py.Dataset):
+            sizes.append((int(node.size or 0) * node.dtype.itemsize, name))
+    handle.visititems(visit)
+    if sizes:
+        largest, name = max(sizes)
+        check_memory(largest, f"{path}: dataset '{name}' of shape {handle[name].shape}")
+        check_memory(sum(size for size, _ in sizes), f"{path}: its datasets")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -143,7 +161,7 @@ def _integers(values: Any, what: str, where: str) -> np.ndarray:
         raise FormatError(f"{where}: {what} is not numeric and finite")
     if not np.array_equal(array, np.round(array)):
         raise FormatError(f"{where}: {what} has non-integer values (netx would truncate them)")
-    return array.astype(np.int64)
+    return loihi.integers(array, f"{where}: {what}")
 
 
 def _scalar_int(group: h5py.Group, key: str, where: str) -> int:
@@ -192,6 +210,7 @@ def _neuron(group: Any, where: str, role: str = "layer", shape: tuple[int, ...] 
     if not isinstance(group, dict):
         if "messageBits" in group:
             bits = int(_integers(group["messageBits"][()], "messageBits", where).reshape(-1)[0])
+            loihi.check_message_bits(bits, f"{where}: messageBits")
         _refuse_ignored_fields(group, where)
     neuron = Neuron(threshold=int(vth[0]), du=loihi.du_from_netx(values["iDecay"]), dv=values["vDecay"],
                     reset="hard", reset_value=0)
@@ -302,6 +321,12 @@ def _dense_delay(group: h5py.Group, weight: np.ndarray, where: str) -> int | np.
     return int(delay.flat[0]) if np.all(delay == delay.flat[0]) else delay
 
 
+def _spike_input() -> Neuron:
+    """The input of a stock file without an input neuron: netx's first synapse reads it with input_message_bits 0,
+    i.e. Lava's `astype(bool)` (on Lava: graded values 1..5 and negative ones arrive as 1)."""
+    return Neuron(threshold=None, graded=True, binary=True)
+
+
 def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None,
                 input_shape: tuple[int, ...] | None = None) -> Graph:
     populations: list[Population] = []
@@ -345,7 +370,7 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None,
                     meta_netx["input_transform"] = transform
             else:
                 # No neuron: netx builds no block and the network's input reaches the first synapse directly.
-                neuron, out_bits = Neuron(threshold=None, graded=True), 0
+                neuron, out_bits = _spike_input(), 0
             populations.append(Population(name, shape, neuron, is_input=True))
             layer_index[name] = i
             continue
@@ -360,7 +385,7 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None,
                 (np.asarray(group["weight"][()]).reshape(int(np.prod(_shape(group, where))), -1).shape[1],)
             if len(shape) not in (1, 3) or any(s < 1 for s in shape):
                 raise InputError(f"{where}: input shape {shape} is neither (F,) nor (C, H, W)")
-            populations.append(Population("input", shape, Neuron(threshold=None, graded=True), is_input=True))
+            populations.append(Population("input", shape, _spike_input(), is_input=True))
             flatten_next = flatten_next or len(shape) == 3
         source = populations[-1]
         if kind == "average":
@@ -433,13 +458,14 @@ def _stock_conv(group: h5py.Group, source: Population, name: str, where: str) ->
     stride, padding = _pair(group, "stride", 1, where), _pair(group, "padding", 0, where)
     dilation = _pair(group, "dilation", 1, where)
     groups = _scalar_int(group, "groups", where) if "groups" in group else 1
+    check_conv_geometry(where, stride, padding, dilation, groups)
     c_in = source.shape[0]
     if groups < 1 or c_in % groups or weight.shape[0] % groups or weight.shape[1] * groups != c_in:
         raise FormatError(f"{where}: conv weight {weight.shape} with groups={groups} does not fit {c_in} input "
                         f"channels")
     if "delay" in group and np.any(np.asarray(group["delay"][()]) != 0):
         raise UnsupportedError(f"{where}: conv delays are not supported (netx ignores them)")
-    expect = conv_output_shape(source.shape, weight.shape[0], weight.shape[2:], stride, padding, dilation)
+    expect = conv_output_shape(source.shape, weight.shape[0], weight.shape[2:], stride, padding, dilation, where)
     shape = _shape(group, where)
     if shape != expect:
         raise FormatError(f"{where}: shape {shape} differs from the conv's output {expect}")
@@ -594,50 +620,143 @@ def _attr(node: h5py.HLObject, key: str, default: Any = None) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _field(node: h5py.HLObject, key: str, where: str, kind: str, default: Any = None, choices=None) -> Any:
+    """Extension attribute `key` of `node`, checked for its type before anything uses it: 'int' (one integer),
+    'number' (one finite number, or None when absent), 'numbers' (that, or a 1-d array of them), 'bool', 'str' (one of `choices` if given), 'ints' (a tuple
+    of integers). FormatError (one line naming `where` and the field) otherwise."""
+    value = _attr(node, key, default)
+    what = f"{where}: field '{ATTR}{key}'"
+    if value is None:
+        if kind in ("number",):
+            return None
+        raise FormatError(f"{what} is missing")
+    if kind == "str":
+        if not isinstance(value, str) or (choices and value not in choices):
+            allowed = f" (one of {', '.join(choices)})" if choices else ""
+            raise FormatError(f"{what} is {value!r}, expected a string{allowed}")
+        return value
+    array = np.asarray(value)
+    if kind == "ints":
+        return tuple(int(v) for v in loihi.integers(array, what, FormatError).reshape(-1))
+    if kind == "numbers" and array.ndim == 1:          # per-neuron values (fixed decays)
+        if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+            raise FormatError(f"{what} is not an array of finite numbers")
+        return array
+    if array.size != 1:
+        raise FormatError(f"{what} should be one value, has shape {array.shape}")
+    if kind == "bool":
+        if array.dtype != bool and not (np.issubdtype(array.dtype, np.integer) and int(array) in (0, 1)):
+            raise FormatError(f"{what} is {value!r}, expected a boolean")
+        return bool(array)
+    if kind == "int":
+        return int(loihi.integers(array, what, FormatError).reshape(-1)[0])
+    if kind == "numbers":
+        array = array.reshape(())
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or \
+            np.issubdtype(array.dtype, np.complexfloating) or not np.isfinite(array).all():
+        raise FormatError(f"{what} is {value!r}, expected a finite number")
+    number = array.reshape(-1)[0].item()
+    if isinstance(number, int):
+        loihi.integers(number, what, FormatError)
+    return number
+
+
+def _check_stock_half(group: h5py.Group, neuron: Neuron, where: str) -> None:
+    """In a fixed file, the stock neuron keys netx reads must say what the extension says (one line if not: the
+    file was edited, and stock netx and snnchip would run different networks)."""
+    if "neuron" not in group or neuron.graded:
+        return
+    stock = group["neuron"]
+    if neuron.sigma_delta:
+        want = {"vThMant": 0 if neuron.threshold is None else neuron.threshold}
+    else:
+        want = {"vThMant": loihi.VTH_NEVER if neuron.threshold is None else neuron.threshold,
+                "iDecay": loihi.netx_i_decay(np.asarray(neuron.du)), "vDecay": neuron.dv}
+    for key, value in want.items():
+        if key in stock:
+            have, value = np.asarray(stock[key][()]).reshape(-1), np.asarray(value).reshape(-1)
+            if not (have.size == value.size or 1 in (have.size, value.size)) or np.any(have != value):
+                raise FormatError(f"{where}: the stock '{key}' {have[:4].tolist()} disagrees with the extension's "
+                                  f"{value[:4].tolist()} (the file was edited; stock netx would run the stock value)")
+
+
 def _read_ours(handle: h5py.File, path: Path) -> Graph:
     ext = handle[EXTENSION]
     if ext.attrs.get("format") != FORMAT:
         raise FormatError(f"{path}: group '{EXTENSION}' is not a {FORMAT} extension")
-    version = int(ext.attrs.get("version", 0))
-    if version != VERSION:
-        raise UnsupportedError(f"{path}: {FORMAT} version {version} is not supported (this reader knows {VERSION})")
+    version = np.asarray(ext.attrs.get("version", 0))
+    if version.size != 1 or not np.issubdtype(version.dtype, np.integer) or int(version) != VERSION:
+        raise UnsupportedError(f"{path}: {FORMAT} version {version.tolist()} is not supported (this reader knows "
+                               f"{VERSION})")
+    where = f"{path}: group '{EXTENSION}'"
+    timing = ext.attrs.get("timing")
+    timing = timing.decode("utf-8") if isinstance(timing, bytes) else timing
+    if timing not in ("ideal", "pipelined"):
+        raise FormatError(f"{where}: timing {timing!r} is neither 'ideal' nor 'pipelined'")
+    fixed = np.asarray(ext.attrs.get("fixed"))
+    if fixed.size != 1 or fixed.dtype != bool:
+        raise FormatError(f"{where}: 'fixed' {fixed.tolist()!r} is not a boolean")
+    fixed = bool(fixed)
     populations = []
-    for group in layer_groups(handle, path):
+    for i, group in enumerate(layer_groups(handle, path)):
         name = _attr(group, "population")
         if name is None:
             continue        # a flatten layer, written for stock netx only
-        threshold = _attr(group, "threshold")
-        neuron = Neuron(threshold=threshold, du=_attr(group, "du"), dv=_attr(group, "dv"),
-                        reset=_attr(group, "reset"), reset_value=_attr(group, "reset_value"),
-                        reset_amount=_attr(group, "reset_amount"), graded=bool(_attr(group, "graded")),
-                        model=_attr(group, "model", "cuba"), activation=_attr(group, "activation", "relu"),
-                        cum_error=bool(_attr(group, "cum_error", False)), spike_exp=int(_attr(group, "spike_exp", 0)),
-                        state_exp=int(_attr(group, "state_exp", 0)))
+        where = f"{path}: layer {i}"
+        name = _field(group, "population", where, "str")
+        where = f"{where} (population '{name}')"
+        neuron = Neuron(threshold=_field(group, "threshold", where, "number"),
+                        du=_field(group, "du", where, "numbers", 0), dv=_field(group, "dv", where, "numbers", 0),
+                        reset=_field(group, "reset", where, "str", choices=("hard", "soft", "none")),
+                        reset_value=_field(group, "reset_value", where, "number", 0),
+                        reset_amount=_field(group, "reset_amount", where, "number", 0),
+                        graded=_field(group, "graded", where, "bool", False),
+                        binary=_field(group, "binary", where, "bool", False),
+                        model=_field(group, "model", where, "str", "cuba"),
+                        activation=_field(group, "activation", where, "str", "relu"),
+                        cum_error=_field(group, "cum_error", where, "bool", False),
+                        spike_exp=_field(group, "spike_exp", where, "int", 0),
+                        state_exp=_field(group, "state_exp", where, "int", 0))
+        shape = _field(group, "shape", where, "ints")
         bias = None
         if "bias" in group:
             bias = group["bias"][()]
-            if _attr(group, "bias_xyf", False):
+            if _field(group, "bias_xyf", where, "bool", False):
+                if bias.ndim != 3:
+                    raise FormatError(f"{where}: bias of shape {bias.shape} is not (x, y, f)")
                 bias = bias.transpose(2, 1, 0)
-            bias = np.ascontiguousarray(bias).reshape(tuple(_attr(group, "bias_shape")))
+            bias_shape = _field(group, "bias_shape", where, "ints")
+            if int(np.prod(bias_shape)) != bias.size:
+                raise FormatError(f"{where}: bias of {bias.size} values does not fit its shape {bias_shape}")
+            bias = np.ascontiguousarray(bias).reshape(bias_shape)
+        if fixed:
+            _check_stock_half(group, neuron, where)
         populations.append(Population(
-            name=name, shape=tuple(int(s) for s in _attr(group, "shape")), neuron=neuron, bias=bias,
-            bias_exp=_attr(group, "bias_exp"), is_input=bool(_attr(group, "is_input")),
-            is_output=bool(_attr(group, "is_output")), scale=_attr(group, "scale")))
+            name=name, shape=shape, neuron=neuron, bias=bias, bias_exp=_field(group, "bias_exp", where, "int", 0),
+            is_input=_field(group, "is_input", where, "bool", False),
+            is_output=_field(group, "is_output", where, "bool", False),
+            scale=_field(group, "scale", where, "number")))
     projections = []
     edges = ext["projections"]
     for k in range(len(edges)):
+        if str(k) not in edges:
+            raise FormatError(f"{path}: projections must be named 0..{len(edges) - 1}, '{k}' is missing")
         edge = edges[str(k)]
+        where = f"{path}: projection {k}"
         delay = edge["delay"][()]
         delay = delay.item() if np.ndim(delay) == 0 else delay
         projections.append(Projection(
-            name=_attr(edge, "name"), source=_attr(edge, "source"), target=_attr(edge, "target"),
-            kind=_attr(edge, "kind"), weight=edge["weight"][()],
-            stride=tuple(int(s) for s in _attr(edge, "stride")),
-            padding=tuple(int(s) for s in _attr(edge, "padding")),
-            dilation=tuple(int(s) for s in _attr(edge, "dilation")), groups=_attr(edge, "groups"),
-            delay=delay, weight_exp=_attr(edge, "weight_exp"), num_message_bits=_attr(edge, "num_message_bits")))
-    graph = Graph(populations, projections, timing=ext.attrs["timing"], fixed=bool(ext.attrs["fixed"]),
-                  meta=decode_meta(ext.attrs["meta"]))
+            name=_field(edge, "name", where, "str"), source=_field(edge, "source", where, "str"),
+            target=_field(edge, "target", where, "str"),
+            kind=_field(edge, "kind", where, "str", choices=("dense", "conv")), weight=edge["weight"][()],
+            stride=_field(edge, "stride", where, "ints"), padding=_field(edge, "padding", where, "ints"),
+            dilation=_field(edge, "dilation", where, "ints"), groups=_field(edge, "groups", where, "int"),
+            delay=delay, weight_exp=_field(edge, "weight_exp", where, "int", 0),
+            num_message_bits=_field(edge, "num_message_bits", where, "int", 0)))
+    graph = Graph(populations, projections, timing=timing, fixed=fixed, meta=decode_meta(ext.attrs["meta"]))
+    if not graph.inputs or not graph.outputs:
+        raise FormatError(f"{path}: the network has {len(graph.inputs)} input and {len(graph.outputs)} output "
+                          f"populations; it needs at least one of each")
     try:
         graph.validate()
     except ValueError as exc:

@@ -14,6 +14,7 @@ file whose first layer makes stock netx refuse it with a ValueError that quotes 
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ import numpy as np
 
 from .. import loihi
 from ..errors import InputError, UnsupportedError
-from ..fileio import atomic_path
+from ..fileio import write_bytes
+from ..resources import check_disk, check_memory
 from ..graph import Graph, Population, Projection
 from .netx_read import ATTR, EXTENSION, EXTENSION_KIND, FORMAT, REFUSAL, STOCK_KIND, VERSION
 
@@ -78,10 +80,13 @@ def stock_incompatibilities(graph: Graph, *, graded_input: bool = False) -> list
         if proj.kind == "conv" and np.any(np.asarray(proj.delay) != 0):
             values.append(f"projection '{proj.name}' is a conv with delays (netx ignores them)")
         if proj.kind == "conv" and len(prev.shape) != 3:
-            values.append(f"projection '{proj.name}' is a conv from the non-(C, H, W) population '{prev.name}'")
-        if prev.neuron.graded and proj.num_message_bits and prev.is_input and not graded_input:
-            reasons.append(f"input '{prev.name}' is graded (stock netx binarises its input unless it is given "
-                           f"input_message_bits={proj.num_message_bits})")
+            reasons.append(f"projection '{proj.name}' is a conv from the non-(C, H, W) population '{prev.name}'")
+        if prev.neuron.graded and prev.is_input and (proj.num_message_bits or not prev.neuron.binary):
+            # netx's first synapse binarises its input (Lava's astype(bool)) unless netx is given
+            # input_message_bits, so only a `binary` relay input computes the same by default
+            if not (graded_input and proj.num_message_bits):
+                reasons.append(f"input '{prev.name}' is graded (stock netx binarises its input unless it is given "
+                               f"input_message_bits={proj.num_message_bits})")
         elif prev.neuron.graded and not prev.is_input:
             # netx's CUBA neurons emit binary spikes
             reasons.append(f"population '{prev.name}' sends graded values netx cannot express")
@@ -141,11 +146,22 @@ def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False, g
         raise UnsupportedError(f"cannot write {path} for stock netx: {reasons[0]}"
                                + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
     meta = encode_meta(graph.meta)
+    # what the file will hold (weights, biases, delays, metadata) plus HDF5's headers: refused up front if the
+    # folder has less free space, so that a full disk never reaches h5py half way
+    size = sum(np.asarray(q.weight).nbytes + np.asarray(q.delay).nbytes for q in graph.projections) + sum(
+        np.asarray(p.bias).nbytes for p in graph.populations if p.bias is not None) + len(meta) + HDF5_OVERHEAD * (
+        1 + len(graph.populations) + len(graph.projections))
+    check_disk(path, size)
+    check_memory(size, f"writing {path}")
     kind = EXTENSION_KIND if reasons else STOCK_KIND
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as handle:
-            _write(graph, handle, meta, kind, reasons[0] if reasons else "")
+    buffer = io.BytesIO()            # built in memory: HDF5 can crash on a disk that fills up under it
+    with h5py.File(buffer, "w") as handle:
+        _write(graph, handle, meta, kind, reasons[0] if reasons else "")
+    write_bytes(path, buffer.getvalue())
     return kind
+
+
+HDF5_OVERHEAD = 8192        # bytes of HDF5 object headers and B-trees per group, generously
 
 
 def _write(graph: Graph, handle: h5py.File, meta: str, kind: str, reason: str) -> None:
@@ -218,7 +234,7 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
     n = pop.neuron
     _attrs(group, population=pop.name, shape=np.array(pop.shape), threshold=n.threshold, du=n.du, dv=n.dv,
            reset=n.reset, reset_value=n.reset_value, reset_amount=n.reset_amount, graded=n.graded,
-           bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
+           binary=n.binary or None, bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
     if n.sigma_delta:
         _attrs(group, model=n.model, activation=n.activation, cum_error=bool(n.cum_error),
                spike_exp=int(n.spike_exp), state_exp=int(n.state_exp))

@@ -26,6 +26,8 @@ import torch
 
 from ..errors import InputError
 from ..graph import Graph
+from ..loihi import INT64_MAX
+from ..resources import check_memory
 from .counters import CounterRecorder, Counters
 from .neurons import SPIKE_DTYPE, neuron_update
 from .synapses import FLOAT32_EXACT, Synapse
@@ -231,13 +233,18 @@ class Simulator:
             raise InputError("engine 'layers' needs a fixed-point graph without recurrent projections")
         ext, peaks, batch, steps = _inputs(graph, x, self.dtype, device)
         quantities, rec_pops = _parse_record(graph, record)
-        if reset_interval is not None and int(reset_interval) < 1:
-            raise InputError(f"reset_interval must be a positive number of steps, got {reset_interval}")
-        if chunk_steps is not None and int(chunk_steps) < 1:
-            raise InputError(f"chunk_steps must be a positive number of steps, got {chunk_steps}")
+        for what, value in (("reset_interval", reset_interval), ("chunk_steps", chunk_steps)):
+            if value is not None and not 1 <= int(value) <= INT64_MAX:
+                raise InputError(f"{what} must be a positive number of steps within 64 bits, got {value}")
+        if isinstance(reset_offset, int) and abs(reset_offset) > INT64_MAX:
+            raise InputError(f"reset_offset {reset_offset} is beyond 64-bit integers")
+        # every recorded quantity, the output voltages and (with counters) the per-step counts: int64/float64 each
+        traced = sum(graph.population(name).size for name in rec_pops) * len(quantities)
+        traced += sum(pop.size for pop in graph.outputs) + (2 * len(size_of(graph)) if count else 0)
+        check_memory(2 * 8 * batch * steps * traced, f"simulating {batch} x {steps} steps with these records")
         offsets = _reset_offsets(graph, reset_offset) if reset_interval else {}
         into, updates = self._build(peaks)
-        size = {pop.name: pop.size for pop in graph.populations}
+        size = size_of(graph)
         counter = CounterRecorder(batch, steps, size, self._graded_sources, device) if count else None
         run = _Run(graph, device, batch, steps, torch.float64 if graph.fixed else self.dtype, ext, into, updates,
                    int(reset_interval) if reset_interval else None, offsets, quantities, rec_pops, counter,
@@ -263,10 +270,17 @@ class Simulator:
         return result
 
 
+def size_of(graph: Graph) -> dict[str, int]:
+    """Neurons per population."""
+    return {pop.name: pop.size for pop in graph.populations}
+
+
 def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Optional[int] = None,
              reset_offset: Union[None, int, Mapping[str, int]] = None, count: bool = True,
              compile: bool = False, engine: str = "auto", chunk_steps: Optional[int] = None) -> SimResult:
-    """Simulate `graph` on `x` (`[N, *input_shape, T]`, or a dict input name -> tensor).
+    """Simulate `graph` on `x` (`[N, *input_shape, T]`, or a dict input name -> tensor) as one raw stream,
+    exactly as given: no padding for a pipelined graph's latency, no reset unless `reset_interval` says so. To
+    classify whole samples (padding and per-depth reset, each sample as if alone) use `samples.run_samples`.
 
     Float graphs run in float64 if every weight is float64, else float32; fixed graphs take integer inputs
     (spikes, or graded payloads) and run in Lava's integer arithmetic. `record`: see `_parse_record`.

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import loihi
-from ..graph import Population, float_neuron_step
+from ..graph import Population, float_neuron_step, relay_output
 from ..loihi import ACT_SHIFT, DECAY_UNITY, MAX_UV, V_LIMIT
 from .sdnn import FixedSigmaDelta
 
@@ -112,7 +112,7 @@ class FixedCuba:
         self.reset = n.reset
         self.reset_value = float(int(n.reset_value))
         self.reset_amount = float(int(n.reset_amount))
-        self.graded = n.graded
+        self.graded, self.neuron = n.graded, n
         self._bias_int = self.bias.cpu().numpy().astype(np.int64)     # the CPU kernel's form
         self.kernel = compiled_fixed_step() if compile and not self.emulate_int32 and not self.graded \
             and not self.per_neuron else None
@@ -126,7 +126,8 @@ class FixedCuba:
     def step(self, u, v, a):
         """u, v, a: integer-valued float64 `[N, size]`. Returns (u, v, out), out 0/1 or, for a relay, `a`."""
         if self.graded:
-            return a, a, a
+            out = relay_output(self.neuron, a)
+            return out, out, out
         if self.kernel is not None:
             keep_u, keep_v, threshold, reset, value, amount = self.kernel_args
             return self.kernel(u, v, a, self.bias, keep_u, keep_v, threshold, reset, value, amount)
@@ -160,7 +161,7 @@ class FixedCuba:
         the final states, every step's states `[K, N, S]` (None unless `record`) and the non-zero outputs of
         each step and sample `[K, N]` float64."""
         if self.graded:
-            out.copy_(a)
+            out.copy_(relay_output(self.neuron, a))
             return out[-1], out[-1], out, out, (out != 0).sum(dim=2).to(torch.float64)
         if not kernel:
             us, vs = [], []

@@ -15,9 +15,11 @@ batch in eval mode and re-estimated then, unless frozen (`--qat-freeze N`: the l
 12-bit ones (`loihi.chip_decay`); a scale always makes the threshold an integer mantissa, so thresholds are exact.
 The checkpoint records the bit width and the scales; `snn-export` quantises with exactly those scales.
 
-What stays float in the forward: biases (13-bit mantissas on the chip), the 24-bit state arithmetic, and in an
-MS-ResNet the later terms of a membrane sum (the chip re-quantises a block's conv2 against every later
-population's scale; training uses the first one).
+An MS-ResNet's membrane sums are unrolled in the QAT forward (`Qat.forward`) as the lowering unrolls them:
+every LIF they feed receives each term (the stem, each earlier block's conv2, composed through the downsampling
+shortcuts) as its own convolution, quantised at that LIF's scale, so each of the chip's projections is trained.
+These terms fold their norms with running statistics (fine-tune a float run: `--init-from`).
+What stays float in the forward: biases (13-bit mantissas on the chip) and the 24-bit state arithmetic.
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ class Synapse:
     norm: Optional[torch.nn.Module]
     target: str
     factor: float = 1.0       # extra weight factor of the lowering (the FC's 1 / (H W))
+    hooked: bool = True       # False: a term of an MS-ResNet membrane sum, quantised by `Qat.forward` instead
 
     def gain(self) -> torch.Tensor:
         """The eval-mode factor per output channel `[C_out]` that folding multiplies the weight by (detached)."""
@@ -66,6 +69,13 @@ class Synapse:
         g = self.gain().double().cpu().numpy()
         w = self.layer.weight.detach().cpu().double().numpy()
         return w * g.reshape(-1, *([1] * (w.ndim - 1)))
+
+
+def _fold_torch(conv, norm) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight `[C_out, C_in, kH, kW, 1]`, bias `[C_out]`) of `norm(conv(x))` in eval mode, differentiable in
+    the conv's weight and the norm's affine parameters."""
+    scale, shift = norm.affine_eval()
+    return conv.weight * scale.reshape(-1, 1, 1, 1, 1), shift
 
 
 def _row_abs_max(w: np.ndarray) -> float:
@@ -103,7 +113,8 @@ class Qat:
         self.frozen = False
         self.synapses = _synapses(model)
         for s in self.synapses:
-            s.layer.pre_hook_fx = _Quantised(self, s)
+            s.layer.pre_hook_fx = _Quantised(self, s) if s.hooked else None
+        self.unrolls = any(not s.hooked for s in self.synapses)     # MS-ResNet: `forward` unrolls the sums
         self.neurons = {name: m for name, m in model.named_modules()
                         if isinstance(m, SpikingNeuron) and not name.startswith("side_branches")}
         for m in self.neurons.values():
@@ -184,6 +195,7 @@ class Qat:
             # a membrane sum's terms: a term through downsampling shortcuts composed with their 1x1 weights `mix`
             terms, bias = sums.get(target, ([(s, None) for s in incoming], sum(s.bias() for s in incoming)))
             float_ws = [_mixed(mix, s.folded()) for s, mix in terms]
+            unrolled = target in sums       # every term is quantised against this population's scale
             theta = None if target == READOUT else float(self.neurons[target].config.threshold)
             b_max = float(np.abs(bias).max(initial=0.0))
             a = sum(_row_abs_max(w) for w in float_ws)
@@ -193,7 +205,8 @@ class Qat:
             for _ in range(MAX_ROUNDS):
                 if scale is None:
                     scale = loihi.population_scale(target, theta, float_ws, bias, a, bound_v, bits=self.bits)
-                chip = [_mixed(mix, self._chip_folded(s, known.get(s.target, scale))) for s, mix in terms]
+                chip = ([self._chip(w, scale) for w in float_ws] if unrolled else
+                        [self._chip(s.folded(), known.get(s.target, scale)) for s, _ in terms])
                 a_chip = sum(_row_abs_max(w) for w in chip)
                 if scale <= loihi.scale_bound(theta, chip, b_max, a_chip, 0.0, bits=self.bits):
                     break
@@ -207,10 +220,56 @@ class Qat:
             scales[target] = scale
         return scales
 
-    def _chip_folded(self, synapse: Synapse, scale: float) -> np.ndarray:
-        """The folded weight the chip uses for `synapse` at `scale` (float64, per payload unit)."""
-        ints, exp = loihi.quantize_weight(synapse.folded(), scale, self.bits)[:2]
+    def _chip(self, folded: np.ndarray, scale: float) -> np.ndarray:
+        """The weight the chip uses for the folded float weight `folded` at `scale` (float64, per payload unit)."""
+        ints, exp = loihi.quantize_weight(folded, scale, self.bits)[:2]
         return loihi.weight_value(ints, exp, scale)
+
+    def fake_quantize(self, folded: torch.Tensor, target: str) -> torch.Tensor:
+        """`folded` with the chip's values at `target`'s scale in the forward, the identity in the backward."""
+        scale = self.scales.get(target)
+        if scale is None:
+            return folded
+        w = folded.detach()
+        chip = torch.from_numpy(self._chip(w.cpu().double().numpy(), scale)).to(w)
+        return folded + (chip - w)
+
+    # -- the forward of an MS-ResNet ---------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """An MS-ResNet's forward as the chip computes it (`SpikingResNet.forward` calls it): every LIF fed by the
+        membrane sum receives each term of the sum (the stem's conv of the input, every earlier block's conv2 of
+        its lif2 spikes, composed through the downsampling shortcuts as `snnchip.export.lower` composes them) as
+        its own convolution, each weight quantised at that LIF's scale, plus the composed bias. The folds of
+        these terms use the norms' running statistics (fine-tuning: `--init-from` a float run)."""
+        model = self.model
+        model._check_input(x)
+        outputs = {"input": x}
+        w, b = _fold_torch(model.stem.conv, model.stem.norm)
+        terms, bias = [("input", w, model.stem.conv.stride, model.stem.conv.padding)], b
+        names = {id(m): n for n, m in model.named_modules()}
+
+        def membrane(lif):
+            target = names[id(lif)]
+            current = bias.reshape(1, -1, 1, 1, 1)
+            for source, weight, stride, padding in terms:
+                current = current + torch.nn.functional.conv3d(
+                    outputs[source], self.fake_quantize(weight, target), None, (*stride, 1), (*padding, 0))
+            return lif(current)
+
+        for block in (b for stage in model.stages for b in stage):
+            spikes = block.lif2(block.norm1(block.conv1(membrane(block.lif1))))
+            outputs[names[id(block.lif2)]] = spikes
+            if block.shortcut is not None:
+                w, b = _fold_torch(block.shortcut.conv, block.shortcut.norm)
+                mix, s = w[:, :, 0, 0, 0], block.shortcut.conv.stride
+                terms = [(src, torch.einsum("om,mikl...->oikl...", mix, wt), (st[0] * s[0], st[1] * s[1]), pad)
+                         for src, wt, st, pad in terms]
+                bias = mix @ bias + b
+            w, b = _fold_torch(block.conv2, block.norm2)
+            terms = terms + [(names[id(block.lif2)], w, block.conv2.stride, block.conv2.padding)]
+            bias = bias + b
+        head = model.head
+        return head.fc(head.dropout(membrane(head.lif).mean(dim=(2, 3)))).mean(dim=-1)
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -248,20 +307,20 @@ def _synapses(model) -> list[Synapse]:
                          f"{sorted(kinds - {'ms', 'vanilla', 'plain'})}")
     out = []
 
-    def add(layer, norm, target, factor=1.0):
-        out.append(Synapse(names[id(layer)], layer, norm, target, factor))
+    def add(layer, norm, target, factor=1.0, hooked=True):
+        out.append(Synapse(names[id(layer)], layer, norm, target, factor, hooked))
 
     stem = model.stem
     if getattr(stem, "lif", None) is not None:
         add(stem.conv, stem.norm, names[id(stem.lif)])
     else:
         first = blocks[0].lif1 if blocks else model.head.lif
-        add(stem.conv, stem.norm, names[id(first)])
+        add(stem.conv, stem.norm, names[id(first)], hooked=False)
     for i, block in enumerate(blocks):
         if block.kind == "ms":
             nxt = blocks[i + 1].lif1 if i + 1 < len(blocks) else model.head.lif
             add(block.conv1, block.norm1, names[id(block.lif2)])
-            add(block.conv2, block.norm2, names[id(nxt)])    # its shortcut is composed, not a projection
+            add(block.conv2, block.norm2, names[id(nxt)], hooked=False)   # a term of every later membrane sum
         else:
             add(block.conv1, block.norm1, names[id(block.lif1)])
             add(block.conv2, block.norm2, names[id(block.lif2)])

@@ -251,3 +251,67 @@ def test_unknown_sdnn_field_is_one_line(tmp_path):
         handle["layer/2/neuron"].create_dataset("cum_error", data=True)   # slayer's option netx never reads
     with pytest.raises(UnsupportedError, match=r"layer 2 \(conv\): neuron field 'cum_error' is not supported"):
         read_netx(path)
+
+
+def graded_input(shape, steps, seed):
+    """Sparse graded integers -2..5 of `(*shape, steps)`: values netx's first synapse reads as spikes."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 6, (*shape, steps)) * (rng.random((*shape, steps)) < 0.3)
+    assert (x > 1).any() and (x < 0).any()
+    return x
+
+
+@pytest.mark.parametrize("make, shape, extra", [(conv_first_file, (2, 16, 16), ["--input-shape", "2,16,16"]),
+                                                (dense_first_file, (512,), [])])
+def test_graded_input_into_a_file_without_input_neuron_is_read_as_spikes_as_netx_does(tmp_path, make, shape, extra):
+    """netx's first synapse reads a network input no input neuron precedes with input_message_bits 0 (Lava's
+    astype(bool)): every non-zero value, graded or negative, arrives as 1. snn-sim's recorded layers equal stock
+    netx on Lava at every step for graded input (with the old pass-through the first layer's u differed)."""
+    import json
+    from snnchip.sim.cli import main as sim_main
+    path = make(tmp_path / "net.net")
+    steps = 10
+    x = graded_input(shape, steps, seed=7)
+    lava_x = x.transpose(2, 1, 0, 3) if len(shape) == 3 else x
+    np.save(tmp_path / "x.npy", lava_x)
+    assert sim_main([str(path), "--input", str(tmp_path / "x.npy"), "--raw", "--record", str(tmp_path / "rec"),
+                     *extra]) == 0
+    lava = run_netx_on_lava(path, steps, lava_x, input_shape=(16, 16, 2) if len(shape) == 3 else None)
+    assert sum(int(block[0].sum()) for block in lava) > 20
+    index = json.loads((tmp_path / "rec" / "index.json").read_text())["layers"]
+    assert index[0]["layer"] == "input" and not index[0]["graded"]
+    for entry, block in zip(index[1:], lava):
+        for q, theirs in zip(("spikes", "u", "v"), block):
+            ours = np.load(tmp_path / "rec" / entry[q]).astype(np.int64)
+            bad = np.argwhere(ours != theirs)
+            assert len(bad) == 0, f"{entry['layer']}.{q}: {len(bad)} values differ from Lava, first at step " \
+                                  f"{bad[0][-1]}"
+
+
+def test_graded_input_into_a_conv_first_file_deploys_and_counts_as_spikes(tmp_path, capsys):
+    """snn-deploy's two Lava routes (stock netx loading the file, and our builder) equal simulate for graded input;
+    snn-energy counts the input projection's events as spike-driven synaptic ops, one per non-zero value."""
+    import json
+    from snnchip.deploy.run import run_on_lava
+    from snnchip.energy.cli import main as energy_main
+    from snnchip.sim import sample_stream
+    path = conv_first_file(tmp_path / "conv.net")
+    from snnchip.formats.netx import write_netx
+    graph = read_netx(path, input_shape=(2, 16, 16))
+    write_netx(graph, tmp_path / "written.net", require_stock=True)               # the binary input is stock
+    assert read_netx(tmp_path / "written.net").inputs[0].neuron.binary
+    steps = 8
+    x = graded_input((2, 16, 16), steps, seed=8)[None]
+    runs = {via: run_on_lava(graph, x, via=via) for via in ("auto", "builder")}
+    assert runs["auto"].via == "netx"
+    stream = sample_stream(graph, x, extra_steps=runs["auto"].num_steps - steps)
+    out = graph.outputs[0].name
+    ref = simulate(graph, {k: torch.as_tensor(v[None]) for k, v in stream.items()}, record=(out,),
+                   reset_interval=steps)
+    assert ref.spikes[out].sum() > 0
+    for via, lava in runs.items():
+        np.testing.assert_array_equal(lava.stream_spikes[out], ref.spikes[out][0].numpy(), err_msg=via)
+    np.save(tmp_path / "x.npy", x[0].transpose(2, 1, 0, 3))
+    assert energy_main([str(path), "--input", str(tmp_path / "x.npy"), "--input-shape", "2,16,16", "--json"]) == 0
+    layers = {row["source"]: row for row in json.loads(capsys.readouterr().out)["layers"]}
+    assert layers["input"]["input"] == "spikes" and layers["input"]["input_events"] == int((x != 0).sum())

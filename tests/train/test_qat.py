@@ -36,42 +36,57 @@ def raw_copy(model):
     return raw
 
 
+def forward_chip_weights(model, qat):
+    """{target population: [chip weight of each membrane-sum term]} as one QAT forward computes them."""
+    seen = {}
+    original = qat.fake_quantize
+
+    def record(folded, target):
+        out = original(folded, target)
+        seen.setdefault(target, []).append(out.detach().double().numpy()[..., 0])
+        return out
+    qat.fake_quantize = record
+    try:
+        model(X.double())
+    finally:
+        del qat.fake_quantize
+    return seen
+
+
 @pytest.mark.parametrize("bits", [8, 4, 2])
 @pytest.mark.parametrize("source", ["qat model", "raw float weights"])
 def test_qat_forward_uses_the_integers_snn_export_writes(bits, source):
     """The exporter, given the training's scales, turns the QAT model (what snn-export reads) and also the raw
-    float weights (so no re-quantisation can hide a second quantiser) into the integers the QAT forward used."""
+    float weights (so no re-quantisation can hide a second quantiser) into the weights the QAT forward used: every
+    projection, including each composed term of an MS-ResNet's membrane sums."""
     model, qat = qat_model(bits)
     graph = lower(model if source == "qat model" else raw_copy(model), input_kind="binary")
     fixed, _ = quantize(graph, calibration=X.double(), weight_bits=bits, scales=qat.export_scales(graph))
     assert {p.name: p.scale for p in fixed.populations if p.name in qat.scales} == qat.scales
-    projections = {q.name: q for q in fixed.projections}
+    into = {}
+    for q in fixed.projections:
+        into.setdefault(q.target, []).append(loihi.weight_value(q.weight, q.weight_exp, qat.scales[q.target]))
     checked = 0
     for s in qat.synapses:
-        # the chip weight the QAT forward used: the hooked weight times the fold factor, on the mantissa grid
+        if not s.hooked:
+            continue
+        # the chip weight the QAT forward used: the hooked weight times the fold factor
         g = s.gain().double().reshape(-1, *([1] * (s.layer.weight.dim() - 1)))
         used = (s.layer.pre_hook_fx(s.layer.weight) * g).detach().numpy()
-        sources = [q for q in projections.values() if q.target == s.target and q.name.endswith("->" + s.target)]
-        direct = [q for q in sources if np.shape(q.weight)[0] == used.shape[0]
-                  and (q.kind == "dense" or np.shape(q.weight)[1:] == used.shape[1:4])]
-        if s.target == READOUT:
-            (q,) = sources
-            positions = np.shape(q.weight)[1] // used.shape[1]
-            exported = loihi.weight_value(q.weight, q.weight_exp, qat.scales[s.target])[:, ::positions]
-            np.testing.assert_allclose(used.reshape(used.shape[0], -1), exported, rtol=1e-12, atol=0)
+        used = used[..., 0, 0, 0] if s.target == READOUT else used[..., 0]
+        (exported,) = into[s.target]
+        if s.target == READOUT:          # GAP + FC: each weight spread over the H W positions
+            exported = exported[:, ::exported.shape[1] // used.shape[1]]
+        np.testing.assert_allclose(used, exported, rtol=1e-12, atol=0, err_msg=s.name)
+        checked += 1
+    unrolled = forward_chip_weights(model, qat)
+    assert unrolled and set(unrolled) == {s.target for s in qat.synapses if not s.hooked}
+    for target, weights in unrolled.items():
+        assert len(weights) == len(into[target]), target
+        for used, exported in zip(weights, into[target]):
+            np.testing.assert_allclose(used, exported, rtol=1e-12, atol=0, err_msg=target)
             checked += 1
-            continue
-        # the projection whose weight is this layer's own (not composed through a shortcut)
-        for q in direct:
-            exported = loihi.weight_value(q.weight, q.weight_exp, qat.scales[s.target])
-            if np.allclose(used[..., 0], exported, rtol=1e-12, atol=1e-300):
-                checked += 1
-                break
-        else:
-            if s.name.endswith("conv2") and len(direct) > 1:
-                continue        # composed through a downsampling shortcut: the chip's weight is a product
-            pytest.fail(f"{s.name}: the QAT forward's weights are not the exported integers")
-    assert checked >= len(qat.synapses) - 2
+    assert checked == len(fixed.projections)
 
 
 def test_a_different_rounding_would_be_caught(monkeypatch):
