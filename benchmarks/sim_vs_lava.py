@@ -22,6 +22,7 @@ run of the 56-layer net would take tens of minutes), for the exported (composed)
 Networks: an MS-ResNet sized for digits-dvs, an MS-ResNet20 sized for CIFAR10-DVS (2x48x48, T=10), random
 weights (speed does not depend on training), and lava-dl's PilotNet LIF (a real sequential netx file).
 Samples per second = 1 / (time per step x T) for the streamed runs; rows x K / time for the batched one.
+snn-sim and roofline times: the median of REPEATS runs after a warm-up (Lava: one long run).
 Usage: `.venv/bin/python benchmarks/sim_vs_lava.py [--only NAME] [--samples S] [--rows B] [--per-row K]
 [--no-depth-scan]`.
 """
@@ -49,10 +50,15 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
+REPEATS = 3     # timed runs of each snn-sim and roofline measurement: the median is reported (a shared machine)
+
+
 def timed_run(sim, x, **kwargs):
-    """Simulator.run after a warm-up run on the same input (allocator, MKL-DNN, the numba kernel's cache)."""
+    """Simulator.run after a warm-up run on the same input (allocator, MKL-DNN, the numba kernel's cache): the
+    result and the median seconds of REPEATS runs."""
     sim.run(x, count=False, **kwargs)
-    return timed(lambda: sim.run(x, count=False, **kwargs))
+    runs = [timed(lambda: sim.run(x, count=False, **kwargs)) for _ in range(REPEATS)]
+    return runs[0][0], sorted(t for _, t in runs)[REPEATS // 2]
 
 
 @dataclass
@@ -163,8 +169,8 @@ def pilotnet_case(args) -> Case:
 
 
 # -- the roofline ------------------------------------------------------------------------------------
-def roofline_seconds(graph, outputs: dict[str, torch.Tensor], rounds: int = 3) -> float:
-    """Seconds (best of `rounds`) of the graph's synaptic work as plain float32 torch: each projection as one
+def roofline_seconds(graph, outputs: dict[str, torch.Tensor]) -> float:
+    """Seconds (median of REPEATS rounds after a warm-up) of the graph's synaptic work as plain float32 torch: each projection as one
     conv2d / matmul over every step and sample of its source's outputs (`outputs`: population -> `[N, *shape,
     T]`), weights as stored (integers for a fixed graph), no neuron logic, no delays, no skipping."""
     work = []
@@ -178,13 +184,14 @@ def roofline_seconds(graph, outputs: dict[str, torch.Tensor], rounds: int = 3) -
                                                        dilation=tuple(q.dilation), groups=int(q.groups)))
         else:
             work.append(lambda x=x.reshape(x.shape[0], -1), w=w: x @ w.T)
-    best = float("inf")
-    for _ in range(rounds + 1):     # the first round warms up
+    def round_():
         start = time.perf_counter()
         for op in work:
             op()
-        best = min(best, time.perf_counter() - start)
-    return best
+        return time.perf_counter() - start
+
+    round_()
+    return sorted(round_() for _ in range(REPEATS))[REPEATS // 2]
 
 
 def all_outputs(sim, x, steps: int) -> dict[str, torch.Tensor]:
