@@ -110,7 +110,7 @@ def lava_graph_case(label: str, graph, steps: int, args) -> Case:
     stream = torch.cat([*samples.unbind(0), torch.zeros(*pop.shape, latency, dtype=torch.int64)], dim=-1)[None]
     total = stream.shape[-1]
     print(f"== {label}: {len(graph.populations)} populations, {len(graph.projections)} projections, "
-          f"input {pop.shape} x T={steps}, latency {latency} steps: Lava ...", flush=True)
+          f"input {pop.shape} x T={steps}, latency {latency} steps: Lava ... ({load()})", flush=True)
     net = build_lava(graph, steps_per_sample=steps, num_steps=total)
     source = io.source.RingBuffer(data=stream[0].reshape(pop.size, total).numpy().astype(np.int32))
     source.s_out.connect(net.neurons[pop.name].a_in)
@@ -154,7 +154,7 @@ def pilotnet_case(args) -> Case:
     net.in_layer.neuron.bias_mant.init = image
     cfg = TagRunConfig("fixed_pt")
     print(f"== pilotnet: lava-dl PilotNet LIF (stock netx), {len(graph.populations)} layers, input "
-          f"{graph.inputs[0].shape}, T={steps}, latency {latency} steps: Lava ...", flush=True)
+          f"{graph.inputs[0].shape}, T={steps}, latency {latency} steps: Lava ... ({load()})", flush=True)
     try:
         _, t_start = timed(lambda: net.run(condition=RunSteps(num_steps=steps), run_cfg=cfg))
         _, t_rest = timed(lambda: net.run(condition=RunSteps(num_steps=total - steps), run_cfg=cfg))
