@@ -173,11 +173,14 @@ def roofline_seconds(graph, outputs: dict[str, torch.Tensor]) -> float:
     """Seconds (median of REPEATS rounds after a warm-up) of the graph's synaptic work as plain float32 torch: each projection as one
     conv2d / matmul over every step and sample of its source's outputs (`outputs`: population -> `[N, *shape,
     T]`), weights as stored (integers for a fixed graph), no neuron logic, no delays, no skipping."""
-    work = []
+    work, flat = [], {}     # flat: each source's outputs, float32 [T * N, *shape], made once
     for q in graph.projections:
         src = graph.population(q.source)
-        x = outputs[q.source]
-        x = x.permute(x.ndim - 1, 0, *range(1, x.ndim - 1)).reshape(-1, *src.shape).to(torch.float32).contiguous()
+        if q.source not in flat:
+            x = outputs.pop(q.source)
+            flat[q.source] = x.permute(x.ndim - 1, 0, *range(1, x.ndim - 1)).reshape(-1, *src.shape).to(
+                torch.float32).contiguous()
+        x = flat[q.source]
         w = torch.as_tensor(np.asarray(q.weight), dtype=torch.float32)
         if q.kind == "conv":
             work.append(lambda x=x, w=w, q=q: F.conv2d(x, w, stride=tuple(q.stride), padding=tuple(q.padding),
@@ -196,7 +199,7 @@ def roofline_seconds(graph, outputs: dict[str, torch.Tensor]) -> float:
 
 def all_outputs(sim, x, steps: int) -> dict[str, torch.Tensor]:
     """Every population's outputs `[N, *shape, T]` (spikes, or a relay's payloads) on input x."""
-    return sim.run(x, reset_interval=steps, record=("spikes",), count=False).spikes
+    return dict(sim.run(x, reset_interval=steps, record=("spikes",), count=False).spikes)
 
 
 def load() -> str:
@@ -271,13 +274,14 @@ def depth_scan(args) -> None:
                 return encode_input(graph, (torch.rand(n, *pop.shape, steps, generator=rng) < 0.3).double()).long()
 
             stream = batched_input((1, *pop.shape, 0), make_input, steps, latency, 1, args.samples)
-            batch = batched_input(stream.shape, make_input, steps, latency, args.rows, args.per_row)
+            batch = batched_input(stream.shape, make_input, steps, latency, args.scan_rows, args.per_row)
             rates = sim_rates(graph, steps, stream, batch, args.per_row, engines=False)
             print(f"\nms_resnet{depth} ({shortcut}): {len(graph.populations)} populations, "
                   f"{len(graph.projections)} projections, latency {latency} ({load()})")
             print(f"  snn-sim layers engine, batch 1:       {rates['layers']:9.2f} samples/s")
-            print(f"  snn-sim layers engine, {args.rows} rows x {args.per_row}: {rates['batched']:9.2f} samples/s")
-            print_roofline(rates, args.rows, args.per_row)
+            print(f"  snn-sim layers engine, {args.scan_rows} rows x {args.per_row}:  "
+                  f"{rates['batched']:9.2f} samples/s")
+            print_roofline(rates, args.scan_rows, args.per_row)
 
 
 NETWORKS = {
@@ -299,6 +303,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=[*NETWORKS, "pilotnet", "depth-scan"], help="run one network only")
     parser.add_argument("--no-depth-scan", action="store_true", help="skip the MS-ResNet-20/56 depth scan")
+    parser.add_argument("--scan-rows", type=int, default=4,
+                        help="batch rows of the depth scan's batched run (its roofline holds every population's "
+                             "outputs as float32: 16 rows of MS-ResNet56 need about 4 GB)")
     parser.add_argument("--rows", type=int, default=16, help="batch rows of the batched run")
     parser.add_argument("--per-row", type=int, default=4, help="samples streamed in each batch row")
     parser.add_argument("--samples", type=int, default=4, help="samples in the streamed runs (>= 2)")
