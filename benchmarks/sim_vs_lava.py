@@ -170,9 +170,10 @@ def pilotnet_case(args) -> Case:
 
 # -- the roofline ------------------------------------------------------------------------------------
 def roofline_seconds(graph, outputs: dict[str, torch.Tensor]) -> float:
-    """Seconds (median of REPEATS rounds after a warm-up) of the graph's synaptic work as plain float32 torch: each projection as one
-    conv2d / matmul over every step and sample of its source's outputs (`outputs`: population -> `[N, *shape,
-    T]`), weights as stored (integers for a fixed graph), no neuron logic, no delays, no skipping."""
+    """Seconds (median of REPEATS rounds after a warm-up) of the graph's synaptic work as plain float32 torch:
+    each projection as one conv2d / matmul over every step and sample of its source's outputs (`outputs`:
+    population -> `[N, *shape, T]`, consumed), weights as stored (integers for a fixed graph), no neuron logic,
+    no delays, no skipping."""
     work, flat = [], {}     # flat: each source's outputs, float32 [T * N, *shape], made once
     for q in graph.projections:
         src = graph.population(q.source)
