@@ -14,7 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli_util import one_line_errors
+import numpy as np
+
+from ..cli_util import one_line_errors, parse_shape
 from ..errors import InputError
 from ..fileio import write_text
 from ..train.data import add_dataset_arguments
@@ -31,10 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("network", nargs="?", help="a checkpoint from snn-train (.pt) or a NetX HDF5 (.net/.h5)")
     add_dataset_arguments(p, split=True, samples=64, samples_help="samples to count on")
+    p.add_argument("--input", metavar="NPY", help="NetX networks, instead of --dataset: one raw input as snn-sim "
+                   "takes it, (x, y, f, t) or (N, x, y, f, t) integers; with --T longer than its t, it is cycled (as "
+                   "Lava's RingBuffer feeds lava-dl's test inputs)")
     p.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default 16)")
     p.add_argument("--T", type=int, help="time steps per sample (default: the model's / dataset's)")
     p.add_argument("--arch", help="without data: an architecture name (e.g. ms_resnet34, ms_resnet20)")
-    p.add_argument("--input-shape", help="with --arch: C,H,W of one input frame, e.g. 3,224,224")
+    p.add_argument("--input-shape", help="with --arch: C,H,W of one input frame, e.g. 3,224,224; with a NetX file "
+                   "that has no input layer: the shape of its input (C,H,W, or F)")
     p.add_argument("--family", help="with --arch: model family override (cifar, imagenet, dvs)")
     p.add_argument("--energy-model", action="append", metavar="NAME|FILE",
                    help=f"energy model(s) to price with, repeatable (default: {', '.join(DEFAULT_MODELS)}; "
@@ -50,21 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-samples", type=int, default=DEFAULT_CALIBRATION_SAMPLES, metavar="N",
                    help="with --compare-fixed and no NET: training samples to calibrate on, as snn-export's "
                         f"--samples (default {DEFAULT_CALIBRATION_SAMPLES})")
+    p.add_argument("--chip", default="loihi", metavar="NAME|FILE",
+                   help="NetX only: the chip whose resource plan gives the static cost (cores active x time "
+                        "steps), built-in loihi or loihi2, or a chip file (docs/plan.md; default loihi)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--output", "-o", metavar="FILE", help="write the JSON report to FILE")
     p.add_argument("--markdown", metavar="FILE", help="write a Markdown report to FILE")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with plots to FILE")
     return p
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        raise InputError(f"--input-shape '{text}': expected integers C,H,W (e.g. 3,224,224)") from None
-    if len(shape) not in (1, 3) or any(s <= 0 for s in shape):
-        raise InputError(f"--input-shape '{text}': expected positive C,H,W (e.g. 3,224,224)")
-    return shape
 
 
 def arch_summary(args) -> dict:
@@ -161,23 +160,84 @@ def netx_report(args, pricings) -> dict:
 
     from ..formats.netx import read_netx
     from ..loihi import encode_input
+    from ..sim import fit_samples
     from .count import count_graph
     from .report import build_report
 
-    graph = read_netx(args.network)
+    graph = read_netx(args.network, input_shape=parse_shape(args.input_shape) if args.input_shape else None)
+    # our exported graphs carry the T they were trained with; stock files take the data set's own (as snn-sim)
     T = args.T or graph.steps
-    if T is None:
-        raise InputError(f"'{args.network}' does not record its number of time steps; pass --T")
-    batches = _load_inputs(args, T)
-    if graph.fixed:
-        batches = [encode_input(graph, b) for b in batches]
+    if args.input:
+        batches = [_raw_input(args.input, graph, T)]
+    else:
+        batches = [fit_samples(graph, b, args.dataset) for b in _load_inputs(args, T)]
+        if graph.fixed:
+            batches = [encode_input(graph, b) for b in batches]
     total = sum(int(b.shape[0]) for b in batches)
     with _progress(total, "simulator") as bar:
         counts = count_graph(graph, [torch.as_tensor(b) for b in batches], progress=bar)
-    frames = args.ann_frames or _ann_frames(args.dataset, counts.steps)
-    return build_report(counts, pricings, ann_frames=frames,
-                        meta={"network": args.network, "network_kind": "netx", "dataset": args.dataset,
-                              "split": args.split})
+    frames = args.ann_frames or (_ann_frames(args.dataset, counts.steps) if args.dataset else 1)
+    report = build_report(counts, pricings, ann_frames=frames,
+                          ann_baseline=_architecture_baseline(args.network, graph),
+                          meta={"network": args.network, "network_kind": "netx",
+                                "dataset": args.dataset or f"input {args.input}", "split": args.split})
+    if graph.fixed:
+        report["static"] = static_cost(graph, args.chip, counts.steps)
+    return report
+
+
+def static_cost(graph, chip_spec: str, steps: int) -> dict:
+    """The plan's static cost beside the per-operation cost: the cores the resource plan (`snnchip.plan`) maps the
+    fixed-point `graph` onto, active for the `steps` time steps of each sample (a streaming deployment holds them
+    all while samples pass), priced by the chip's `static_energy_per_core_step_pj` where its file gives one."""
+    from ..plan import load_chip, plan_graph
+
+    chip = load_chip(chip_spec)
+    plan = plan_graph(graph, chip)
+    core_steps = plan.cores * steps
+    figure = chip.figures.get("static_energy_per_core_step_pj")
+    out = {"chip": chip.name, "cores": plan.cores, "chips": plan.chips, "mappable": plan.mappable,
+           "steps_per_sample": steps, "core_steps_per_sample": core_steps,
+           "energy_pj_per_sample": None if figure is None else core_steps * float(figure.value)}
+    if figure is None:
+        out["not_priced"] = (f"the chip file '{chip.name}' gives no static_energy_per_core_step_pj (its sources "
+                             f"publish no static power per core); core-steps are reported unpriced")
+    else:
+        out["figure"] = {"pJ": float(figure.value), "source": chip.sources[figure.source], "label": figure.label,
+                         "published": figure.published}
+    return out
+
+
+def _architecture_baseline(path: str, graph):
+    """The ANN baseline of a NetX file: the trained model's architecture where snn-export recorded it
+    (`meta['model_config']`), else None (the report then prices the deployment graph's projections)."""
+    config = graph.meta.get("model_config")
+    if config is None:
+        return None
+    from ..train.checkpoint import config_from_dict
+    from ..train.models import build_model
+    from .flops import synaptic_layers
+    from .report import baseline_of_layers
+
+    model = build_model(config_from_dict(config, f"{path}: meta 'model_config'")).double()
+    layers = synaptic_layers(model, tuple(graph.inputs[0].shape))
+    return baseline_of_layers(layers, "the trained model's architecture (model_config recorded by snn-export)")
+
+
+def _raw_input(path: str, graph, T):
+    """A raw input file as snn-sim reads it, `[N, *shape, T]` int64, cycled along time up to T steps."""
+    import torch
+
+    from ..sim.cli import load_integers, to_graph_layout
+    if len(graph.inputs) != 1:
+        raise InputError(f"the network has {len(graph.inputs)} inputs; --input feeds one")
+    raw = load_integers(path, "the input (spikes or graded payloads)")
+    if raw.ndim < 2:
+        raise InputError(f"{path}: input of shape {raw.shape} has no time axis")
+    x = to_graph_layout(raw, graph.inputs[0].shape)
+    if T is not None:
+        x = np.take(x, np.arange(int(T)) % x.shape[-1], axis=-1)
+    return torch.from_numpy(np.ascontiguousarray(x))
 
 
 def _print_summary(report: dict) -> None:
@@ -187,9 +247,15 @@ def _print_summary(report: dict) -> None:
     print(f"{report['network']}: {report['samples']} samples of {report['dataset']}, T = {report['T']}, "
           f"firing rate {ps['firing_rate']:.4f}, synops {si(ps['synops'])}, MACs {si(ps['macs'])}, "
           f"ANN FLOPs {si(ps['ann_flops'])} per sample")
+    print(f"  ANN baseline: {report['ann_baseline']['source']}")
     for name, e in t["energy_pj_per_sample"].items():
         ratio = "n/a" if e["ratio"] is None else f"{e['ratio']:.2f}"
         print(f"  {name:16s} E(SNN) {energy(e['snn']):>12s}  E(ANN) {energy(e['ann']):>12s}  ratio {ratio}")
+    if "static" in report:
+        st = report["static"]
+        priced = "not priced" if st["energy_pj_per_sample"] is None else energy(st["energy_pj_per_sample"])
+        print(f"  static ({st['chip']} plan): {st['cores']} cores x {st['steps_per_sample']} steps = "
+              f"{st['core_steps_per_sample']} core-steps per sample, {priced}")
     if "comparison" in report:
         c = report["comparison"]
         print(f"  fixed vs float synops: {c['synops_diff_percent']:+.3f} % "
@@ -216,15 +282,21 @@ def main(argv=None) -> int:
     pricings = [p for spec in (args.energy_model or DEFAULT_MODELS) for p in load_energy_model(spec).pricings]
     if not args.network:
         raise InputError("give a network (checkpoint .pt or NetX .net/.h5) with --dataset, or --arch")
-    if not args.dataset:
+    if args.input and args.dataset:
+        raise InputError("give either --dataset or --input, not both")
+    if not args.dataset and not args.input:
         raise InputError("--dataset is needed to count operations on data (or use --arch for FLOPs only)")
     if not Path(args.network).is_file():
         raise InputError(f"network '{args.network}' does not exist")
+    if args.T is not None and args.T < 1:
+        raise InputError(f"--T must be >= 1, got {args.T}")
     if args.samples <= 0 or args.batch_size <= 0:
         raise InputError("--samples and --batch-size must be positive")
     if args.ann_frames is not None and args.ann_frames <= 0:
         raise InputError("--ann-frames must be positive")
     is_netx = Path(args.network).suffix.lower() in NETX_SUFFIXES
+    if args.input and not is_netx:
+        raise InputError("--input feeds a NetX network (.net/.h5); a checkpoint counts on --dataset")
     if is_netx and args.compare_fixed is not None:
         raise InputError("--compare-fixed needs a checkpoint (it exports the float model itself)")
     try:

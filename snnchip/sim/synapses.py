@@ -4,7 +4,8 @@ A projection maps the source's outputs `[N, src_size]` to the target's synaptic 
 Delays split it into groups of synapses that share one lag; each group reads the source at `t - lag`.
 Fixed point, as `lava.proc.dense` / `lava.proc.conv`: the integer accumulation of a group is shifted by
 `weight_exp` (left, or arithmetic right for a negative exponent: the ACCUMULATED sum is shifted, as Lava's
-Dense does), and a conv's result wraps to 24 signed bits (Lava's Conv `signed_clamp`). Integers travel as
+Dense does), a conv's result wraps to 24 signed bits (Lava's Conv `signed_clamp`), and a dense sum of graded
+payloads wraps to int32 where it can reach 2**31 (Lava's numpy int32 `weights.dot(s_in)` and shift). Integers travel as
 float64 (exact below 2**53; see neurons.py).
 
 The sums run in float32 when that is provably exact (every output's sum of |weights| times the largest input
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..graph import Graph, Population, Projection, conv_output_shape
-from ..loihi import CONV_RESULT_BITS
+from ..loihi import CONV_RESULT_BITS, INT32_HALF, LAVA_INT_BITS
 from .counters import fan_out
 
 FLOAT32_EXACT = 1 << (np.finfo(np.float32).nmant + 1)       # every integer below 2**24 is a float32
@@ -71,7 +72,7 @@ class Synapse:
         self.src_shape, self.tgt_shape = tuple(src.shape), tuple(tgt.shape)
         self.kind = proj.kind
         self.fixed = graph.fixed
-        self.graded_input = src.neuron.graded
+        self.graded_input = src.neuron.sends_payloads
         self.weight_exp = int(proj.weight_exp) if graph.fixed else 0
         weight = np.asarray(proj.weight, dtype=np.float64)
         if graph.fixed and not np.all(weight == np.round(weight)):
@@ -155,15 +156,25 @@ class Synapse:
         _, w, mask = self.groups[group]
         if mask is not None:
             x = x * mask
-        y = self._apply(x.to(self.dtype), w)
-        if self.fixed:
-            # scaling by a power of two is exact in float32 too; the 24-bit wrap needs float64's headroom
-            if self.weight_exp > 0:
-                y = y.mul_(float(1 << self.weight_exp))
-            elif self.weight_exp < 0:     # arithmetic right shift = floor division by 2**-exp
-                y = y.mul_(2.0 ** self.weight_exp).floor_()
-            if self.kind == "conv" and self.bound_raw >= 1 << (CONV_RESULT_BITS - 1):
-                y = wrap_signed(y.to(torch.float64), CONV_RESULT_BITS)
+        return self.finish(self._apply(x.to(self.dtype), w))
+
+    def finish(self, y: torch.Tensor) -> torch.Tensor:
+        """Lava's integer rules on a group's raw sums `[B, tgt_size]`: int32 wrap of a dense sum that can reach
+        2**31, the exponent's shift, the conv's 24-bit wrap; never writes into y (it may be shared)."""
+        if not self.fixed:
+            return y
+        int32 = self.kind == "dense" and self.bound_raw >= INT32_HALF
+        if int32:
+            y = wrap_signed(y.to(torch.float64), LAVA_INT_BITS)
+        # scaling by a power of two is exact in float32 too; the 24-bit wrap needs float64's headroom
+        if self.weight_exp > 0:
+            y = y * float(1 << self.weight_exp)
+        elif self.weight_exp < 0:     # arithmetic right shift = floor division by 2**-exp
+            y = (y * 2.0 ** self.weight_exp).floor_()
+        if self.kind == "conv" and self.bound_raw >= 1 << (CONV_RESULT_BITS - 1):
+            y = wrap_signed(y.to(torch.float64), CONV_RESULT_BITS)
+        elif int32 and self.weight_exp > 0:
+            y = wrap_signed(y, LAVA_INT_BITS)
         return y
 
     def counts(self, group: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -230,17 +241,9 @@ class SharedSource:
 
     def member_part(self, syn: Synapse, group: int, raw: torch.Tensor) -> torch.Tensor:
         """Member (syn, group)'s synaptic input `[B, tgt_size]` from the stacked raw sums `raw` (rows already at
-        its lag): its channels, shifted by its exponent, wrapped to 24 bits where a conv needs it."""
+        its lag): its channels through `syn.finish` (a view of raw where no integer rule applies)."""
         c0, c1 = self.channels[(syn.name, group)]
-        y = raw[:, c0:c1]
-        if syn.fixed:
-            if syn.weight_exp > 0:
-                y = y * float(1 << syn.weight_exp)
-            elif syn.weight_exp < 0:
-                y = (y * 2.0 ** syn.weight_exp).floor_()
-            if syn.kind == "conv" and syn.bound_raw >= 1 << (CONV_RESULT_BITS - 1):
-                y = wrap_signed(y.to(torch.float64), CONV_RESULT_BITS)
-        return y.reshape(raw.shape[0], -1)
+        return syn.finish(raw[:, c0:c1].reshape(raw.shape[0], -1))
 
 
 def share_sources(synapses: list[Synapse]) -> dict[tuple[str, int], SharedSource]:

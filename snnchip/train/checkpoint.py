@@ -26,13 +26,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def plain_config(config: ModelConfig) -> dict:
+    """The model configuration as plain JSON-ready values (the inverse of `config_from_dict`)."""
+    return _plain(dataclasses.asdict(config))
+
+
 def save_checkpoint(path, model: SpikingResNet, **extra) -> None:
     """Write `{'format', 'version', 'config', 'state_dict', **extra}` atomically (temp file + rename).
     Side branches (training only) are left out of `state_dict`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("side_branches.")}
-    payload = {"format": FORMAT, "version": VERSION, "config": _plain(dataclasses.asdict(model.config)),
+    payload = {"format": FORMAT, "version": VERSION, "config": plain_config(model.config),
                "state_dict": state, **extra}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -59,6 +64,8 @@ def load_checkpoint(path) -> dict:
 
 
 def config_from_dict(data: dict, where: str = "checkpoint") -> ModelConfig:
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: the model configuration is a {type(data).__name__}, not a dict")
     names = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -70,12 +77,31 @@ def config_from_dict(data: dict, where: str = "checkpoint") -> ModelConfig:
 
 
 def load_model(path) -> SpikingResNet:
-    """Rebuild the model from a checkpoint (eval mode, CPU, without side branches)."""
+    """Rebuild the model from a checkpoint (eval mode, CPU, without side branches). A model trained with `--qat`
+    computes with the chip's weights and decays again, at the recorded bit width and scales (`model.qat`)."""
     payload = load_checkpoint(path)
-    model = build_model(config_from_dict(payload["config"], str(path)))
+    config = config_from_dict(payload.get("config"), str(path))
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"{path}: 'state_dict' is not a dict of tensors")
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InputError(f"{path}: state_dict '{key}' holds non-finite values (NaN or inf)")
     try:
-        model.load_state_dict(payload["state_dict"])
+        model = build_model(config)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise InputError(f"{path}: the stored configuration does not build a model "
+                         f"({str(exc).strip().splitlines()[0][:120]})") from None
+    try:
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise InputError(f"{path}: weights do not match the stored configuration "
                         f"({str(exc).strip().splitlines()[0][:120]})") from None
+    if payload.get("qat"):
+        from .qat import attach_qat
+        qat = payload["qat"]
+        try:
+            attach_qat(model, qat["weight_bits"], qat["scales"]).frozen = True
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"{path}: unreadable quantisation-aware training record ({exc})") from None
     return model.eval()

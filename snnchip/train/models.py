@@ -51,6 +51,12 @@ class ModelConfig:
     def __post_init__(self):
         self.widths = tuple(int(w) for w in self.widths)
         self.input_size = tuple(int(s) for s in self.input_size)
+        for key in ("widths", "input_size"):
+            if not getattr(self, key) or min(getattr(self, key)) < 1:
+                raise InputError(f"{key} {getattr(self, key)} must be positive")
+        for key in ("depth", "in_channels", "num_classes", "T"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise InputError(f"{key} {getattr(self, key)!r} must be a positive integer")
         if isinstance(self.neuron, NeuronConfig):
             self.neuron = dataclasses.asdict(self.neuron)
         if self.arch not in ARCHS:
@@ -123,6 +129,9 @@ class SpikingResNet(nn.Module):
         self.side_branches: Optional[nn.Module] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        qat = getattr(self, "qat", None)          # quantisation-aware training (train/qat.py)
+        if qat is not None and qat.unrolls:
+            return qat.forward(x)
         self._check_input(x)
         y = self.stem(x)
         for stage in self.stages:

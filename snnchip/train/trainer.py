@@ -17,11 +17,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
+from .. import loihi
 from ..errors import InputError
 from . import distributed as dist_util
 from . import side_branches as sb
 from ..fileio import write_json
 from .metrics import Average, FiringRates, correct_count
+from .qat import STAT_EVERY
 
 # Per-dataset defaults for every field left as None. digits-dvs: a narrow MS-ResNet8 that reaches >= 95 % test
 # accuracy within minutes on two CPU cores (lr 0.5: at 0.1 the loss barely moves in 20 epochs); the others
@@ -75,6 +77,9 @@ class TrainConfig:
     evolutionary: bool = False
     shortcut_lambda: Optional[float] = None  # lambda0; None: 0.25 evolutionary (eq. 10), 1 otherwise (eq. 6)
     workers: int = 0
+    qat: bool = False                  # quantisation-aware training: the forward uses the chip's weights (qat.py)
+    weight_bits: Optional[int] = None  # --qat weight mantissa bits (None: 8)
+    qat_freeze: int = 0                # --qat: the last epochs that keep the scales fixed
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
@@ -102,10 +107,16 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         (not cfg.evolutionary or cfg.shortcut_bp != "none", "--evolutionary needs --shortcut-bp block|stage"),
         (cfg.shortcut_lambda >= 0, f"--shortcut-lambda must be >= 0, got {cfg.shortcut_lambda}"),
         (cfg.workers >= 0, f"--workers must be >= 0, got {cfg.workers}"),
+        (cfg.qat or (cfg.weight_bits is None and not cfg.qat_freeze), "--weight-bits and --qat-freeze need --qat "
+                                                                       "(snn-export --weight-bits quantises after "
+                                                                       "training)"),
+        (0 <= cfg.qat_freeze <= cfg.epochs, f"--qat-freeze must be in 0..{cfg.epochs} epochs, got {cfg.qat_freeze}"),
     ]
     for ok, message in checks:
         if not ok:
             raise InputError(message)
+    if cfg.weight_bits is not None:
+        loihi.check_weight_bits(cfg.weight_bits)
     return cfg
 
 
@@ -218,6 +229,8 @@ class Trainer:
         self.model = build_model(self.model_config).to(self.device)
         if cfg.init_from:
             self._init_from(cfg.init_from)
+        from .qat import attach_qat
+        self.qat = attach_qat(self.model, cfg.weight_bits or loihi.MANT_BITS) if cfg.qat else None
         sb.attach_side_branches(self.model, cfg.shortcut_bp, self.info.num_classes)
         if self.model.side_branches is not None:
             self.model.side_branches.to(self.device)
@@ -297,6 +310,8 @@ class Trainer:
     def _save(self, name: str, metrics: dict, train_state: Optional[dict] = None):
         from .checkpoint import save_checkpoint
         extra = dict(epoch=self.epoch, metrics=metrics, train_config=_plain(dataclasses.asdict(self.cfg)))
+        if self.qat is not None:
+            extra["qat"] = self.qat.state()
         if train_state is not None:
             extra["train_state"] = train_state
         with sb.detached(self.model):
@@ -339,6 +354,8 @@ class Trainer:
         self.best_acc = state["best_acc"]
         self.history = list(state["history"])
         self.epoch = int(ckpt["epoch"])
+        if self.qat is not None:
+            self.qat.load_state(ckpt["qat"])
 
     # -- the loop -----------------------------------------------------------------------------------------
     def _autocast(self):
@@ -355,11 +372,15 @@ class Trainer:
         total_steps = steps * cfg.epochs
         loss_avg, correct, seen = Average(), 0, 0
         lam = None
+        if self.qat is not None:
+            self.qat.frozen = self.epoch >= cfg.epochs - cfg.qat_freeze
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not self.progress, dynamic_ncols=True)
         for i, (x, y) in enumerate(bar):
             x = x.to(self.device, non_blocking=True)
             y = torch.as_tensor(y).to(self.device, non_blocking=True)
+            if self.qat is not None and i % STAT_EVERY == 0:
+                self.qat.observe(x)
             lam = sb.balance_coefficient(self.epoch * steps + i, total_steps, cfg.shortcut_lambda,
                                          cfg.evolutionary)
             with self._autocast():
@@ -377,6 +398,8 @@ class Trainer:
         out = {"train_loss": float(totals[0] / totals[2]), "train_acc": float(totals[1] / totals[2])}
         if cfg.shortcut_bp != "none":
             out["shortcut_lambda_last"] = lam
+        if self.qat is not None:
+            out["qat_rescaled"] = self.qat.settle()      # the saved scales must fit the saved weights
         return out
 
     @torch.no_grad()
