@@ -216,8 +216,10 @@ def synapse_process(proj: Projection, src: Population, fixed: bool) -> AbstractP
 
 def netx_compatible(graph: Graph) -> bool:
     """True if stock netx builds exactly this graph (a chain, see `formats.netx.stock_incompatibilities`)
-    with one step per layer (netx resets layer i at offset i, so a delay would misplace the sample boundary)."""
-    return not stock_incompatibilities(graph) and all(np.all(np.asarray(q.delay) == 0) for q in graph.projections)
+    with one step per layer (netx resets layer i at offset i, so a delay would misplace the sample boundary) and
+    no sigma-delta population (netx ignores `reset_interval` for them, so samples would not restart)."""
+    return not stock_incompatibilities(graph) and all(np.all(np.asarray(q.delay) == 0) for q in graph.projections) \
+        and not any(pop.neuron.sigma_delta for pop in graph.populations)
 
 
 @dataclass

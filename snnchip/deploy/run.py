@@ -90,8 +90,8 @@ def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
         raise InputError(f"via must be 'auto', 'netx' or 'builder', got {via!r}")
     use_netx = via == "netx" or (via == "auto" and graph.fixed and not record and netx_compatible(graph))
     if use_netx and not (graph.fixed and not record and netx_compatible(graph)):
-        raise InputError("stock netx cannot run this graph exactly (a fixed-point chain without delays and "
-                         "without recorded layers is needed); use via='builder'")
+        raise InputError("stock netx cannot run this graph exactly (a fixed-point chain without delays, "
+                         "sigma-delta neurons and recorded layers is needed); use via='builder'")
     flat = {name: data.reshape(-1, num_steps) for name, data in stream.items()}
     with tempfile.TemporaryDirectory() as tmp:
         if use_netx:

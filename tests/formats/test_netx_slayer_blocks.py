@@ -296,7 +296,10 @@ def test_graded_input_into_a_conv_first_file_deploys_and_counts_as_spikes(tmp_pa
     from snnchip.energy.cli import main as energy_main
     from snnchip.sim import sample_stream
     path = conv_first_file(tmp_path / "conv.net")
+    from snnchip.formats.netx import write_netx
     graph = read_netx(path, input_shape=(2, 16, 16))
+    write_netx(graph, tmp_path / "written.net", require_stock=True)               # the binary input is stock
+    assert read_netx(tmp_path / "written.net").inputs[0].neuron.binary
     steps = 8
     x = graded_input((2, 16, 16), steps, seed=8)[None]
     runs = {via: run_on_lava(graph, x, via=via) for via in ("auto", "builder")}
