@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-root", help="folder holding the dataset's files (not needed for digits-dvs)")
     d.add_argument("--no-augment", dest="augment", action="store_false", help="no training augmentation")
     d.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    d.add_argument("--val-fraction", type=float, default=0.1,
+                   help="fraction of each class's training samples held out (seeded) to select best.pt on")
     m = p.add_argument_group("model")
     m.add_argument("--model", help="ms_resnet20, spiking_resnet20, plain20, ms_resnet104, ...")
     m.add_argument("--depth", type=int, help="override the model's depth")
@@ -96,8 +98,8 @@ def main(argv=None) -> int:
         json.dump({k: v for k, v in summary.items() if k != "epochs"}, sys.stdout, indent=1)
         print()
     else:
-        print(f"best test accuracy {summary['best_test_acc']:.4f} (epoch {summary['best_epoch']}), "
-              f"final {summary['final_test_acc']:.4f}, {summary['total_time_s']:.0f} s; "
+        print(f"best.pt: epoch {summary['selected_epoch']} (validation accuracy {summary['selected_val_acc']:.4f}), "
+              f"test accuracy {summary['test_acc']:.4f}; {summary['total_time_s']:.0f} s; "
               f"metrics and checkpoints in {args.out}")
     return 0
 

@@ -1,8 +1,12 @@
 """Surrogate-gradient BPTT training of the seed models: SGD with momentum, cosine / multistep schedules,
 label smoothing, shortcut back-propagation, AMP, DDP, atomic checkpoints and exact resumption.
 
+Model selection never sees the test split: `val_fraction` of the training files (per class, seeded:
+`data.split`) is held out as a validation split, evaluated after every epoch; `best.pt` is the epoch of highest
+validation accuracy, and the test split is evaluated once, at the end, for that checkpoint (`test_acc`).
+
 Outputs in `out/`: `metrics.json` (rewritten atomically after every epoch), `last.pt` (every epoch: inference
-weights + the training state needed by `--resume`), `best.pt` (highest test accuracy). Both checkpoints are
+weights + the training state needed by `--resume`), `best.pt` (highest validation accuracy). Both checkpoints are
 `snnchip.train.checkpoint` files: `load_model(path)` rebuilds the network without side branches.
 """
 import dataclasses
@@ -21,6 +25,7 @@ from ..errors import InputError
 from . import distributed as dist_util
 from . import side_branches as sb
 from ..fileio import write_json
+from .data.split import dataset_labels, validation_split
 from .metrics import Average, FiringRates, correct_count
 
 # Per-dataset defaults for every field left as None. digits-dvs: a narrow MS-ResNet8 that reaches >= 95 % test
@@ -65,6 +70,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     dropout: Optional[float] = None    # before the FC
     augment: bool = True               # the dataset's training augmentation (flip, roll)
+    val_fraction: float = 0.1          # of each class's training samples, held out for model selection
     amp: bool = False
     device: str = "auto"
     seed: int = 0
@@ -102,6 +108,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         (not cfg.evolutionary or cfg.shortcut_bp != "none", "--evolutionary needs --shortcut-bp block|stage"),
         (cfg.shortcut_lambda >= 0, f"--shortcut-lambda must be >= 0, got {cfg.shortcut_lambda}"),
         (cfg.workers >= 0, f"--workers must be >= 0, got {cfg.workers}"),
+        (0 < cfg.val_fraction < 1, f"--val-fraction must be in (0, 1), got {cfg.val_fraction}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -193,7 +200,8 @@ class _TrainNet(nn.Module):
 
 
 class Trainer:
-    """One training run. `datasets` (train, test) and `info` may be given to bypass `load_dataset`."""
+    """One training run. `datasets` (train, test) and `info` may be given to bypass `load_dataset`; the
+    validation split is held out of `datasets[0]` as of the dataset's own training files."""
 
     def __init__(self, cfg: TrainConfig, dist: Optional[dist_util.DistInfo] = None, progress: bool = True,
                  datasets=None, info=None):
@@ -212,7 +220,9 @@ class Trainer:
         if cfg.amp and self.device.type == "cpu" and progress and self.dist.is_main:
             print("note: --amp on the CPU uses bfloat16 autocast")
         _set_seed(cfg.seed)
-        self.info, self.train_set, self.test_set = self._data(datasets, info)
+        self.info, train_files, train_plain, self.test_set = self._data(datasets, info)
+        train_idx, val_idx = validation_split(dataset_labels(train_plain), cfg.val_fraction)
+        self.train_set, self.val_set = Subset(train_files, train_idx), Subset(train_plain, val_idx)
         self.model_config = model_config_for(cfg, self.info)
         from .models import build_model
         self.model = build_model(self.model_config).to(self.device)
@@ -236,26 +246,31 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp and self.device.type == "cuda")
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.train_loader, self.loader_generator = self._train_loader()
-        self.test_loader = self._test_loader()
+        self.val_loader = self._eval_loader(self.val_set)
+        self.test_loader = self._eval_loader(self.test_set)
         self.epoch = 0
         self.best_acc = -1.0
+        self.best_state = None      # the weights of best.pt (CPU tensors), for the final test evaluation
         self.history = []
+        self.test = None            # the selected checkpoint's test metrics, once all epochs are done
         if cfg.resume:
             self._resume(cfg.resume)
 
     # -- data ---------------------------------------------------------------------------------------------
     def _data(self, datasets, info):
+        """(info, training files with augmentation, the same without (for validation), test split)."""
         if datasets is not None:
-            return info, datasets[0], datasets[1]
+            return info, datasets[0], datasets[0], datasets[1]
         from .data import dataset_info, load_dataset
         cfg = self.cfg
         try:
             info = dataset_info(cfg.dataset)
             train = load_dataset(cfg.dataset, "train", root=cfg.data_root, T=cfg.T, augment=cfg.augment)
+            plain = load_dataset(cfg.dataset, "train", root=cfg.data_root, T=cfg.T, augment=False)
             test = load_dataset(cfg.dataset, "test", root=cfg.data_root, T=cfg.T, augment=False)
         except (FileNotFoundError, KeyError, ValueError) as exc:
             raise InputError(f"--dataset {cfg.dataset}: {exc}") from None
-        return info, train, test
+        return info, train, plain, test
 
     def _train_loader(self):
         per_process = self.cfg.batch_size // self.dist.world_size
@@ -271,12 +286,11 @@ class Trainer:
                             num_workers=self.cfg.workers, pin_memory=pin)
         return loader, generator
 
-    def _test_loader(self):
+    def _eval_loader(self, dataset):
         # Each process evaluates every world_size-th sample; counts are summed, so nothing is seen twice.
-        test = self.test_set
         if self.dist.distributed:
-            test = Subset(test, range(self.dist.rank, len(test), self.dist.world_size))
-        return DataLoader(test, batch_size=max(1, self.cfg.batch_size // self.dist.world_size),
+            dataset = Subset(dataset, range(self.dist.rank, len(dataset), self.dist.world_size))
+        return DataLoader(dataset, batch_size=max(1, self.cfg.batch_size // self.dist.world_size),
                           shuffle=False, num_workers=self.cfg.workers, pin_memory=self.device.type == "cuda")
 
     # -- checkpoints --------------------------------------------------------------------------------------
@@ -311,6 +325,7 @@ class Trainer:
             "rng": _rng_state(self.loader_generator),
             "side_branches": branches.state_dict() if branches is not None else None,
             "best_acc": self.best_acc,
+            "best_state": self.best_state,
             "history": self.history,
         }
 
@@ -337,6 +352,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         _restore_rng(state["rng"], self.loader_generator)
         self.best_acc = state["best_acc"]
+        self.best_state = state["best_state"]
         self.history = list(state["history"])
         self.epoch = int(ckpt["epoch"])
 
@@ -380,16 +396,18 @@ class Trainer:
         return out
 
     @torch.no_grad()
-    def evaluate(self) -> dict:
-        """Test loss, accuracy and per-layer firing rates of the inference model (no side branches)."""
-        self.model.eval()
+    def evaluate(self, loader, split: str, model=None) -> dict:
+        """`{split}_loss`, `{split}_acc` and per-layer firing rates of the inference model (no side branches;
+        default: the one being trained) on `loader`."""
+        model = self.model if model is None else model
+        model.eval()
         loss_sum, correct, seen = 0.0, 0, 0
         rates = FiringRates()
-        for x, y in self.test_loader:
+        for x, y in loader:
             x = x.to(self.device, non_blocking=True)
             y = torch.as_tensor(y).to(self.device, non_blocking=True)
             with self._autocast():
-                logits, spikes = _forward_all(self.model, x)
+                logits, spikes = _forward_all(model, x)
             loss_sum += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
             correct += correct_count(logits, y)
             seen += len(y)
@@ -397,8 +415,15 @@ class Trainer:
         totals = dist_util.all_reduce_sum(torch.tensor([loss_sum, correct, seen], dtype=torch.float64))
         if rates.spikes:
             rates.load_tensor(dist_util.all_reduce_sum(rates.as_tensor()))
-        return {"test_loss": float(totals[0] / totals[2]), "test_acc": float(totals[1] / totals[2]),
+        return {f"{split}_loss": float(totals[0] / totals[2]), f"{split}_acc": float(totals[1] / totals[2]),
                 "firing_rate": rates.mean_rate(), "firing_rates": rates.rates()}
+
+    def test_selected(self) -> dict:
+        """The test split's loss, accuracy and firing rates for best.pt's weights (evaluated once per run)."""
+        from .models import build_model
+        model = build_model(self.model_config).to(self.device)
+        model.load_state_dict(self.best_state)
+        return self.evaluate(self.test_loader, "test", model)
 
     def run(self, stop_after: Optional[int] = None) -> dict:
         """Train the remaining epochs (or only up to epoch `stop_after`, as an interrupted run would);
@@ -417,25 +442,31 @@ class Trainer:
             record = {"epoch": self.epoch + 1, "lr": lr}
             record.update(self.train_epoch())
             self.scheduler.step()
-            record.update(self.evaluate())
+            record.update(self.evaluate(self.val_loader, "val"))
             self.epoch += 1
             record["epoch_time_s"] = time.perf_counter() - start
             elapsed += record["epoch_time_s"]
             record["elapsed_s"] = elapsed
             self.history.append(record)
-            improved = record["test_acc"] > self.best_acc
+            improved = record["val_acc"] > self.best_acc
             if improved:
-                self.best_acc = record["test_acc"]
-            epochs.set_postfix(test_acc=f"{record['test_acc']:.4f}", best=f"{self.best_acc:.4f}")
+                self.best_acc = record["val_acc"]
+                self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()
+                                   if not k.startswith("side_branches.")}
+            epochs.set_postfix(val_acc=f"{record['val_acc']:.4f}", best=f"{self.best_acc:.4f}")
             if self.dist.is_main:
-                self._save("last.pt", record, self._train_state())
-                if improved:
+                if improved:      # before last.pt: a kill between the two redoes this epoch and rewrites best.pt
                     self._save("best.pt", record)
+                self._save("last.pt", record, self._train_state())
+                write_json(os.path.join(cfg.out, "metrics.json"), self.summary())
+        if self.epoch == cfg.epochs and self.history:
+            self.test = self.test_selected()
+            if self.dist.is_main:
                 write_json(os.path.join(cfg.out, "metrics.json"), self.summary())
         return self.summary()
 
     def summary(self) -> dict:
-        best = max(self.history, key=lambda r: r["test_acc"]) if self.history else None
+        best = max(self.history, key=lambda r: r["val_acc"]) if self.history else None  # the first maximum
         return {
             "dataset": self.cfg.dataset,
             "train_config": _plain(dataclasses.asdict(self.cfg)),
@@ -445,9 +476,12 @@ class Trainer:
             "world_size": self.dist.world_size,
             "device": str(self.device),
             "epochs_done": self.epoch,
-            "best_test_acc": best["test_acc"] if best else None,
-            "best_epoch": best["epoch"] if best else None,
-            "final_test_acc": self.history[-1]["test_acc"] if self.history else None,
+            "samples": {"train": len(self.train_set), "validation": len(self.val_set), "test": len(self.test_set)},
+            "selected_epoch": best["epoch"] if best else None,
+            "selected_val_acc": best["val_acc"] if best else None,
+            "test_acc": self.test["test_acc"] if self.test else None,
+            "test_loss": self.test["test_loss"] if self.test else None,
+            "test_firing_rate": self.test["firing_rate"] if self.test else None,
             "total_time_s": self.history[-1]["elapsed_s"] if self.history else 0.0,
             "epochs": self.history,
         }
