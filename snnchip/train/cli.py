@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="snn-train", description=__doc__.split("\n")[0].split(": ", 1)[1],
         epilog="Unset options take the dataset's recipe (e.g. digits-dvs: " +
                ", ".join(f"{k}={v}" for k, v in RECIPES["digits-dvs"].items()) +
-               "). Outputs in --out: metrics.json, last.pt, best.pt.",
+               "); the recipe's depth goes with its model: an explicit --model brings its own depth, and "
+               "--depth overrides both. Outputs in --out: metrics.json, last.pt, best.pt.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = p.add_argument_group("data")
     d.add_argument("--dataset", default="digits-dvs", choices=sorted(RECIPES))
@@ -43,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of each class's training samples held out (seeded) to select best.pt on")
     m = p.add_argument_group("model")
     m.add_argument("--model", help="ms_resnet20, spiking_resnet20, plain20, ms_resnet104, ...")
-    m.add_argument("--depth", type=int, help="override the model's depth")
+    m.add_argument("--depth", type=int,
+                   help="override the model's depth (6n + 2: 8, 14, 20, ... for CIFAR/DVS; 18, 34, 104 ImageNet)")
     m.add_argument("--width", type=int, help="channels of the first stage (later stages scale with it)")
     m.add_argument("--T", type=int, help="time steps (default: the dataset's)")
     m.add_argument("--neuron", choices=("lif", "if", "srif"), help="neuron preset (default: the model's)")

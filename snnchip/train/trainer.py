@@ -88,6 +88,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     if cfg.dataset not in RECIPES:
         raise InputError(f"--dataset {cfg.dataset!r}: unknown, choose one of {', '.join(RECIPES)}")
     filled = {k: v for k, v in RECIPES[cfg.dataset].items() if getattr(cfg, k) is None}
+    if cfg.model is not None:     # an explicit --model brings its own depth (ms_resnet56: 56), not the recipe's
+        filled.pop("depth", None)
     cfg = dataclasses.replace(cfg, **filled)
     if cfg.shortcut_lambda is None:
         cfg = dataclasses.replace(cfg, shortcut_lambda=sb.EVOLUTIONARY_LAMBDA0 if cfg.evolutionary else 1.0)
@@ -141,7 +143,8 @@ def model_config_for(cfg: TrainConfig, info):
             config = dataclasses.replace(config, widths=tuple(max(1, round(w * cfg.width / base))
                                                               for w in config.widths))
     except (KeyError, ValueError, TypeError) as exc:
-        raise InputError(f"--model {cfg.model!r}: {exc}") from None
+        depth = f" --depth {cfg.depth}" if cfg.depth is not None else ""
+        raise InputError(f"--model {cfg.model!r}{depth}: {exc}") from None
     return config
 
 
@@ -220,10 +223,13 @@ class Trainer:
         if cfg.amp and self.device.type == "cpu" and progress and self.dist.is_main:
             print("note: --amp on the CPU uses bfloat16 autocast")
         _set_seed(cfg.seed)
+        if info is None:
+            from .data import dataset_info
+            info = dataset_info(cfg.dataset)
+        self.model_config = model_config_for(cfg, info)      # a bad --model / --depth before any data is read
         self.info, train_files, train_plain, self.test_set = self._data(datasets, info)
         train_idx, val_idx = validation_split(dataset_labels(train_plain), cfg.val_fraction)
         self.train_set, self.val_set = Subset(train_files, train_idx), Subset(train_plain, val_idx)
-        self.model_config = model_config_for(cfg, self.info)
         from .models import build_model
         self.model = build_model(self.model_config).to(self.device)
         if cfg.init_from:
@@ -261,10 +267,9 @@ class Trainer:
         """(info, training files with augmentation, the same without (for validation), test split)."""
         if datasets is not None:
             return info, datasets[0], datasets[0], datasets[1]
-        from .data import dataset_info, load_dataset
+        from .data import load_dataset
         cfg = self.cfg
         try:
-            info = dataset_info(cfg.dataset)
             train = load_dataset(cfg.dataset, "train", root=cfg.data_root, T=cfg.T, augment=cfg.augment)
             plain = load_dataset(cfg.dataset, "train", root=cfg.data_root, T=cfg.T, augment=False)
             test = load_dataset(cfg.dataset, "test", root=cfg.data_root, T=cfg.T, augment=False)

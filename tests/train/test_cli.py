@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from snnchip.train.checkpoint import load_model
-from snnchip.train.cli import main
+from snnchip.train.cli import build_parser, config_from_args, main
 
 SMALL = ["--dataset", "digits-dvs", "--depth", "8", "--width", "4", "--T", "2", "--epochs", "1",
          "--batch-size", "64", "--device", "cpu", "--no-progress"]
@@ -28,6 +28,8 @@ def test_help_lists_the_options():
     (["--schedule", "multistep"], "needs --milestones"),
     (["--evolutionary"], "needs --shortcut-bp"),
     (["--model", "no_such_net"], "--model 'no_such_net'"),
+    (["--model", "ms_resnet21"], "--model 'ms_resnet21': CIFAR-family depth must be 6n + 2"),
+    (["--depth", "9"], "--depth 9: CIFAR-family depth must be 6n + 2"),
     (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--batch-size", "0"], ""),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
@@ -60,3 +62,17 @@ def test_trains_on_digits_dvs(tmp_path, capsys, model):
     assert metrics["model_config"]["T"] == 2 and metrics["epochs_done"] == 1
     net = load_model(out / "best.pt")
     assert getattr(net, "side_branches", None) is None
+
+
+@pytest.mark.parametrize("args,depth", [
+    ([], 8),                                           # the digits-dvs recipe: its model at its depth
+    (["--model", "ms_resnet56"], 56),                  # an explicit model brings its own depth
+    (["--model", "spiking_resnet20"], 20),
+    (["--model", "ms_resnet56", "--depth", "14"], 14),  # --depth overrides both
+    (["--depth", "14"], 14),
+])
+def test_explicit_model_and_depth_win_over_the_recipe(args, depth):
+    from snnchip.train.data import dataset_info
+    from snnchip.train.trainer import model_config_for, resolve
+    cfg = resolve(config_from_args(build_parser().parse_args(args)))
+    assert model_config_for(cfg, dataset_info("digits-dvs")).depth == depth
