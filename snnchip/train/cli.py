@@ -14,6 +14,7 @@ import os
 import sys
 
 from ..cli_util import one_line_errors
+from .surrogate import SURROGATES
 from .trainer import RECIPES, SCHEDULES, TrainConfig
 
 
@@ -51,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--neuron", choices=("lif", "if", "srif"), help="neuron preset (default: the model's)")
     m.add_argument("--norm", choices=("tdbn", "bn"), help="normalisation (default: the model's)")
     m.add_argument("--dropout", type=float, help="dropout before the FC")
+    m.add_argument("--mpr", action="store_true",
+                   help="membrane potential rectifier (seed 001) in the surrogate gradient; spikes are unchanged")
+    m.add_argument("--surrogate", choices=sorted(SURROGATES), help="surrogate gradient of the spike (default: rect)")
+    m.add_argument("--surrogate-width", type=float, help="the surrogate's width a (default: 1)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int)
     o.add_argument("--batch-size", type=int, help="global batch, split across torchrun processes")
@@ -73,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", default="runs/train", help="output folder")
     r.add_argument("--resume", nargs="?", const="", default=None, metavar="CKPT",
-                   help="continue an interrupted run (default CKPT: OUT/last.pt)")
+                   help="continue an interrupted run, or extend a finished one with a larger --epochs "
+                        "(default CKPT: OUT/last.pt)")
     r.add_argument("--init-from", metavar="CKPT",
                    help="start from these weights (same model; T may differ, e.g. T=1 pre-training)")
     r.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")

@@ -10,6 +10,7 @@ weights + the training state needed by `--resume`), `best.pt` (highest validatio
 `snnchip.train.checkpoint` files: `load_model(path)` rebuilds the network without side branches.
 """
 import dataclasses
+import math
 import os
 import random
 import time
@@ -45,7 +46,8 @@ RECIPES = {
 }
 SCHEDULES = ("cosine", "multistep")
 # Fields that may differ between an interrupted run and its `--resume` (they do not change the result).
-_RESUME_FREE = ("out", "resume", "device", "workers", "data_root")
+# `epochs` may grow: `--resume` with a larger --epochs extends a run (see `learning_rate`).
+_RESUME_FREE = ("out", "resume", "device", "workers", "data_root", "epochs")
 
 
 @dataclass
@@ -58,13 +60,16 @@ class TrainConfig:
     width: Optional[int] = None        # channels of the first stage; later stages scale with it
     T: Optional[int] = None            # time steps (None: the dataset's default)
     neuron: Optional[str] = None       # 'lif' | 'if' | 'srif' (None: the model's own, LIF for MS-ResNet)
+    mpr: bool = False                  # seed 001's membrane potential rectifier in the surrogate gradient
+    surrogate: Optional[str] = None    # surrogate.SURROGATES name (None: the neuron's, 'rect')
+    surrogate_width: Optional[float] = None  # its width a (None: the neuron's, 1.0)
     norm: Optional[str] = None         # 'tdbn' | 'bn'
     epochs: Optional[int] = None
     batch_size: Optional[int] = None   # global batch, split evenly across processes
     lr: Optional[float] = None
     momentum: float = 0.9
     weight_decay: Optional[float] = None
-    schedule: Optional[str] = None     # 'cosine' | 'multistep' (stepped once per epoch)
+    schedule: Optional[str] = None     # 'cosine' | 'multistep' (set once per epoch: `learning_rate`)
     milestones: tuple = ()             # epochs at which multistep multiplies the lr by lr_gamma
     lr_gamma: float = 0.1
     label_smoothing: float = 0.0
@@ -98,6 +103,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         (cfg.epochs >= 1, f"--epochs must be >= 1, got {cfg.epochs}"),
         (cfg.batch_size >= 1, f"--batch-size must be >= 1, got {cfg.batch_size}"),
         (cfg.lr > 0, f"--lr must be > 0, got {cfg.lr}"),
+        (cfg.surrogate_width is None or cfg.surrogate_width > 0,
+         f"--surrogate-width must be > 0, got {cfg.surrogate_width}"),
         (0 <= cfg.momentum < 1, f"--momentum must be in [0, 1), got {cfg.momentum}"),
         (cfg.weight_decay >= 0, f"--weight-decay must be >= 0, got {cfg.weight_decay}"),
         (0 <= cfg.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}"),
@@ -145,7 +152,27 @@ def model_config_for(cfg: TrainConfig, info):
     except (KeyError, ValueError, TypeError) as exc:
         depth = f" --depth {cfg.depth}" if cfg.depth is not None else ""
         raise InputError(f"--model {cfg.model!r}{depth}: {exc}") from None
+    gradient = {k: v for k, v in (("mpr", cfg.mpr or None), ("surrogate", cfg.surrogate),
+                                  ("surrogate_width", cfg.surrogate_width)) if v is not None}
+    if gradient:
+        from .neurons import NeuronConfig
+        try:
+            neuron = NeuronConfig(**{**config.neuron, **gradient})
+        except InputError as exc:
+            raise InputError(f"--{' --'.join(k.replace('_', '-') for k in gradient)}: {exc}") from None
+        config = dataclasses.replace(config, neuron=dataclasses.asdict(neuron))
     return config
+
+
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate of 0-based `epoch`: cosine lr (1 + cos(pi epoch / epochs)) / 2, or multistep
+    lr * lr_gamma^(number of milestones <= epoch). A function of the epoch and the run's length only, so a run
+    that `--resume` extends to more epochs follows the schedule of its new length from where it stopped (for
+    multistep exactly the run planned with that length; for cosine the remaining epochs anneal over the new
+    length)."""
+    if cfg.schedule == "cosine":
+        return cfg.lr * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+    return cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.milestones)
 
 
 def _set_seed(seed: int) -> None:
@@ -244,11 +271,6 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids, forward_sync_buffers=False)
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay)
-        if cfg.schedule == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs)
-        else:
-            self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(cfg.milestones),
-                                                                  gamma=cfg.lr_gamma)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp and self.device.type == "cuda")
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.train_loader, self.loader_generator = self._train_loader()
@@ -325,7 +347,6 @@ class Trainer:
         branches = self.model.side_branches
         return {
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": _rng_state(self.loader_generator),
             "side_branches": branches.state_dict() if branches is not None else None,
@@ -353,13 +374,15 @@ class Trainer:
         if self.model.side_branches is not None:
             self.model.side_branches.load_state_dict(state["side_branches"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         _restore_rng(state["rng"], self.loader_generator)
         self.best_acc = state["best_acc"]
         self.best_state = state["best_state"]
         self.history = list(state["history"])
         self.epoch = int(ckpt["epoch"])
+        if self.epoch > self.cfg.epochs:
+            raise InputError(f"--resume {path}: the run has done {self.epoch} epochs; --epochs {self.cfg.epochs} "
+                             f"cannot shorten it (a larger --epochs extends it)")
 
     # -- the loop -----------------------------------------------------------------------------------------
     def _autocast(self):
@@ -443,10 +466,11 @@ class Trainer:
                       disable=not self.progress, dynamic_ncols=True)
         for _ in epochs:
             start = time.perf_counter()
-            lr = self.optimizer.param_groups[0]["lr"]
+            lr = learning_rate(cfg, self.epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
             record = {"epoch": self.epoch + 1, "lr": lr}
             record.update(self.train_epoch())
-            self.scheduler.step()
             record.update(self.evaluate(self.val_loader, "val"))
             self.epoch += 1
             record["epoch_time_s"] = time.perf_counter() - start

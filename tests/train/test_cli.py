@@ -76,3 +76,11 @@ def test_explicit_model_and_depth_win_over_the_recipe(args, depth):
     from snnchip.train.trainer import model_config_for, resolve
     cfg = resolve(config_from_args(build_parser().parse_args(args)))
     assert model_config_for(cfg, dataset_info("digits-dvs")).depth == depth
+
+
+def test_mpr_and_surrogate_options():
+    from snnchip.train.data import dataset_info
+    from snnchip.train.trainer import model_config_for, resolve
+    args = build_parser().parse_args(["--mpr", "--surrogate", "triangle", "--surrogate-width", "2"])
+    neuron = model_config_for(resolve(config_from_args(args)), dataset_info("digits-dvs")).neuron
+    assert (neuron["mpr"], neuron["surrogate"], neuron["surrogate_width"]) == (True, "triangle", 2.0)

@@ -181,3 +181,33 @@ def test_shortcut_lambda_defaults_follow_the_paper(tmp_path):
 def test_amp_on_the_cpu_trains(tmp_path):
     summary = run(tiny(tmp_path, epochs=1, amp=True))
     assert math.isfinite(summary["epochs"][0]["train_loss"])
+
+
+def test_resume_with_more_epochs_extends_a_finished_run_exactly(tmp_path):
+    # multistep does not depend on the run's length, so 2 epochs extended to 3 are the 3-epoch run
+    extra = dict(schedule="multistep", milestones=(1, 2), lr_gamma=0.5)
+    full = run(tiny(tmp_path, "full", epochs=3, **extra))
+    short = run(tiny(tmp_path, "ext", epochs=2, **extra))
+    assert short["epochs_done"] == 2 and short["test_acc"] is not None
+    extended = run(tiny(tmp_path, "ext", epochs=3, resume=str(tmp_path / "ext" / "last.pt"), **extra))
+    assert_same_weights(weights(tmp_path / "full" / "last.pt"), weights(tmp_path / "ext" / "last.pt"))
+    drop = ("epoch_time_s", "elapsed_s")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in full["epochs"]] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in extended["epochs"]]
+    assert extended["test_acc"] == full["test_acc"] and extended["selected_epoch"] == full["selected_epoch"]
+    with pytest.raises(InputError, match="has done 3 epochs; --epochs 2 cannot shorten it"):
+        run(tiny(tmp_path, "ext", epochs=2, resume=str(tmp_path / "ext" / "last.pt"), **extra))
+
+
+def test_mpr_and_surrogate_reach_the_neurons(tmp_path):
+    trainer = Trainer(tiny(tmp_path, mpr=True, surrogate="sigmoid", surrogate_width=0.5), progress=False,
+                      datasets=DATA, info=INFO)
+    neuron = trainer.model_config.neuron
+    assert (neuron["mpr"], neuron["surrogate"], neuron["surrogate_width"]) == (True, "sigmoid", 0.5)
+    from snnchip.train.neurons import SpikingNeuron
+    cells = [m.config for m in trainer.model.modules() if isinstance(m, SpikingNeuron)]
+    assert cells and all(c.mpr and c.surrogate == "sigmoid" and c.surrogate_width == 0.5 for c in cells)
+    plain = Trainer(tiny(tmp_path, "plain"), progress=False, datasets=DATA, info=INFO).model_config.neuron
+    assert (plain["mpr"], plain["surrogate"]) == (False, "rect")
+    with pytest.raises(InputError, match="--surrogate-width must be > 0"):
+        resolve(tiny(tmp_path, surrogate_width=0.0))
