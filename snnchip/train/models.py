@@ -57,6 +57,19 @@ class ModelConfig:
             raise InputError(f"unknown arch {self.arch!r}; choose from {sorted(ARCHS)}")
         if self.shortcut not in ("conv", "avgpool"):
             raise InputError(f"shortcut must be 'conv' or 'avgpool', not {self.shortcut!r}")
+        for name in ("depth", "in_channels", "num_classes", "T"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"{name} must be an integer >= 1, got {value!r}")
+        if any(w < 1 for w in self.widths):
+            raise InputError(f"widths must be >= 1, got {self.widths}")
+        if len(self.input_size) != 2 or any(s < 1 for s in self.input_size):
+            raise InputError(f"input_size must be (H, W) >= 1, got {self.input_size}")
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.neuron, dict):
+            raise InputError(f"neuron must be a dict of NeuronConfig fields, got {type(self.neuron).__name__}")
+        NeuronConfig(**self.neuron)  # validates the neuron (unknown fields: TypeError)
         self.stage_blocks()  # validates depth / family
 
     def stage_blocks(self) -> tuple[int, ...]:

@@ -9,7 +9,10 @@ Outputs in `out/`: `metrics.json` (rewritten atomically after every epoch), `las
 weights + the training state needed by `--resume`), `best.pt` (highest validation accuracy). Both checkpoints are
 `snnchip.train.checkpoint` files: `load_model(path)` rebuilds the network without side branches.
 """
+import contextlib
 import dataclasses
+import fcntl
+import glob
 import math
 import os
 import random
@@ -25,7 +28,8 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subs
 from ..errors import InputError
 from . import distributed as dist_util
 from . import side_branches as sb
-from ..fileio import write_json
+from ..fileio import TEMP_SUFFIX, write_json
+from .data.augment import EpochSeeded
 from .data.split import dataset_labels, validation_split
 from .metrics import Average, FiringRates, correct_count
 
@@ -45,8 +49,12 @@ RECIPES = {
                         schedule="cosine"),
 }
 SCHEDULES = ("cosine", "multistep")
+# Beyond these a run diverges at once (the recipes use lr <= 0.5 and lambda0 <= 1): refused as typing errors.
+MAX_LR = 100.0
+MAX_SHORTCUT_LAMBDA = 100.0
 # Fields that may differ between an interrupted run and its `--resume` (they do not change the result).
 # `epochs` may grow: `--resume` with a larger --epochs extends a run (see `learning_rate`).
+_TRAIN_STATE = ("optimizer", "scaler", "rng", "side_branches", "best_acc", "best_state", "history")
 _RESUME_FREE = ("out", "resume", "device", "workers", "data_root", "epochs")
 
 
@@ -99,14 +107,20 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     if cfg.shortcut_lambda is None:
         cfg = dataclasses.replace(cfg, shortcut_lambda=sb.EVOLUTIONARY_LAMBDA0 if cfg.evolutionary else 1.0)
     cfg = dataclasses.replace(cfg, milestones=tuple(int(m) for m in cfg.milestones))
+    for name in ("lr", "momentum", "weight_decay", "lr_gamma", "label_smoothing", "dropout", "shortcut_lambda",
+                 "surrogate_width", "val_fraction"):
+        value = getattr(cfg, name)
+        if value is not None and not math.isfinite(value):
+            raise InputError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
     checks = [
         (cfg.epochs >= 1, f"--epochs must be >= 1, got {cfg.epochs}"),
         (cfg.batch_size >= 1, f"--batch-size must be >= 1, got {cfg.batch_size}"),
-        (cfg.lr > 0, f"--lr must be > 0, got {cfg.lr}"),
+        (0 < cfg.lr <= MAX_LR, f"--lr must be in (0, {MAX_LR:g}], got {cfg.lr:g}"),
         (cfg.surrogate_width is None or cfg.surrogate_width > 0,
          f"--surrogate-width must be > 0, got {cfg.surrogate_width}"),
         (0 <= cfg.momentum < 1, f"--momentum must be in [0, 1), got {cfg.momentum}"),
-        (cfg.weight_decay >= 0, f"--weight-decay must be >= 0, got {cfg.weight_decay}"),
+        (0 <= cfg.weight_decay < 1, f"--weight-decay must be in [0, 1), got {cfg.weight_decay:g}"),
+        (cfg.lr_gamma > 0, f"--lr-gamma must be > 0, got {cfg.lr_gamma:g}"),
         (0 <= cfg.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}"),
         (cfg.dropout is None or 0 <= cfg.dropout < 1, f"--dropout must be in [0, 1), got {cfg.dropout}"),
         (cfg.T is None or cfg.T >= 1, f"--T must be >= 1, got {cfg.T}"),
@@ -115,7 +129,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         (cfg.schedule != "multistep" or cfg.milestones, "--schedule multistep needs --milestones"),
         (cfg.shortcut_bp in sb.MODES, f"--shortcut-bp must be one of {sb.MODES}, got {cfg.shortcut_bp!r}"),
         (not cfg.evolutionary or cfg.shortcut_bp != "none", "--evolutionary needs --shortcut-bp block|stage"),
-        (cfg.shortcut_lambda >= 0, f"--shortcut-lambda must be >= 0, got {cfg.shortcut_lambda}"),
+        (0 <= cfg.shortcut_lambda <= MAX_SHORTCUT_LAMBDA,
+         f"--shortcut-lambda must be in [0, {MAX_SHORTCUT_LAMBDA:g}], got {cfg.shortcut_lambda:g}"),
         (cfg.workers >= 0, f"--workers must be >= 0, got {cfg.workers}"),
         (0 < cfg.val_fraction < 1, f"--val-fraction must be in (0, 1), got {cfg.val_fraction}"),
     ]
@@ -123,6 +138,41 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         if not ok:
             raise InputError(message)
     return cfg
+
+
+LOCK_NAME = ".snn-train.lock"
+
+
+@contextlib.contextmanager
+def run_lock(out: str, is_main: bool = True):
+    """Hold `out/.snn-train.lock` while a run uses `out`: another run on the same folder is refused in one line.
+    The lock is an flock, which the kernel releases when its process ends, so a killed run leaves no stale
+    lock (the file stays, naming the last holder's pid). Temporary files that a killed write left in `out` are
+    removed once the lock is held. Non-main processes of a torchrun job take no lock."""
+    if not is_main:
+        yield
+        return
+    path = os.path.join(out, LOCK_NAME)
+    try:
+        os.makedirs(out, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot use it ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise InputError(f"--out {out}: in use by another snn-train (pid {holder}, lock {path}); wait for it "
+                         f"to end or choose another --out") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        for stale in glob.glob(os.path.join(glob.escape(out), f".*{TEMP_SUFFIX}")):
+            os.unlink(stale)
+        yield
+    finally:
+        os.close(fd)
 
 
 def model_config_for(cfg: TrainConfig, info):
@@ -254,9 +304,14 @@ class Trainer:
             from .data import dataset_info
             info = dataset_info(cfg.dataset)
         self.model_config = model_config_for(cfg, info)      # a bad --model / --depth before any data is read
-        self.info, train_files, train_plain, self.test_set = self._data(datasets, info)
-        train_idx, val_idx = validation_split(dataset_labels(train_plain), cfg.val_fraction)
-        self.train_set, self.val_set = Subset(train_files, train_idx), Subset(train_plain, val_idx)
+        self.info, train_files, self.test_set = self._data(datasets, info)
+        train_idx, val_idx = validation_split(dataset_labels(train_files), cfg.val_fraction)
+        self.train_set, self.val_set = Subset(train_files, train_idx), Subset(train_files, val_idx)
+        if cfg.augment and datasets is None:
+            from .data import augmentation
+            aug = augmentation(cfg.dataset)
+            if aug is not None:
+                self.train_set = EpochSeeded(self.train_set, aug, cfg.seed)
         from .models import build_model
         self.model = build_model(self.model_config).to(self.device)
         if cfg.init_from:
@@ -281,23 +336,23 @@ class Trainer:
         self.best_state = None      # the weights of best.pt (CPU tensors), for the final test evaluation
         self.history = []
         self.test = None            # the selected checkpoint's test metrics, once all epochs are done
+        self.resumed = False
         if cfg.resume:
             self._resume(cfg.resume)
 
     # -- data ---------------------------------------------------------------------------------------------
     def _data(self, datasets, info):
-        """(info, training files with augmentation, the same without (for validation), test split)."""
+        """(info, training files, test split), without augmentation (the trainer adds it: `EpochSeeded`)."""
         if datasets is not None:
-            return info, datasets[0], datasets[0], datasets[1]
+            return info, datasets[0], datasets[1]
         from .data import load_dataset
         cfg = self.cfg
         try:
-            train = load_dataset(cfg.dataset, "train", root=cfg.data_root, T=cfg.T, augment=cfg.augment)
-            plain = load_dataset(cfg.dataset, "train", root=cfg.data_root, T=cfg.T, augment=False)
+            train = load_dataset(cfg.dataset, "train", root=cfg.data_root, T=cfg.T, augment=False)
             test = load_dataset(cfg.dataset, "test", root=cfg.data_root, T=cfg.T, augment=False)
         except (FileNotFoundError, KeyError, ValueError) as exc:
             raise InputError(f"--dataset {cfg.dataset}: {exc}") from None
-        return info, train, plain, test
+        return info, train, test
 
     def _train_loader(self):
         per_process = self.cfg.batch_size // self.dist.world_size
@@ -335,13 +390,16 @@ class Trainer:
         state = {k: v for k, v in source.state_dict().items() if not k.startswith("side_branches.")}
         self.model.load_state_dict(state)
 
-    def _save(self, name: str, metrics: dict, train_state: Optional[dict] = None):
+    def _save(self, name: str, metrics: dict, train_state: Optional[dict] = None, model=None,
+              epoch: Optional[int] = None):
         from .checkpoint import save_checkpoint
-        extra = dict(epoch=self.epoch, metrics=metrics, train_config=_plain(dataclasses.asdict(self.cfg)))
+        model = self.model if model is None else model
+        extra = dict(epoch=self.epoch if epoch is None else epoch, metrics=metrics,
+                     train_config=_plain(dataclasses.asdict(self.cfg)))
         if train_state is not None:
             extra["train_state"] = train_state
-        with sb.detached(self.model):
-            save_checkpoint(os.path.join(self.cfg.out, name), self.model, **extra)
+        with sb.detached(model):
+            save_checkpoint(os.path.join(self.cfg.out, name), model, **extra)
 
     def _train_state(self) -> dict:
         branches = self.model.side_branches
@@ -356,33 +414,80 @@ class Trainer:
         }
 
     def _resume(self, path):
-        if not os.path.isfile(path):
-            raise InputError(f"--resume {path}: no such checkpoint")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for corrupt or foreign files
-            raise InputError(f"--resume {path}: not a readable checkpoint ({type(exc).__name__})") from None
-        if not isinstance(ckpt, dict) or "train_state" not in ckpt or "train_config" not in ckpt:
+        """Restore the state of `path` (a last.pt), each part checked: one-line InputError naming the file and
+        the field for anything missing, of the wrong kind or shape, non-finite, or out of range."""
+        from .checkpoint import check_epoch, check_state_dict, check_tensors, load_checkpoint, load_weights
+        ckpt = load_checkpoint(path)
+        state, config = ckpt.get("train_state"), ckpt.get("train_config")
+        if not isinstance(state, dict) or not isinstance(config, dict):
             raise InputError(f"--resume {path}: not a last.pt of snn-train (no training state)")
         ours = _plain(dataclasses.asdict(self.cfg))
-        for k, theirs in ckpt["train_config"].items():
+        for k, theirs in config.items():
             if k not in _RESUME_FREE and ours.get(k) != theirs:
                 raise InputError(f"--resume {path}: the run used {k}={theirs!r}, this command {k}={ours.get(k)!r}")
-        with sb.detached(self.model):
-            self.model.load_state_dict(ckpt["state_dict"])
-        state = ckpt["train_state"]
-        if self.model.side_branches is not None:
-            self.model.side_branches.load_state_dict(state["side_branches"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        _restore_rng(state["rng"], self.loader_generator)
-        self.best_acc = state["best_acc"]
-        self.best_state = state["best_state"]
-        self.history = list(state["history"])
-        self.epoch = int(ckpt["epoch"])
-        if self.epoch > self.cfg.epochs:
-            raise InputError(f"--resume {path}: the run has done {self.epoch} epochs; --epochs {self.cfg.epochs} "
+        missing = [k for k in _TRAIN_STATE if k not in state]
+        if missing:
+            raise InputError(f"--resume {path}: train_state has no {', '.join(missing)}")
+        epoch = check_epoch(ckpt.get("epoch"), f"--resume {path}: epoch")
+        history = state["history"]
+        if not isinstance(history, list) or len(history) != epoch or not all(isinstance(r, dict) for r in history):
+            raise InputError(f"--resume {path}: train_state.history must list one record per epoch done ({epoch})")
+        if epoch > self.cfg.epochs:
+            raise InputError(f"--resume {path}: the run has done {epoch} epochs; --epochs {self.cfg.epochs} "
                              f"cannot shorten it (a larger --epochs extends it)")
+        best_acc = state["best_acc"]
+        if not isinstance(best_acc, float) or not (best_acc == -1.0 or 0 <= best_acc <= 1):
+            raise InputError(f"--resume {path}: train_state.best_acc must be an accuracy in [0, 1], got {best_acc!r}")
+        with sb.detached(self.model):
+            load_weights(self.model, ckpt.get("state_dict"), f"--resume {path}: state_dict")
+        if epoch:
+            self._rebuild(state["best_state"], f"--resume {path}: train_state.best_state")
+        parts = [("side_branches", lambda v: self.model.side_branches.load_state_dict(v)
+                  if self.model.side_branches is not None else None),
+                 ("optimizer", self._load_optimizer), ("scaler", self.scaler.load_state_dict),
+                 ("rng", lambda v: _restore_rng(v, self.loader_generator))]
+        for name, restore in parts:
+            if name == "side_branches" and self.model.side_branches is not None:
+                check_state_dict(state[name], f"--resume {path}: train_state.{name}")
+            check_tensors(state[name], f"--resume {path}: train_state.{name}")
+            try:
+                restore(state[name])
+            except (TypeError, ValueError, RuntimeError, KeyError, IndexError, AttributeError) as exc:
+                raise InputError(f"--resume {path}: train_state.{name} is invalid "
+                                 f"({' '.join(str(exc).split())[:160] or type(exc).__name__})") from None
+        self.best_acc = best_acc
+        self.best_state = state["best_state"]
+        self.history = list(history)
+        self.epoch = epoch
+        self.resumed = True
+
+    def _load_optimizer(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                buf = self.optimizer.state.get(p, {}).get("momentum_buffer")
+                if buf is not None and buf.shape != p.shape:
+                    raise ValueError(f"a momentum buffer of shape {tuple(buf.shape)} for a parameter of shape "
+                                     f"{tuple(p.shape)}")
+
+    def _recreate_best(self) -> None:
+        """Rewrite best.pt from last.pt's copy of its weights: a kill while best.pt was written, or between
+        best.pt and last.pt, leaves best.pt of another epoch than the one last.pt selected."""
+        record = max(self.history, key=lambda r: r["val_acc"])
+        self._save("best.pt", record, model=self._rebuild(self.best_state), epoch=record["epoch"])
+
+    def _rebuild(self, state: dict, where: Optional[str] = None):
+        """A new model of this run's configuration holding `state` (checked, naming `where`, if given); built
+        without touching the random generators that the run's next epoch draws from."""
+        from .checkpoint import load_weights
+        from .models import build_model
+        with torch.random.fork_rng(devices=[]):
+            model = build_model(self.model_config)
+        if where is None:
+            model.load_state_dict(state)
+        else:
+            load_weights(model, state, where)
+        return model
 
     # -- the loop -----------------------------------------------------------------------------------------
     def _autocast(self):
@@ -395,6 +500,8 @@ class Trainer:
         self.net.train()
         if isinstance(self.train_loader.sampler, DistributedSampler):
             self.train_loader.sampler.set_epoch(self.epoch)
+        if isinstance(self.train_set, EpochSeeded):
+            self.train_set.epoch = self.epoch
         steps = len(self.train_loader)
         total_steps = steps * cfg.epochs
         loss_avg, correct, seen = Average(), 0, 0
@@ -409,6 +516,7 @@ class Trainer:
             with self._autocast():
                 logits, side = self.net(x)
                 loss = self.criterion(sb.combine(logits, side, lam).float(), y)
+            self._check_finite(loss, i)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -417,11 +525,28 @@ class Trainer:
             correct += correct_count(logits.detach(), y)
             seen += len(y)
             bar.set_postfix(loss=f"{loss_avg.value:.3f}", acc=f"{correct / seen:.3f}")
+        self._check_finite(None, steps - 1)
         totals = dist_util.all_reduce_sum(torch.tensor([loss_avg.total, correct, seen], dtype=torch.float64))
         out = {"train_loss": float(totals[0] / totals[2]), "train_acc": float(totals[1] / totals[2])}
         if cfg.shortcut_bp != "none":
             out["shortcut_lambda_last"] = lam
         return out
+
+    def _check_finite(self, loss, step: int) -> None:
+        """Stop at the first non-finite training loss (or, with `loss` None, non-finite weights after the
+        epoch's last step), on every process at once; last.pt keeps the last good epoch."""
+        if loss is not None:
+            bad = not bool(torch.isfinite(loss.detach()))
+        else:
+            bad = not all(bool(torch.isfinite(p.detach()).all()) for p in self.net.parameters())
+        if self.dist.distributed:
+            bad = bool(dist_util.all_reduce_sum(torch.tensor([float(bad)], device=self.device)).item())
+        if bad:
+            what = f"the training loss is {float(loss):g}" if loss is not None else "the weights are not finite"
+            kept = (f"{os.path.join(self.cfg.out, 'last.pt')} holds epoch {self.epoch}" if self.epoch
+                    else "no epoch was completed")
+            raise InputError(f"epoch {self.epoch + 1}, step {step + 1}: {what}; training stopped (try a smaller "
+                             f"--lr); {kept}")
 
     @torch.no_grad()
     def evaluate(self, loader, split: str, model=None) -> dict:
@@ -448,18 +573,19 @@ class Trainer:
 
     def test_selected(self) -> dict:
         """The test split's loss, accuracy and firing rates for best.pt's weights (evaluated once per run)."""
-        from .models import build_model
-        model = build_model(self.model_config).to(self.device)
-        model.load_state_dict(self.best_state)
-        return self.evaluate(self.test_loader, "test", model)
+        return self.evaluate(self.test_loader, "test", self._rebuild(self.best_state).to(self.device))
 
     def run(self, stop_after: Optional[int] = None) -> dict:
         """Train the remaining epochs (or only up to epoch `stop_after`, as an interrupted run would);
         returns the summary that `metrics.json` also holds."""
+        with run_lock(self.cfg.out, self.dist.is_main):
+            return self._run(stop_after)
+
+    def _run(self, stop_after: Optional[int]) -> dict:
         from tqdm import tqdm
         cfg = self.cfg
-        if self.dist.is_main:
-            os.makedirs(cfg.out, exist_ok=True)
+        if self.dist.is_main and self.resumed and self.history:
+            self._recreate_best()
         elapsed = self.history[-1]["elapsed_s"] if self.history else 0.0
         last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
         epochs = tqdm(range(self.epoch, last), desc="training", initial=self.epoch, total=cfg.epochs,

@@ -162,7 +162,17 @@ def test_init_from_a_T1_checkpoint_into_a_larger_T(tmp_path):
 
 @pytest.mark.parametrize("field,value,message", [
     ("epochs", 0, "--epochs must be >= 1"),
-    ("lr", -1.0, "--lr must be > 0"),
+    ("lr", -1.0, "--lr must be in \\(0, 100\\]"),
+    ("lr", math.inf, "--lr must be a finite number, got inf"),
+    ("lr", math.nan, "--lr must be a finite number, got nan"),
+    ("lr", 1e300, "--lr must be in \\(0, 100\\], got 1e\\+300"),
+    ("weight_decay", math.inf, "--weight-decay must be a finite number"),
+    ("weight_decay", 5.0, "--weight-decay must be in \\[0, 1\\)"),
+    ("shortcut_lambda", math.inf, "--shortcut-lambda must be a finite number"),
+    ("shortcut_lambda", 1e300, "--shortcut-lambda must be in \\[0, 100\\]"),
+    ("momentum", math.nan, "--momentum must be a finite number"),
+    ("lr_gamma", 0.0, "--lr-gamma must be > 0"),
+    ("surrogate_width", math.inf, "--surrogate-width must be a finite number"),
     ("schedule", "multistep", "needs --milestones"),
     ("evolutionary", True, "needs --shortcut-bp"),
     ("dataset", "mnist", "unknown"),
