@@ -416,7 +416,8 @@ class Trainer:
     def _resume(self, path):
         """Restore the state of `path` (a last.pt), each part checked: one-line InputError naming the file and
         the field for anything missing, of the wrong kind or shape, non-finite, or out of range."""
-        from .checkpoint import check_epoch, check_state_dict, check_tensors, load_checkpoint, load_weights
+        from .checkpoint import (check_epoch, check_state_dict, check_tensors, config_from_dict, load_checkpoint,
+                                 load_weights)
         ckpt = load_checkpoint(path)
         state, config = ckpt.get("train_state"), ckpt.get("train_config")
         if not isinstance(state, dict) or not isinstance(config, dict):
@@ -425,6 +426,11 @@ class Trainer:
         for k, theirs in config.items():
             if k not in _RESUME_FREE and ours.get(k) != theirs:
                 raise InputError(f"--resume {path}: the run used {k}={theirs!r}, this command {k}={ours.get(k)!r}")
+        stored = _plain(dataclasses.asdict(config_from_dict(ckpt.get("config"), f"--resume {path}: config")))
+        differing = [k for k, v in _plain(dataclasses.asdict(self.model_config)).items() if stored[k] != v]
+        if differing:
+            raise InputError(f"--resume {path}: config.{differing[0]} is {stored[differing[0]]!r}, but this run's "
+                             f"model has {getattr(self.model_config, differing[0])!r}")
         missing = [k for k in _TRAIN_STATE if k not in state]
         if missing:
             raise InputError(f"--resume {path}: train_state has no {', '.join(missing)}")
