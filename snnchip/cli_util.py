@@ -12,7 +12,7 @@ import sys
 import tempfile
 import traceback
 
-from .errors import SnnchipError
+from .errors import InputError, SnnchipError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -25,6 +25,17 @@ def _log_traceback(prog: str) -> str:
     with os.fdopen(fd, "w") as handle:
         traceback.print_exc(file=handle)
     return path
+
+
+def check_input_file(path, what: str) -> None:
+    """InputError unless `path` is a file: a folder is said to be one (naming its best.pt, as a run folder of
+    snn-train holds one), a missing path to be missing."""
+    if os.path.isdir(path):
+        best = os.path.join(path, "best.pt")
+        hint = f"; did you mean {best}?" if os.path.isfile(best) else ""
+        raise InputError(f"{path}: is a directory, not a {what}{hint}")
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
 
 
 def one_line_errors(main):

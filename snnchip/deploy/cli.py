@@ -63,6 +63,10 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
 
     if samples < 1:
         raise InputError(f"--samples must be >= 1, got {samples}")
+    run_cfg = None
+    if run == "loihi2":          # before the network and the data are read: a missing lava-loihi is said at once
+        from .hardware import loihi2_run_config
+        run_cfg = loihi2_run_config()
     graph = read_netx(Path(net))
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise InputError(f"{net}: snn-deploy runs networks with one input and one output population, this one has "
@@ -78,10 +82,6 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
         xin = encode_input(graph, torch.as_tensor(x)).numpy()
     except ValueError as exc:
         raise InputError(f"{net}: {exc}") from None
-    run_cfg = None
-    if run == "loihi2":
-        from .hardware import loihi2_run_config
-        run_cfg = loihi2_run_config()
     if run == "float":
         graph, xin, tag = as_float(graph), xin.astype(np.float64), "floating_pt"
     else:

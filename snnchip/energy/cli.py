@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli_util import one_line_errors
+from ..cli_util import check_input_file, one_line_errors
 from ..errors import InputError
 from ..fileio import write_text
 from ..train.data import add_dataset_arguments
@@ -218,8 +218,7 @@ def main(argv=None) -> int:
         raise InputError("give a network (checkpoint .pt or NetX .net/.h5) with --dataset, or --arch")
     if not args.dataset:
         raise InputError("--dataset is needed to count operations on data (or use --arch for FLOPs only)")
-    if not Path(args.network).is_file():
-        raise InputError(f"network '{args.network}' does not exist")
+    check_input_file(args.network, "network (checkpoint .pt or NetX .net/.h5)")
     if args.samples <= 0 or args.batch_size <= 0:
         raise InputError("--samples and --batch-size must be positive")
     if args.ann_frames is not None and args.ann_frames <= 0:

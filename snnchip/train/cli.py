@@ -28,6 +28,16 @@ def _milestones(text: str) -> tuple:
     return values
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, except for flags (their default is just 'not given'), unset options (the
+    recipe's, said in the epilog) and options whose help already names their default."""
+
+    def _get_help_string(self, action):
+        if action.nargs == 0 or action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="snn-train", description=__doc__.split("\n")[0].split(": ", 1)[1],
@@ -35,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                ", ".join(f"{k}={v}" for k, v in RECIPES["digits-dvs"].items()) +
                "); the recipe's depth goes with its model: an explicit --model brings its own depth, and "
                "--depth overrides both. Outputs in --out: metrics.json, last.pt, best.pt.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     d = p.add_argument_group("data")
     d.add_argument("--dataset", default="digits-dvs", choices=sorted(RECIPES))
     d.add_argument("--data-root", help="folder holding the dataset's files (not needed for digits-dvs)")
@@ -63,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--momentum", type=float, default=0.9)
     o.add_argument("--weight-decay", type=float)
     o.add_argument("--schedule", choices=SCHEDULES)
-    o.add_argument("--milestones", type=_milestones, default=(), help="multistep epochs, e.g. 40,60,80")
+    o.add_argument("--milestones", type=_milestones, default=(), help="multistep epochs, e.g. 40,60,80 (default: none)")
     o.add_argument("--lr-gamma", type=float, default=0.1, help="multistep factor")
     o.add_argument("--label-smoothing", type=float, default=0.0)
     o.add_argument("--amp", action="store_true", help="mixed precision autocast (float16 CUDA, bfloat16 CPU)")

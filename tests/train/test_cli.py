@@ -21,6 +21,11 @@ def test_help_lists_the_options():
                    "--milestones", "--label-smoothing", "--dropout", "--amp", "--device", "--seed", "--out",
                    "--resume", "--init-from", "--shortcut-bp", "--evolutionary", "--json"):
         assert option in done.stdout, option
+    # flags and unset options show no misleading default; no option names its default twice
+    text = " ".join(done.stdout.split())
+    for wrong in ("(default: True)", "(default: False)", "(default: None)", "(default: the dataset's) (default"):
+        assert wrong not in text, wrong
+    assert "--lr-gamma LR_GAMMA multistep factor (default: 0.1)" in text
 
 
 @pytest.mark.parametrize("args,message", [

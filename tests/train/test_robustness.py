@@ -173,3 +173,63 @@ def test_workers_do_not_change_the_result(tmp_path, capsys, workers):
                         for r in json.loads((out / "metrics.json").read_text())["epochs"]] + [summary["test_acc"]])
     assert results[0] == results[1]
     assert_same_weights(weights(tmp_path / "w0" / "last.pt"), weights(tmp_path / f"w{workers}" / "last.pt"))
+
+
+KILL_RUN = ["--dataset", "digits-dvs", "--depth", "8", "--width", "4", "--T", "2", "--epochs", "3",
+            "--batch-size", "64", "--device", "cpu", "--no-progress"]
+TIMING = ("epoch_time_s", "elapsed_s", "total_time_s")
+
+
+def _outcome(out):
+    """What a finished run leaves, less wall-clock times and paths: metrics.json and both checkpoints."""
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = {k: v for k, v in metrics.items() if k not in TIMING + ("train_config",)}
+    metrics["epochs"] = [{k: v for k, v in r.items() if k not in TIMING} for r in metrics["epochs"]]
+    ckpts = {}
+    for name in ("best.pt", "last.pt"):
+        c = torch.load(out / name, weights_only=True)
+        ckpts[name] = (c["epoch"], {k: v for k, v in c["metrics"].items() if k not in TIMING}, c["state_dict"],
+                       c["config"])
+    return metrics, ckpts
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points_then_resume_reaches_the_uninterrupted_run(tmp_path):
+    # 10 tries. In each, snn-train is killed (SIGKILL) alternately at a random time and the moment a checkpoint's
+    # temporary file appears (during its write), resumed each time; after 4 kills the run may end by itself.
+    import random
+    cmd = [sys.executable, "-m", "snnchip.train.cli"] + KILL_RUN
+    start = time.time()
+    subprocess.run(cmd + ["--out", str(tmp_path / "ref")], check=True, capture_output=True)
+    full = time.time() - start
+    reference = _outcome(tmp_path / "ref")
+    rng = random.Random(0)
+    kills = {"time": 0, "write": 0}
+    for trial in range(10):
+        out = tmp_path / f"try{trial}"
+        for attempt in range(100):
+            resume = ["--resume"] if (out / "last.pt").exists() else []
+            proc = subprocess.Popen(cmd + ["--out", str(out)] + resume, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
+            mode = ("time", "write", None)[min(attempt % 2 if attempt < 4 else 2, 2)]
+            deadline = time.time() + rng.uniform(0.1, 0.8) * full
+            while proc.poll() is None and mode is not None:
+                writing = mode == "write" and any(out.glob(f".*{TEMP_SUFFIX}"))
+                if writing or (mode == "time" and time.time() > deadline):
+                    proc.send_signal(signal.SIGKILL)
+                    kills[mode] += 1
+                    break
+                time.sleep(0.0005)
+            proc.wait()
+            err = proc.stderr.read()
+            if proc.returncode == 0:
+                break
+            assert proc.returncode == -signal.SIGKILL, err
+        metrics, ckpts = _outcome(out)
+        assert metrics == reference[0], trial
+        for name in ckpts:
+            assert ckpts[name][:2] == reference[1][name][:2] and ckpts[name][3] == reference[1][name][3]
+            assert_same_weights(ckpts[name][2], reference[1][name][2])
+        assert not list(out.glob(f".*{TEMP_SUFFIX}"))
+    print(f"kills at random times: {kills['time']}, during checkpoint writes: {kills['write']}")
+    assert kills["time"] >= 10 and kills["write"] >= 10
