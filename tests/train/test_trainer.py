@@ -120,6 +120,7 @@ def test_validation_split_is_held_out_of_training_stratified_and_seeded():
     assert [sum(labels[i] == c for i in val) for c in range(3)] == [2, 1, 3]
     assert (train, val) == validation_split(labels, 0.1)
     assert val != validation_split(labels, 0.1, seed=1)[1]
+    assert len(validation_split(list(range(10)), 0.1)[1]) == 1      # one sample per class: still one held out
 
 
 def test_best_pt_is_selected_on_validation_and_tested_once(tmp_path):

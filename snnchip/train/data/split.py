@@ -30,11 +30,14 @@ def validation_split(labels: Sequence[int], fraction: float, seed: int = SPLIT_S
     `fraction` in (0, 1) (checked by `trainer.resolve`)."""
     labels = torch.as_tensor(list(labels), dtype=torch.int64)
     generator = torch.Generator().manual_seed(seed)
-    val = []
+    val, orders = [], []
     for c in torch.unique(labels).tolist():
         members = torch.nonzero(labels == c).flatten()
-        take = int(round(fraction * len(members)))
-        val += members[torch.randperm(len(members), generator=generator)[:take]].tolist()
+        order = members[torch.randperm(len(members), generator=generator)].tolist()
+        val += order[:int(round(fraction * len(members)))]
+        orders.append(order)
+    if not val and len(labels) > 1:     # so few samples per class that none rounds up: one of the largest class
+        val = max(orders, key=len)[:1]
     val = sorted(val)
     if not val or len(val) == len(labels):
         raise InputError(f"--val-fraction {fraction} leaves {len(val)} of {len(labels)} training samples for "
