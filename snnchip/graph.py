@@ -47,6 +47,11 @@ from . import loihi
 from .errors import InputError
 
 Reset = Literal["hard", "soft", "none"]
+# The neuron models: Loihi's CUBA (lava.proc.lif) and the three sigma-delta processes of lava.proc.sdn
+Model = Literal["cuba", "delta", "sigma_delta", "sigma"]
+MODELS = ("cuba", "delta", "sigma_delta", "sigma")
+SDNN_MODELS = ("delta", "sigma_delta", "sigma")
+Activation = Literal["relu", "identity"]
 Timing = Literal["ideal", "pipelined"]
 
 
@@ -56,8 +61,22 @@ class Neuron:
 
     threshold: fire when v > threshold (fixed: the mantissa vth, compared against vth << 6); None = never fires.
     du, dv: fraction of current / voltage lost per step (fixed: Lava's du in -1..4095, -1 being netx's integrator,
-    and dv in 0..4096; see snnchip.loihi).
+    and dv in 0..4096; see snnchip.loihi). Fixed point only: either may be a per-neuron integer array `[size]`
+    (flat, C order), as netx passes slayer's `iDecay` / `vDecay` vectors to Lava's LIF.
     reset: 'hard' sets v to reset_value, 'soft' subtracts reset_amount, 'none' keeps v (fixed: in v units).
+
+    model: 'cuba' (the rest of this docstring), or one of lava.proc.sdn's sigma-delta processes (fixed point only;
+    docs/sdnn.md): 'sigma_delta' (sigma = sum of inputs; act = activation(sigma + bias); delta encoding of act
+    against the last sent value with threshold `threshold`, the residue carried over, and with `cum_error` the
+    accumulated error gating it), 'delta' (delta encoding of the input itself, no sigma, no bias: netx's SDNN
+    input layer) and 'sigma' (sigma decoding only, sending sigma: netx's `sigma_output` readout). Their output is
+    a graded payload. `activation` 'relu' or 'identity' (Lava's ActivationMode RELU / UNIT); `spike_exp`,
+    `state_exp`: Lava's exponents (threshold and bias are scaled by 2**(spike_exp + state_exp), payloads sent
+    shifted right by state_exp).
+
+    binary (with graded, on an input population only): the relay sends 1 for every non-zero input value and 0
+    otherwise, i.e. Lava's `astype(bool)`: how netx's first synapse reads a network input that no input neuron
+    precedes (its input_message_bits 0), so graded values become spikes.
     """
     threshold: Optional[float]
     du: float = 1.0
@@ -66,6 +85,22 @@ class Neuron:
     reset_value: float = 0.0
     reset_amount: float = 0.0
     graded: bool = False
+    model: Model = "cuba"
+    activation: Activation = "relu"
+    cum_error: bool = False
+    spike_exp: int = 0
+    state_exp: int = 0
+    binary: bool = False
+
+    @property
+    def sigma_delta(self) -> bool:
+        """True for the sigma-delta models (lava.proc.sdn), False for CUBA."""
+        return self.model in SDNN_MODELS
+
+    @property
+    def sends_payloads(self) -> bool:
+        """True if the population's outputs are graded payloads (a relay, or a sigma-delta neuron), not 0/1."""
+        return (self.graded and not self.binary) or self.sigma_delta
 
 
 @dataclass
@@ -220,6 +255,8 @@ class Graph:
     def validate(self) -> None:
         """Raise InputError (a ValueError; one line, naming the offender) if the graph is not well formed, and
         ChipRangeError if a fixed graph holds a value the chip cannot (`loihi.check_fixed`)."""
+        if self.timing not in ("ideal", "pipelined"):
+            raise InputError(f"timing '{self.timing}' is neither 'ideal' nor 'pipelined'")
         names = [pop.name for pop in self.populations]
         if len(set(names)) != len(names):
             raise InputError(f"duplicate population names: {sorted({n for n in names if names.count(n) > 1})}")
@@ -239,9 +276,24 @@ class Graph:
             if proj.weight.ndim != expect:
                 raise InputError(f"projection '{proj.name}' ({proj.kind}) weight has {proj.weight.ndim} dims, "
                                  f"expected {expect}")
-            if proj.kind == "conv":
-                _check_conv_geometry(proj)
+            if proj.kind not in ("dense", "conv"):
+                raise InputError(f"projection '{proj.name}': kind '{proj.kind}' is neither 'dense' nor 'conv'")
+            _check_projection_shapes(self, proj)
         for pop in self.populations:
+            if pop.neuron.model not in MODELS:
+                raise InputError(f"population '{pop.name}': unknown neuron model '{pop.neuron.model}' "
+                                 f"(known: {', '.join(MODELS)})")
+            if pop.neuron.sigma_delta and not self.fixed:
+                raise InputError(f"population '{pop.name}': sigma-delta neurons are fixed-point only")
+            for key in ("du", "dv"):
+                value = getattr(pop.neuron, key)
+                if np.ndim(value) and (not self.fixed or np.shape(value) != (pop.size,)):
+                    raise InputError(f"population '{pop.name}': per-neuron {key} of shape {np.shape(value)} "
+                                     f"(per-neuron decays are fixed-point only, one per neuron: ({pop.size},))")
+            if pop.neuron.binary and not (pop.neuron.graded and pop.is_input):
+                raise InputError(f"population '{pop.name}': only an input relay (graded) can be binary")
+            if pop.neuron.activation not in ("relu", "identity"):
+                raise InputError(f"population '{pop.name}': unknown activation '{pop.neuron.activation}'")
             if pop.neuron.reset not in ("hard", "soft", "none"):
                 raise InputError(f"population '{pop.name}': unsupported reset '{pop.neuron.reset}'")
             if any(int(s) < 1 for s in pop.shape):
@@ -254,23 +306,67 @@ class Graph:
             loihi.check_fixed(self)
 
 
-def _check_conv_geometry(proj: Projection) -> None:
-    for key in ("stride", "dilation"):
-        if any(int(v) < 1 for v in getattr(proj, key)):
-            raise InputError(f"projection '{proj.name}': {key} {tuple(getattr(proj, key))} must be >= 1")
-    if any(int(v) < 0 for v in proj.padding):
-        raise InputError(f"projection '{proj.name}': padding {tuple(proj.padding)} must be >= 0")
-    if int(proj.groups) < 1:
-        raise InputError(f"projection '{proj.name}': groups {proj.groups} must be >= 1")
+def check_conv_geometry(where: str, stride, padding, dilation, groups: int = 1) -> None:
+    """Raise InputError (one line, naming `where` and the field) unless stride and dilation are >= 1, padding is
+    >= 0 and groups >= 1 (each an int or an (h, w) pair of integers)."""
+    for key, value in (("stride", stride), ("padding", padding), ("dilation", dilation), ("groups", groups)):
+        items = np.atleast_1d(np.asarray(value)).reshape(-1)
+        if not items.size or not np.issubdtype(items.dtype, np.number) or not np.all(np.isfinite(items)) \
+                or not np.array_equal(items, np.round(items)):
+            raise InputError(f"{where}: {key} {value!r} is not an integer or a pair of integers")
+        low = 0 if key == "padding" else 1
+        if items.min() < low:
+            raise InputError(f"{where}: {key} {tuple(int(v) for v in items)} must be >= {low}")
+
+
+def _check_projection_shapes(graph: Graph, proj: Projection) -> None:
+    """The weight maps the source's shape onto the target's (dense: [F_out, F_in]; conv: channels, groups and the
+    output size), and a delay array has the source's or (dense) the weight's shape."""
+    where = f"projection '{proj.name}'"
+    src, dst = graph.population(proj.source), graph.population(proj.target)
+    w = np.shape(proj.weight)
+    if proj.kind == "dense":
+        if w != (dst.size, src.size):
+            raise InputError(f"{where}: dense weight {w} does not map {src.size} inputs to {dst.size} neurons")
+    else:
+        check_conv_geometry(where, proj.stride, proj.padding, proj.dilation, proj.groups)
+        if len(src.shape) != 3 or len(dst.shape) != 3:
+            raise InputError(f"{where}: a conv needs (C, H, W) populations, has {src.shape} -> {dst.shape}")
+        groups = int(proj.groups)
+        if src.shape[0] % groups or w[0] % groups or w[1] * groups != src.shape[0]:
+            raise InputError(f"{where}: conv weight {w} with groups={groups} does not fit {src.shape[0]} input "
+                             f"channels")
+        expect = conv_output_shape(src.shape, w[0], w[2:], proj.stride, proj.padding, proj.dilation, where)
+        if tuple(dst.shape) != expect:
+            raise InputError(f"{where}: the conv's output {expect} differs from population '{dst.name}' "
+                             f"{tuple(dst.shape)}")
+    delay = np.asarray(proj.delay)
+    if delay.ndim and delay.shape not in (tuple(src.shape), w if proj.kind == "dense" else None):
+        raise InputError(f"{where}: delay of shape {delay.shape} fits neither the source {tuple(src.shape)} nor "
+                         f"the weight {w}")
+    if delay.size and (not np.issubdtype(delay.dtype, np.number) or not np.all(np.isfinite(delay))
+                       or not np.array_equal(delay, np.round(delay)) or delay.min() < 0):
+        raise InputError(f"{where}: delays must be integers >= 0")
 
 
 def conv_output_shape(in_shape: tuple[int, int, int], c_out: int, kernel: tuple[int, int],
-                      stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int]
-                      ) -> tuple[int, int, int]:
-    """(C_out, H_out, W_out) of a convolution of a (C, H, W) input (floor division, as torch and Lava)."""
+                      stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int],
+                      where: str = "conv") -> tuple[int, int, int]:
+    """(C_out, H_out, W_out) of a convolution of a (C, H, W) input (floor division, as torch and Lava); InputError
+    (naming `where`) for a stride or dilation below 1, a negative padding, or an empty output."""
+    check_conv_geometry(where, stride, padding, dilation)
     hw = [(int(in_shape[1 + a]) + 2 * int(padding[a]) - int(dilation[a]) * (int(kernel[a]) - 1) - 1)
           // int(stride[a]) + 1 for a in (0, 1)]
+    if min(hw) < 1:
+        raise InputError(f"{where}: a {tuple(int(k) for k in kernel)} kernel (dilation {tuple(dilation)}, padding "
+                         f"{tuple(padding)}) does not fit the {tuple(int(s) for s in in_shape[1:])} input")
     return (int(c_out), hw[0], hw[1])
+
+
+def relay_output(neuron: Neuron, a):
+    """What a graded relay sends for its input `a` (torch tensor or numpy array): `a` itself, or for a `binary`
+    relay 1 where `a` is non-zero and 0 elsewhere, in a's dtype."""
+    return _as_dtype_of(a != 0, a) if neuron.binary else a
 
 
 def float_neuron_step(neuron: Neuron, u, v, a, bias):
@@ -279,7 +375,8 @@ def float_neuron_step(neuron: Neuron, u, v, a, bias):
     readout, or the input itself for a graded relay. Written with arithmetic only (no `where`), so that the
     simulator and the ONNX step graph run exactly this function."""
     if neuron.graded:
-        return a, a, a
+        out = relay_output(neuron, a)
+        return out, out, out
     u = u * (1.0 - float(neuron.du)) + a
     v = v * (1.0 - float(neuron.dv)) + u + bias
     if neuron.threshold is None:

@@ -48,7 +48,8 @@ BIAS_MANT_MAX = (1 << (BIAS_MANT_BITS - 1)) - 1
 BIAS_MANT_MIN = -(1 << (BIAS_MANT_BITS - 1))
 BIAS_EXP_BITS = 3                            # bias exponent (bias_exp precision 3): 0..7
 BIAS_EXP_MAX = (1 << BIAS_EXP_BITS) - 1
-INT32_HALF = 1 << 31                         # Lava's numpy models compute in int32
+LAVA_INT_BITS = 32                           # Lava's numpy models compute in int32 (wrapping)
+INT32_HALF = 1 << (LAVA_INT_BITS - 1)
 
 # -- synapses (lava.proc.dense.models.PyDenseModelBitAcc, lava.utils.weightutils) ------------------------------
 WEIGHT_BITS = 8                              # magnitude bits of a synaptic weight
@@ -64,9 +65,18 @@ MAX_MESSAGE_BITS = STATE_BITS                # graded payloads: at most the 24-b
 DEFAULT_MESSAGE_BITS = 8                     # a graded input's payload bits when nothing says otherwise
 GRADED_BITS = STATE_BITS                     # a graded relay's payload width when its projection names none
 
+# -- sigma-delta neurons (lava.proc.sdn.models: PySigmaDeltaModelFixed, PyDeltaModelFixed, PySigmaModelFixed) ------
+SDNN_EXP_BITS = 3                            # spike_exp and state_exp (precision 3): 0..7
+SDNN_EXP_MAX = (1 << SDNN_EXP_BITS) - 1
+SDNN_STATE_BITS = STATE_BITS                 # vth, sigma, act (precision 24): the threshold's register
+
+
 # -- NetX files (lava.lib.dl.netx.hdf5) --------------------------------------------------------------------------
 NETX_BIAS_EXP = 6                            # netx gives every CUBA neuron bias_exp 6
 NETX_MAX_DELAY = 62                          # netx (and Loihi's 6-bit axonal delay) allow delays 0..62
+NETX_SDNN_SPIKE_EXP = 6                      # hdf5.Network(spike_exp=6): the graded spike's fraction bits
+NETX_SDNN_STATE_EXP = 6                      # netx gives every sigma-delta neuron state_exp 6
+NETX_SDNN_MESSAGE_BITS = 16                  # an SDNN neuron group without messageBits sends 16-bit payloads
 NETX_DEFAULT_NEURON = {"type": "CUBA", "iDecay": 0, "vDecay": DECAY_UNITY, "vThMant": VTH_NEVER}
 
 
@@ -91,24 +101,45 @@ def dv_fraction(dv: int) -> float:
     return (float(dv) + VOLTAGE_DECAY_OFFSET) / DECAY_UNITY
 
 
-def keep_u(du: int) -> int:
-    """What Lava multiplies the current by before the shift right by 12: 4096 - (du + 1)."""
+def chip_decay(kept: float) -> float:
+    """The fraction of the voltage kept per step that Lava's 12-bit dv represents for a float `kept`."""
+    return 1.0 - dv_fraction(dv_from_fraction(1.0 - float(kept)))
+
+
+def keep_u(du):
+    """What Lava multiplies the current by before the shift right by 12: 4096 - (du + 1) (an int, or an int64
+    array for per-neuron du)."""
+    if np.ndim(du):
+        return DECAY_UNITY - (np.asarray(du, dtype=np.int64) + CURRENT_DECAY_OFFSET)
     return DECAY_UNITY - (int(du) + CURRENT_DECAY_OFFSET)
 
 
-def keep_v(dv: int) -> int:
-    """What Lava multiplies the voltage by before the shift right by 12: 4096 - dv."""
+def keep_v(dv):
+    """What Lava multiplies the voltage by before the shift right by 12: 4096 - dv (int, or int64 array)."""
+    if np.ndim(dv):
+        return DECAY_UNITY - (np.asarray(dv, dtype=np.int64) + VOLTAGE_DECAY_OFFSET)
     return DECAY_UNITY - (int(dv) + VOLTAGE_DECAY_OFFSET)
 
 
-def du_from_netx(i_decay: int) -> int:
-    """netx's `du = iDecay - 1` (iDecay 0 gives du -1, an integrator)."""
+def du_from_netx(i_decay):
+    """netx's `du = iDecay - 1` (iDecay 0 gives du -1, an integrator); per-neuron iDecay: an int64 array."""
+    if np.ndim(i_decay):
+        return np.asarray(i_decay, dtype=np.int64) - CURRENT_DECAY_OFFSET
     return int(i_decay) - CURRENT_DECAY_OFFSET
 
 
-def netx_i_decay(du: int) -> int:
-    """The `iDecay` a NetX file stores for Lava's du."""
+def netx_i_decay(du):
+    """The `iDecay` a NetX file stores for Lava's du (per-neuron du: an int64 array)."""
+    if np.ndim(du):
+        return np.asarray(du, dtype=np.int64) + CURRENT_DECAY_OFFSET
     return int(du) + CURRENT_DECAY_OFFSET
+
+
+# -- sigma-delta ---------------------------------------------------------------------------------------------
+def sdnn_scale(spike_exp: int, state_exp: int) -> int:
+    """What lava.proc.sdn multiplies a sigma-delta threshold and bias by (and a Delta shifts its input left by):
+    1 << (spike_exp + state_exp)."""
+    return 1 << (int(spike_exp) + int(state_exp))
 
 
 # -- threshold, bias, voltage ------------------------------------------------------------------------------------
@@ -129,20 +160,44 @@ def voltage_unit() -> int:
 
 
 # -- quantisation primitives (used by export.quantize and by quantisation-aware training) ------------------------
+# Signed weight mantissa widths stock netx loads exactly: its `optimize_weight_bits` gives num_weight_bits 1..8, but
+# a 1-bit two's-complement mantissa (-1 or 0) makes a matrix with no positive weight, which netx marks mixed-sign
+# and Lava's Dense then treats as inhibitory, halving every weight (tests/export/test_weight_bits.py).
+NETX_WEIGHT_BITS = (2, WEIGHT_BITS)
+
+
+EXP_TOLERANCE = 1e-9                         # relative slack (in log2) of the weight exponent's choice
+
+
+def check_weight_bits(bits) -> int:
+    """`bits` as an int if it is a signed weight-mantissa width that stock lava-dl netx loads exactly (2..8),
+    else a one-line ChipRangeError."""
+    lo, hi = NETX_WEIGHT_BITS
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not lo <= int(bits) <= hi:
+        raise ChipRangeError(f"weight bits {bits!r}: signed weight mantissas of {lo}..{hi} bits are what Loihi's "
+                             f"synapses and stock netx (num_weight_bits) load exactly")
+    return int(bits)
+
+
+def mantissa_range(bits: int = MANT_BITS) -> tuple[int, int]:
+    """(m_min, m_max) of a signed two's-complement `bits`-bit mantissa."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
 def quantize_weight(w: np.ndarray, scale: float, bits: int = MANT_BITS):
     """Float weights `w` (per payload unit of the source) into a target of integer scale `scale`.
 
     Returns (Lava weight integers 2m as int32, exponent e, saturated count, squared error in float units, mantissa
     bits used): m is a signed `bits`-bit mantissa with m * 2**(e + ACT_SHIFT + 1) = w * scale, e in
     [W_EXP_MIN, W_EXP_MAX], rounded to nearest; what does not fit is clipped (and counted)."""
-    if not 1 <= bits <= MANT_BITS:
-        raise ChipRangeError(f"weight mantissa bits must be 1..{MANT_BITS}, got {bits}")
-    m_max, m_min = (1 << (bits - 1)) - 1, -(1 << (bits - 1))      # two's complement (1 bit: -1 or 0)
+    check_weight_bits(bits)
+    m_min, m_max = mantissa_range(bits)
     unit = 1 << (ACT_SHIFT + 1)
     x = w * scale / unit                # = m * 2**e
-    peak = max(max(float(x.max(initial=0.0)), 0.0) / max(m_max, 0.5),
+    peak = max(max(float(x.max(initial=0.0)), 0.0) / m_max,
                max(-float(x.min(initial=0.0)), 0.0) / -m_min)
-    exp = 0 if peak == 0 else int(np.clip(math.ceil(math.log2(peak)), W_EXP_MIN, W_EXP_MAX))
+    # the tolerance keeps weights already on this grid (quantisation-aware training's) at their own exponent
+    exp = 0 if peak == 0 else int(np.clip(math.ceil(math.log2(peak) - EXP_TOLERANCE), W_EXP_MIN, W_EXP_MAX))
     m = np.round(x / 2.0 ** exp)
     if exp < W_EXP_MAX and (m.max(initial=0) > m_max or m.min(initial=0) < m_min):
         exp += 1                        # log2 rounding put the peak just over the edge
@@ -153,6 +208,12 @@ def quantize_weight(w: np.ndarray, scale: float, bits: int = MANT_BITS):
     # two's-complement bits of the widest mantissa (-128 fits 8 bits, +128 would need 9)
     used = max(int(m.max(initial=0)).bit_length(), int(-m.min(initial=0) - 1).bit_length()) + 1 if np.any(m) else 0
     return (2 * m).astype(np.int32), exp, saturated, err, used
+
+
+def weight_value(weight, exp: int, scale: float) -> np.ndarray:
+    """The float weight (per payload unit of the source, in float units of the target's v) that Lava's weight
+    integers `weight` with exponent `exp` represent in a target of integer scale `scale`."""
+    return np.asarray(weight, dtype=np.float64) * 2.0 ** (exp + ACT_SHIFT) / scale
 
 
 def quantize_bias(bias: np.ndarray, scale: float, exp: Optional[int] = None):
@@ -174,6 +235,66 @@ def quantize_bias(bias: np.ndarray, scale: float, exp: Optional[int] = None):
 def threshold_mantissa(theta: float, scale: float) -> int:
     """vth for a float threshold `theta` in a population of integer scale `scale`: round(theta * scale / 64)."""
     return int(round(theta * scale / (1 << VTH_SHIFT)))
+
+
+# -- the per-population scale (export.quantize and quantisation-aware training share it) --------------------------
+SCALE_SEARCH_POINTS = 16                     # scales tried in the top octave below a population's bound
+CALIBRATION_MARGIN = 1.25                    # headroom over the peaks seen on calibration data
+
+
+def calibrated_bounds(peak_a: float, peak_v: float, b_max: float) -> tuple[float, float]:
+    """(bound of |u|, bound of |v|) from the peaks of a population's synaptic input and voltage on data, in float
+    units: the peaks (v plus one step of input and bias) with CALIBRATION_MARGIN."""
+    return peak_a * CALIBRATION_MARGIN, (peak_v + peak_a + b_max) * CALIBRATION_MARGIN
+
+
+def candidate_scales(name: str, theta, s_max: float) -> list[float]:
+    """Scales in the top octave below s_max; for a spiking population those that make vth an integer."""
+    if theta is None or theta == 0:
+        return [s_max * 2.0 ** (-k / SCALE_SEARCH_POINTS) for k in range(SCALE_SEARCH_POINTS)]
+    vth_max = math.floor(theta * s_max / (1 << VTH_SHIFT))
+    if vth_max < 1:
+        raise InputError(f"population '{name}': threshold {theta:g} cannot be represented: the 24-bit headroom "
+                        f"allows at most {s_max:.3g} units per volt, below the {(1 << VTH_SHIFT) / theta:.3g} "
+                        f"a threshold mantissa of 1 needs")
+    vths = sorted({max(1, math.floor(vth_max * 2.0 ** (-k / SCALE_SEARCH_POINTS)))
+                   for k in range(SCALE_SEARCH_POINTS)})
+    return [v * (1 << VTH_SHIFT) / theta for v in vths]
+
+
+def scale_bound(theta, float_ws, b_max: float, a_worst: float, bound_v: float, bias_exp: Optional[int] = None,
+                bits: int = MANT_BITS) -> float:
+    """The largest integer scale (fixed v per float unit) a population may take: the worst-case input of one step
+    `a_worst` must not wrap u, the voltage bound `bound_v` must fit v, and the threshold (17 bits), the largest
+    bias `b_max` (13-bit mantissa, exponent `bias_exp` or up to 7) and the largest incoming weight of `float_ws`
+    (a `bits`-bit mantissa at exponent 7) must be representable; the weights only as far as a threshold mantissa
+    of 1 still fits (beyond, the largest weights saturate, counted). Units: float units of v."""
+    limits = [V_LIMIT / max(a_worst, 1e-300), V_LIMIT / max(bound_v, 1e-300)]
+    if b_max > 0:
+        limits.append(BIAS_MANT_MAX * (1 << (BIAS_EXP_MAX if bias_exp is None else bias_exp)) / b_max)
+    w_peak = max((float(np.abs(w).max(initial=0.0)) for w in float_ws), default=0.0)
+    if w_peak > 0:
+        # weights beyond the largest exponent saturate (counted) rather than leave no threshold mantissa >= 1
+        limits.append(max(mantissa_range(bits)[1] * 2.0 ** (W_EXP_MAX + 1 + ACT_SHIFT) / w_peak,
+                          (1 << VTH_SHIFT) / theta if theta else 0.0))
+    if theta:
+        limits.append(VTH_MAX * (1 << VTH_SHIFT) / theta)
+    return min(limits)
+
+
+def population_scale(name: str, theta, float_ws, bias, a_worst: float, bound_v: float,
+                     bias_exp: Optional[int] = None, bits: int = MANT_BITS) -> float:
+    """The one integer scale of a population (docs/quantisation.md): among `candidate_scales` below `scale_bound`,
+    the one that minimises the squared error of every incoming weight (`float_ws`, each per payload unit of its
+    source, quantised to `bits`-bit mantissas) and of the bias, in float units of v."""
+    bias = np.zeros(1) if bias is None else np.asarray(bias, dtype=np.float64)
+    s_max = scale_bound(theta, float_ws, float(np.abs(bias).max(initial=0.0)), a_worst, bound_v, bias_exp, bits)
+    best = None
+    for scale in candidate_scales(name, theta, s_max):
+        err = sum(quantize_weight(w, scale, bits)[3] for w in float_ws) + quantize_bias(bias, scale, bias_exp)[2]
+        if best is None or err < best[0]:
+            best = (err, scale)
+    return best[1]
 
 
 # -- synapse limits ----------------------------------------------------------------------------------------------
@@ -237,19 +358,65 @@ def encode_input(fixed, x):
 
 
 # -- the range check of a fixed-point graph ----------------------------------------------------------------------
-def _integer(value, what: str) -> np.ndarray:
+INT64_MAX = np.iinfo(np.int64).max          # not a register: the widest integer numpy and the kernels compute in
+
+
+def integers(value, what: str, error: type = ChipRangeError) -> np.ndarray:
+    """`value` as an int64 array, refused in one line (`error`, naming `what`) unless every entry is a finite
+    integer within int64: non-numeric, NaN / inf, fractions, and values beyond int64 (which numpy's cast would
+    silently wrap, e.g. 1e30 to int64 min) are never converted."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+        raise error(f"{what} {value} is beyond 64-bit integers (and any register of the chip)")
     array = np.asarray(value)
-    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-        raise ChipRangeError(f"{what} is not numeric")
-    if not np.all(np.isfinite(array)) or not np.array_equal(array, np.round(array)):
-        raise ChipRangeError(f"{what} must be finite integers")
-    return array
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise error(f"{what} is not numeric (dtype {array.dtype})")
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise error(f"{what} is complex")
+    flat = array.reshape(-1)
+    if not np.all(np.isfinite(flat)):
+        raise error(f"{what} must be finite integers, found {flat[~np.isfinite(flat)][0]}")
+    if not np.array_equal(flat, np.round(flat)):
+        raise error(f"{what} must be finite integers, found {flat[flat != np.round(flat)][0]}")
+    if flat.size:
+        wide = np.abs(flat) >= 2.0 ** 63 if np.issubdtype(array.dtype, np.floating) else flat > INT64_MAX
+        if np.any(wide):
+            raise error(f"{what} {flat[wide][0]:g} is beyond 64-bit integers (and any register of the chip)")
+    return array.astype(np.int64)
+
+
+def _integer(value, what: str) -> np.ndarray:
+    return integers(value, what)
 
 
 def _within(value, lo: int, hi: int, what: str) -> None:
     array = _integer(value, what)
     if array.size and (array.min() < lo or array.max() > hi):
         raise ChipRangeError(f"{what} {array.min()}..{array.max()} is outside {lo}..{hi}")
+
+
+def check_message_bits(bits, what: str) -> None:
+    """A graded payload's bits: 0 (binary spikes) .. MAX_MESSAGE_BITS."""
+    _within(bits, 0, MAX_MESSAGE_BITS, what)
+
+
+def _check_sigma_delta(pop, where: str) -> None:
+    n = pop.neuron
+    _within(n.spike_exp, 0, SDNN_EXP_MAX, f"{where}: spike_exp")
+    _within(n.state_exp, 0, SDNN_EXP_MAX, f"{where}: state_exp")
+    scale = sdnn_scale(n.spike_exp, n.state_exp)
+    if n.model == "sigma":
+        if n.threshold is not None or pop.bias is not None:
+            raise ChipRangeError(f"{where}: a sigma neuron has no threshold and no bias")
+        return
+    if n.threshold is None:
+        raise ChipRangeError(f"{where}: a {n.model} neuron needs a threshold")
+    _within(n.threshold, 0, ((1 << (SDNN_STATE_BITS - 1)) - 1) // scale, f"{where}: threshold mantissa")
+    if pop.bias is not None:
+        if n.model == "delta":
+            raise ChipRangeError(f"{where}: a delta neuron has no bias")
+        limit = 1 << (SDNN_STATE_BITS - 1)      # Lava's models keep more than the bias's 16 bits: the state's 24
+        _within(pop.bias, -limit // scale, (limit - 1) // scale, f"{where}: bias")
+    _within(pop.bias_exp, 0, 0, f"{where}: bias exponent (sigma-delta biases are scaled by spike_exp + state_exp)")
 
 
 def check_fixed(graph) -> None:
@@ -259,6 +426,9 @@ def check_fixed(graph) -> None:
         n, where = pop.neuron, f"population '{pop.name}'"
         if n.graded:
             continue          # a relay forwards its input; it has no neuron state of its own
+        if n.sigma_delta:
+            _check_sigma_delta(pop, where)
+            continue
         _within(n.du, DU_MIN, DU_MAX, f"{where}: du")
         _within(n.dv, DV_MIN, DV_MAX, f"{where}: dv")
         if n.threshold is not None:
@@ -277,4 +447,4 @@ def check_fixed(graph) -> None:
                                  f"synapses (mixed signs: {WEIGHT_MIN}..{WEIGHT_MAX}, one sign: magnitude <= "
                                  f"{WEIGHT_MAX})")
         _within(proj.weight_exp, W_EXP_MIN, W_EXP_MAX, f"{where}: weight exponent")
-        _within(proj.num_message_bits, 0, MAX_MESSAGE_BITS, f"{where}: message bits")
+        check_message_bits(proj.num_message_bits, f"{where}: message bits")

@@ -47,3 +47,20 @@ def run_tinynet(select_tag: str = "fixed_pt") -> tuple[np.ndarray, np.ndarray]:
     # Ground truth is [1, f, y, x, t] from slayer; the network's output lags it by its depth.
     gt = np.load(root / "gts" / "tinynet" / "output.npy")[0].transpose([2, 1, 0, 3])[..., 1:]
     return output[..., 2:17], gt
+
+
+def pilotnet_sdnn_dir() -> Path:
+    """`gts/pilotnet_sdnn/`: PilotNet SDNN (`network.net`: Delta input, 4 conv + 3 dense SigmaDelta layers, a Sigma
+    readout), its 33x33 crop `square_network.net` (input + 4 conv), the input image `input.npy` (x, y, f, 1) with
+    the readout `output.npy` (1, 9) lava-dl's test_hdf5 compares over 9 steps, and the graded input `act0.npy`
+    (x, y, f, 20) with every step's sigma of the conv layers it drives (`sigma1.npy`, `sigma2.npy`,
+    `sigma<k>_square.npy`; lava-dl's test_hdf5_nx feeds act0 past the input layer, `skip_layers=1`)."""
+    return stock_netx_dir() / "gts" / "pilotnet_sdnn"
+
+
+def skip_input_layer(graph):
+    """netx's `skip_layers=1` on a graph read from a stock file: the input layer's neuron is dropped, so the
+    network's input reaches the first synapse unchanged (a graded relay). Returns the graph."""
+    from snnchip.graph import Neuron
+    graph.inputs[0].neuron = Neuron(threshold=None, graded=True)
+    return graph

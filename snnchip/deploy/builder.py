@@ -2,7 +2,8 @@
 
 Every population becomes one neuron process over its flattened neurons (C order, as the graph flattens):
 `lava.proc.lif.LIFReset` for hard reset to 0, our `SoftResetLIF` for soft reset (and no reset), our `Readout`
-for a population without threshold, our `GradedRelay` for a graded population. Every projection becomes one
+for a population without threshold, our `GradedRelay` for a graded population, and lava.proc.sdn's Delta,
+SigmaDelta, Sigma (with a sample reset, `processes/sdnn.py`) for sigma-delta ones. Every projection becomes one
 synapse process: `lava.proc.dense.Dense` (or `DelayDense` when it has a delay) for dense projections, our
 `ConvSynapse` for convolutions (stock `lava.proc.conv.Conv` ignores `weight_exp`). Fan-in needs nothing more:
 several `a_out` connected to one `a_in` are summed by Lava.
@@ -33,7 +34,13 @@ from lava.proc import io  # noqa: E402
 from lava.proc.dense.process import DelayDense, Dense  # noqa: E402
 from lava.proc.lif.process import LIFReset  # noqa: E402
 
+from lava.proc.sdn.process import ActivationMode  # noqa: E402
+
 from .processes import ConvSynapse, GradedRelay, Readout, SoftResetLIF  # noqa: E402
+from .processes.sdnn import RestartingDelta, RestartingSigma, RestartingSigmaDelta  # noqa: E402
+
+# the simulator's names of a sigma-delta population's states (sim/sdnn.py) -> the lava.proc.sdn variables
+SDNN_VARS = {"delta": {"v": "act"}, "sigma_delta": {"u": "sigma", "v": "act"}, "sigma": {"u": "sigma", "v": "sigma"}}
 
 
 
@@ -127,9 +134,10 @@ def build_lava(graph: Graph, *, steps_per_sample: int, num_steps: int, record=()
         if pop.neuron.graded or not (pop.name in names or not names):
             continue
         for what in sorted(states):
-            if (pop.name, what) not in net.sinks:
+            var = SDNN_VARS[pop.neuron.model].get(what) if pop.neuron.sigma_delta else what
+            if (pop.name, what) not in net.sinks and var is not None:
                 probe = io.sink.Read(buffer=num_steps)
-                probe.connect_var(getattr(proc, what))
+                probe.connect_var(getattr(proc, var))
                 net.sinks[(pop.name, what)] = probe
     return net
 
@@ -142,11 +150,16 @@ def neuron_process(pop: Population, fixed: bool, steps_per_sample: int, depth: i
         return GradedRelay(shape=shape, name=pop.name)
     # Lava's models reset when the 1-based time step t satisfies t % interval == offset.
     timing = dict(reset_interval=steps_per_sample, reset_offset=(depth + 1) % steps_per_sample)
+    if n.sigma_delta:
+        return sigma_delta_process(pop, timing)
     bias = pop.bias_full()
     if fixed:
         # integers in the registers' ranges (Graph.validate: loihi.check_fixed); du = -1 is netx's integrator,
         # which Lava's LIF models run as is (their current decays by du + 1)
-        params = dict(du=int(n.du), dv=int(n.dv), bias_mant=bias.astype(np.int64),
+        # per-neuron du / dv (netx's vectors) go to Lava's LIF as vectors, as netx passes them
+        params = dict(du=np.asarray(n.du).astype(np.int64) if np.ndim(n.du) else int(n.du),
+                      dv=np.asarray(n.dv).astype(np.int64) if np.ndim(n.dv) else int(n.dv),
+                      bias_mant=bias.astype(np.int64),
                       bias_exp=np.full(shape, int(pop.bias_exp)))
     else:
         params = dict(du=float(n.du), dv=float(n.dv), bias_mant=bias, bias_exp=np.zeros(shape))
@@ -162,9 +175,23 @@ def neuron_process(pop: Population, fixed: bool, steps_per_sample: int, depth: i
                         **params, **timing)
 
 
+def sigma_delta_process(pop: Population, timing: dict) -> AbstractProcess:
+    """lava.proc.sdn's process for a sigma-delta population (fixed point; Graph.validate), restarting per sample."""
+    n, shape = pop.neuron, (pop.size,)
+    if n.model == "sigma":
+        return RestartingSigma(shape=shape, name=pop.name, **timing)
+    exps = dict(vth=int(n.threshold), cum_error=bool(n.cum_error), spike_exp=int(n.spike_exp),
+                state_exp=int(n.state_exp))
+    if n.model == "delta":
+        return RestartingDelta(shape=shape, name=pop.name, **exps, **timing)
+    mode = ActivationMode.RELU if n.activation == "relu" else ActivationMode.UNIT
+    return RestartingSigmaDelta(shape=shape, name=pop.name, bias=pop.bias_full().astype(np.int64), act_mode=mode,
+                                **exps, **timing)
+
+
 def synapse_process(proj: Projection, src: Population, fixed: bool) -> AbstractProcess:
     """The Lava process of one projection (see the module docstring)."""
-    bits = proj.num_message_bits or (loihi.GRADED_BITS if src.neuron.graded else 0)
+    bits = proj.num_message_bits or (loihi.GRADED_BITS if src.neuron.sends_payloads else 0)
     weight, exp = np.asarray(proj.weight), int(proj.weight_exp)
     if fixed:
         weight = weight.astype(np.int64)

@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("net", help="a NetX HDF5 network (written by snn-export, or a stock lava-dl file)")
     add_dataset_arguments(p, samples=20, samples_help="test samples to run (--dataset is required unless --plan)")
     p.add_argument("--T", type=int, help="time steps per sample (default: the network's, else the dataset's)")
+    p.add_argument("--input-shape", metavar="C,H,W", help="the input's shape for a stock file without an input "
+                   "layer (netx's input_shape; C,H,W, or F)")
     p.add_argument("--run", choices=("fixed", "float", "loihi2"), default="fixed",
                    help="fixed: Lava CPU simulator, bit-accurate fixed point (default); float: CPU simulator in "
                         "float, the file's integers read in float (units of synaptic input); loihi2: Loihi 2 "
@@ -51,13 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int | None = None,
-           run: str = "fixed") -> dict:
+           run: str = "fixed", input_shape: tuple[int, ...] | None = None) -> dict:
     """Run `net` on Lava and on `simulate` over the same samples; the report as a dict (see the CLI)."""
     import torch
 
     from ..formats.netx import read_netx
     from ..loihi import encode_input
-    from ..sim import sample_stream, simulate
+    from ..sim import fit_samples, sample_stream, simulate
     from ..train.data import load_samples
     from .run import as_float, run_on_lava
 
@@ -67,17 +69,13 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
     if run == "loihi2":          # before the network and the data are read: a missing lava-loihi is said at once
         from .hardware import loihi2_run_config
         run_cfg = loihi2_run_config()
-    graph = read_netx(Path(net))
+    graph = read_netx(Path(net), input_shape=input_shape)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise InputError(f"{net}: snn-deploy runs networks with one input and one output population, this one has "
                         f"{len(graph.inputs)} and {len(graph.outputs)}")
     T = T or graph.steps
     x, y = load_samples(dataset, "test", root=data_root, T=T, count=samples, progress=True)
-    x, y = x.numpy(), y.numpy()
-    inp = graph.inputs[0]
-    if tuple(x.shape[1:-1]) != tuple(inp.shape):
-        raise InputError(f"{net}: the network takes input {tuple(inp.shape)}, dataset '{dataset}' gives "
-                        f"{tuple(x.shape[1:-1])}")
+    x, y = fit_samples(graph, x, f"{net}: dataset '{dataset}'").numpy(), y.numpy()
     try:
         xin = encode_input(graph, torch.as_tensor(x)).numpy()
     except ValueError as exc:
@@ -157,9 +155,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.plan:
         return _plan_main(args)
+    if args.T is not None and args.T < 1:
+        raise InputError(f"--T must be >= 1, got {args.T}")
     if not args.dataset:
         raise InputError("--dataset is required to run the network (or use --plan for a resource plan)")
-    report = deploy(args.net, args.dataset, data_root=args.data_root, samples=args.samples, T=args.T, run=args.run)
+    from ..cli_util import parse_shape
+    report = deploy(args.net, args.dataset, data_root=args.data_root, samples=args.samples, T=args.T, run=args.run,
+                    input_shape=parse_shape(args.input_shape) if args.input_shape else None)
     if args.json:
         print(json.dumps(report, indent=1))
     else:

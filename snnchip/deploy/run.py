@@ -137,6 +137,9 @@ def as_float(graph: Graph) -> Graph:
     unit = float(loihi.voltage_unit())
     for pop in out.populations:
         n = pop.neuron
+        if np.ndim(n.du) or np.ndim(n.dv):
+            raise InputError(f"population '{pop.name}': per-neuron decays have no float reading here "
+                             f"(run it in fixed point)")
         n.du, n.dv = loihi.du_fraction(n.du), loihi.dv_fraction(n.dv)
         n.threshold = None if n.threshold is None else float(n.threshold)
         n.reset_value, n.reset_amount = float(n.reset_value) / unit, float(n.reset_amount) / unit

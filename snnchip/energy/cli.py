@@ -14,7 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli_util import check_input_file, one_line_errors
+import numpy as np
+
+from ..cli_util import check_input_file, one_line_errors, parse_shape
 from ..errors import InputError
 from ..fileio import write_text
 from ..train.data import add_dataset_arguments
@@ -31,10 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("network", nargs="?", help="a checkpoint from snn-train (.pt) or a NetX HDF5 (.net/.h5)")
     add_dataset_arguments(p, split=True, samples=64, samples_help="samples to count on")
+    p.add_argument("--input", metavar="NPY", help="NetX networks, instead of --dataset: one raw input as snn-sim "
+                   "takes it, (x, y, f, t) or (N, x, y, f, t) integers; with --T longer than its t, it is cycled (as "
+                   "Lava's RingBuffer feeds lava-dl's test inputs)")
     p.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default 16)")
     p.add_argument("--T", type=int, help="time steps per sample (default: the model's / dataset's)")
     p.add_argument("--arch", help="without data: an architecture name (e.g. ms_resnet34, ms_resnet20)")
-    p.add_argument("--input-shape", help="with --arch: C,H,W of one input frame, e.g. 3,224,224")
+    p.add_argument("--input-shape", help="with --arch: C,H,W of one input frame, e.g. 3,224,224; with a NetX file "
+                   "that has no input layer: the shape of its input (C,H,W, or F)")
     p.add_argument("--family", help="with --arch: model family override (cifar, imagenet, dvs)")
     p.add_argument("--energy-model", action="append", metavar="NAME|FILE",
                    help=f"energy model(s) to price with, repeatable (default: {', '.join(DEFAULT_MODELS)}; "
@@ -55,16 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", metavar="FILE", help="write a Markdown report to FILE")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with plots to FILE")
     return p
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        raise InputError(f"--input-shape '{text}': expected integers C,H,W (e.g. 3,224,224)") from None
-    if len(shape) not in (1, 3) or any(s <= 0 for s in shape):
-        raise InputError(f"--input-shape '{text}': expected positive C,H,W (e.g. 3,224,224)")
-    return shape
 
 
 def arch_summary(args) -> dict:
@@ -161,23 +157,44 @@ def netx_report(args, pricings) -> dict:
 
     from ..formats.netx import read_netx
     from ..loihi import encode_input
+    from ..sim import fit_samples
     from .count import count_graph
     from .report import build_report
 
-    graph = read_netx(args.network)
+    graph = read_netx(args.network, input_shape=parse_shape(args.input_shape) if args.input_shape else None)
+    # our exported graphs carry the T they were trained with; stock files take the data set's own (as snn-sim)
     T = args.T or graph.steps
-    if T is None:
-        raise InputError(f"'{args.network}' does not record its number of time steps; pass --T")
-    batches = _load_inputs(args, T)
-    if graph.fixed:
-        batches = [encode_input(graph, b) for b in batches]
+    if args.input:
+        batches = [_raw_input(args.input, graph, T)]
+    else:
+        batches = [fit_samples(graph, b, args.dataset) for b in _load_inputs(args, T)]
+        if graph.fixed:
+            batches = [encode_input(graph, b) for b in batches]
     total = sum(int(b.shape[0]) for b in batches)
     with _progress(total, "simulator") as bar:
         counts = count_graph(graph, [torch.as_tensor(b) for b in batches], progress=bar)
-    frames = args.ann_frames or _ann_frames(args.dataset, counts.steps)
+    # a raw input is one frame unless told otherwise (the ANN sees the image once)
+    frames = args.ann_frames or (_ann_frames(args.dataset, counts.steps) if args.dataset else 1)
     return build_report(counts, pricings, ann_frames=frames,
-                        meta={"network": args.network, "network_kind": "netx", "dataset": args.dataset,
+                        meta={"network": args.network, "network_kind": "netx",
+                              "dataset": args.dataset or f"input {args.input}",
                               "split": args.split})
+
+
+def _raw_input(path: str, graph, T):
+    """A raw input file as snn-sim reads it, `[N, *shape, T]` int64, cycled along time up to T steps."""
+    import torch
+
+    from ..sim.cli import load_integers, to_graph_layout
+    if len(graph.inputs) != 1:
+        raise InputError(f"the network has {len(graph.inputs)} inputs; --input feeds one")
+    raw = load_integers(path, "the input (spikes or graded payloads)")
+    if raw.ndim < 2:
+        raise InputError(f"{path}: input of shape {raw.shape} has no time axis")
+    x = to_graph_layout(raw, graph.inputs[0].shape)
+    if T is not None:
+        x = np.take(x, np.arange(int(T)) % x.shape[-1], axis=-1)
+    return torch.from_numpy(np.ascontiguousarray(x))
 
 
 def _print_summary(report: dict) -> None:
@@ -216,14 +233,20 @@ def main(argv=None) -> int:
     pricings = [p for spec in (args.energy_model or DEFAULT_MODELS) for p in load_energy_model(spec).pricings]
     if not args.network:
         raise InputError("give a network (checkpoint .pt or NetX .net/.h5) with --dataset, or --arch")
-    if not args.dataset:
+    if args.input and args.dataset:
+        raise InputError("give either --dataset or --input, not both")
+    if not args.dataset and not args.input:
         raise InputError("--dataset is needed to count operations on data (or use --arch for FLOPs only)")
     check_input_file(args.network, "network (checkpoint .pt or NetX .net/.h5)")
+    if args.T is not None and args.T < 1:
+        raise InputError(f"--T must be >= 1, got {args.T}")
     if args.samples <= 0 or args.batch_size <= 0:
         raise InputError("--samples and --batch-size must be positive")
     if args.ann_frames is not None and args.ann_frames <= 0:
         raise InputError("--ann-frames must be positive")
     is_netx = Path(args.network).suffix.lower() in NETX_SUFFIXES
+    if args.input and not is_netx:
+        raise InputError("--input feeds a NetX network (.net/.h5); a checkpoint counts on --dataset")
     if is_netx and args.compare_fixed is not None:
         raise InputError("--compare-fixed needs a checkpoint (it exports the float model itself)")
     try:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import loihi
 from ..errors import InputError
 from .flops import LayerTracer, SynapticLayer, synaptic_layers
 from .neurobench import FLOAT_BYTES, effective_fan_out
@@ -62,6 +63,7 @@ class LayerCount:
     macs: float = 0.0
     real_synapses: int = 0        # connections that exist (no padding taps), one frame
     effective_ops: float = 0.0    # non-zero input x non-zero weight pairs (NeuroBench's effective count)
+    payload_bits: float = 0.0     # graded events x the projection's message bits (0 for binary spikes)
     weights: int = 0
     zero_weights: int = 0
 
@@ -77,6 +79,11 @@ class ActivityCounts:
     parameters: int = 0           # weights and biases (NeuroBench's ParameterCount)
     footprint_bytes: int = 0      # NeuroBench's Footprint (see footprint_rule)
     footprint_rule: str = ""
+
+
+def payload_bits(proj) -> int:
+    """Bits of one graded event on `proj`: its message bits, or a relay's full payload width when it names none."""
+    return int(proj.num_message_bits) or loihi.GRADED_BITS
 
 
 # -- fan-out -----------------------------------------------------------------------------------------
@@ -252,7 +259,7 @@ def graph_ops_from_model(graph, activity: _ModelActivity) -> dict[str, dict[str,
             nz = activity.spikes[module]
         nz = nz.numpy().reshape(-1)
         ops = float(nz @ projection_fan_out(graph, proj))
-        graded = src.neuron.graded
+        graded = src.neuron.sends_payloads
         out[proj.name] = {"events": float(nz.sum()), "synops": 0.0 if graded else ops, "macs": ops if graded else 0.0}
     return out
 
@@ -272,7 +279,8 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
     depth = graph.depths()
     pops = {p.name: p for p in graph.populations}
     neuron = {p.name: NeuronLayerCount(p.name, tuple(p.shape), spike_map=np.zeros(p.size, dtype=np.int64),
-                                       spiking=p.neuron.threshold is not None and not p.neuron.graded)
+                                       spiking=(p.neuron.threshold is not None and not p.neuron.graded)
+                                       or p.neuron.sigma_delta)
               for p in graph.populations if not p.is_input}
     if len(graph.inputs) != 1:
         raise InputError(f"counting needs a graph with one input population, this one has {len(graph.inputs)}")
@@ -318,10 +326,12 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
         event_map = input_map if q.source == source_of_input else neuron[q.source].spike_map
         effective = effective_fan_out(q.weight, q.kind, src.shape, q.stride, q.padding, q.dilation, q.groups,
                                       tgt.shape)
-        layers.append(LayerCount(q.name, q.source, q.target, q.kind, None, not src.neuron.graded, src.size,
+        graded = src.neuron.sends_payloads
+        layers.append(LayerCount(q.name, q.source, q.target, q.kind, None, not graded, src.size,
                                  int(fan.sum()), int(np.size(q.weight)), events, synops, macs,
                                  real_synapses=int(fan.sum()), effective_ops=float(event_map @ effective),
-                                 weights=int(np.size(q.weight)), zero_weights=int(np.sum(q.weight == 0))))
+                                 weights=int(np.size(q.weight)), zero_weights=int(np.sum(q.weight == 0)),
+                                 payload_bits=events * payload_bits(q) if graded else 0.0))
     params = sum(int(np.size(q.weight)) for q in graph.projections) + \
         sum(int(np.size(p.bias)) for p in graph.populations if p.bias is not None)
     return ActivityCounts("sim", samples, steps, list(neuron.values()), layers, parameters=params,

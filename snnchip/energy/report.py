@@ -70,7 +70,8 @@ def build_report(counts: ActivityCounts, pricings: list[Pricing], *, ann_frames:
                # a spiking input population is no neuron layer of the model; its spikes are the events
                "spikes": spikes_of.get(layer.source, layer.events / n) if layer.spike_driven else None,
                "firing_rate": rate.get(layer.source) if layer.spike_driven else None,
-               "input_events": layer.events / n, "synops": synops, "macs": macs, "ann_flops": ann_flops,
+               "input_events": layer.events / n, "payload_bits": layer.payload_bits / n,
+               "synops": synops, "macs": macs, "ann_flops": ann_flops,
                "energy_pj": {}}
         for p in pricings:
             snn, unpriced = _price(p, "snn", synop=synops, mac=macs)
@@ -84,6 +85,8 @@ def build_report(counts: ActivityCounts, pricings: list[Pricing], *, ann_frames:
         "neurons": neurons_total, "spikes": spikes_total,
         "firing_rate": spikes_total / (neurons_total * T) if neurons_total else 0.0,
         "synops": sum(r["synops"] for r in layer_rows), "macs": sum(r["macs"] for r in layer_rows),
+        "graded_events": sum(r["input_events"] for r in layer_rows if r["input"] == "graded"),
+        "payload_bits": sum(r["payload_bits"] for r in layer_rows),
         "neuron_updates": sum(r["neuron_updates"] for r in neuron_rows),
         "active_updates": sum(r["active_updates"] for r in neuron_rows),
         "ann_flops": sum(r["ann_flops"] for r in layer_rows),
@@ -111,7 +114,9 @@ def build_report(counts: ActivityCounts, pricings: list[Pricing], *, ann_frames:
         "conventions": {
             "firing_rate": "#spikes / (#neurons * T) (seed 000)",
             "synops": "spikes x fan-out (one accumulate per synapse reached)",
-            "macs": "non-zero graded inputs x fan-out (e.g. the encoding layer)",
+            "macs": "non-zero graded inputs x fan-out (e.g. the encoding layer, sigma-delta payloads)",
+            "graded_events": "non-zero graded payloads arriving (relays, sigma-delta neurons)",
+            "payload_bits": "graded events x their projection's message bits",
             "ann_flops": f"multiply-accumulates of the same network as an ANN, one per synapse and frame, "
                          f"x {ann_frames} frame(s) per sample",
             "ratio": "E(ANN) / E(SNN)",

@@ -2,6 +2,7 @@
 NIR), with a per-layer table of what the lowering and the quantisation did.
 
     snn-export model.pt --target loihi [-o model.net] [--timing pipelined] [--calibrate digits-dvs] [--json]
+    snn-export model.pt --target loihi --weight-bits 4 --calibrate digits-dvs   # 4-bit weight mantissas
     snn-export model.pt --target nir -o model.nir              # the float network, for other frameworks
     snn-export model.nir --target loihi --dt 1e-4 --steps 8 --calibrate digits-dvs -o model.net
 """
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=int, default=DEFAULT_EVAL_SAMPLES, metavar="N",
                    help=f"test samples for the float vs fixed accuracy with --calibrate (default "
                         f"{DEFAULT_EVAL_SAMPLES}, 0 = skip)")
+    p.add_argument("--weight-bits", type=int, metavar="B",
+                   help="weight mantissa bits 2..8 (post-training quantisation at low precision; default: the "
+                        "checkpoint's --qat width, else 8, Loihi's full width)")
     p.add_argument("--dry-run", action="store_true", help="lower, quantise and report; write no file")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
     return p
@@ -72,16 +76,26 @@ def main(argv=None) -> int:
     is_nir = path.suffix.lower() == ".nir"
     if not is_nir and (args.steps is not None or args.no_type_check):
         raise InputError("--steps and --no-type-check apply to a NIR source (.nir) only")
-    result = export_model(path, target=args.target, timing=args.timing, input_kind=args.input,
-                          shortcut=args.shortcut, calibrate=args.calibrate, data_root=args.data_root,
-                          calibration_samples=args.samples, eval_samples=args.eval_samples, progress=True,
-                          dt=args.dt, steps=args.steps, type_check=not args.no_type_check)
+    if args.steps is not None and args.steps < 1:
+        raise InputError(f"--steps must be >= 1, got {args.steps}")
+    if args.samples < 1 or args.eval_samples < 0:
+        raise InputError(f"--samples must be >= 1 and --eval-samples >= 0, got {args.samples}, {args.eval_samples}")
     suffix = {"loihi": ".net", "onnx": ".onnx", "nir": ".nir"}[args.target]
     out = Path(args.output or path.with_suffix(suffix))
+    try:
+        result = export_model(path, target=args.target, timing=args.timing, input_kind=args.input,
+                              shortcut=args.shortcut, calibrate=args.calibrate, data_root=args.data_root,
+                              calibration_samples=args.samples, eval_samples=args.eval_samples, progress=True,
+                              dt=args.dt, steps=args.steps, type_check=not args.no_type_check,
+                              weight_bits=args.weight_bits)
+    except InputError as exc:
+        if str(path) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None
+    if not args.dry_run and out.resolve() == path.resolve():
+        raise InputError(f"-o {out} would overwrite the source; give another output name")
     if not args.dry_run:
         if args.target == "nir":
-            if out.resolve() == path.resolve():
-                raise InputError(f"-o {out} would overwrite the source; give another output name")
             write_nir(result.graph, out, dt=args.dt, metadata={"source": str(path)})
         else:
             (write_netx if args.target == "loihi" else export_onnx)(result.graph, out)

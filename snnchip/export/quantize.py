@@ -29,20 +29,19 @@ from tqdm import tqdm
 from .. import loihi
 from ..errors import ChipRangeError, InputError
 from ..graph import Graph, Neuron, Population, Projection
-from ..loihi import (ACT_SHIFT, BIAS_EXP_MAX, BIAS_MANT_MAX, DEFAULT_MESSAGE_BITS, MANT_MAX, V_LIMIT, VTH_MAX,
-                     VTH_SHIFT, W_EXP_MAX, encode_input, quantize_bias, quantize_weight)
+from ..loihi import (ACT_SHIFT, BIAS_EXP_MAX, DEFAULT_MESSAGE_BITS, V_LIMIT, VTH_SHIFT, encode_input,
+                     quantize_bias, quantize_weight)
 from ..sim import Simulator, run_samples
 from .report import PopulationQuant, ProjectionQuant, QuantReport, synapse_count
 
-CALIBRATION_MARGIN = 1.25
-SEARCH_POINTS = 16
 DEFAULT_HORIZON = 16       # steps a non-leaky readout must hold when the graph does not say its T
 BATCH = 32
 
 
 def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = None,
              horizon: Optional[int] = None, bias_exp: Optional[int] = None,
-             progress: bool = False) -> tuple[Graph, QuantReport]:
+             progress: bool = False, weight_bits: int = loihi.MANT_BITS,
+             scales: Optional[dict] = None) -> tuple[Graph, QuantReport]:
     """Fixed-point copy of the float `graph` and what it cost.
 
     calibration: None, inputs x `[N, *input_shape, T]` (float, as the float graph takes them), or (x, labels).
@@ -53,7 +52,16 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
     DEFAULT_HORIZON for a graph that does not record its T).
     bias_exp: one bias exponent for every population (stock netx files fix it at 6); default: chosen per
     population. progress: tqdm bars (stderr) over the calibration batches.
+    weight_bits: weight mantissa bits 2..8 (post-training quantisation at low precision; 8: Loihi's full width).
+    scales: {population name: integer scale} recorded by quantisation-aware training (`train.qat`): those
+    populations take exactly that scale (ChipRangeError if the chip's bounds forbid it), the others are searched,
+    and no bias correction is applied (the training already saw the rounded weights).
     """
+    bits = loihi.check_weight_bits(weight_bits)
+    scales = dict(scales or {})
+    unknown = sorted(set(scales) - {p.name for p in graph.populations})
+    if unknown:
+        raise InputError(f"scales given for populations the graph does not have: {', '.join(unknown[:3])}")
     if graph.fixed:
         raise InputError("quantize() needs a float graph; this one is already fixed point")
     if bias_exp is not None and not 0 <= bias_exp <= BIAS_EXP_MAX:
@@ -64,27 +72,33 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
         horizon = (graph.steps or DEFAULT_HORIZON) + graph.latency()
     report = QuantReport(calibration_samples=0 if x is None else int(x.shape[0]))
     inp = _single_input(graph)
-    in_scale, bits = _input_encoding(inp, x, message_bits, report)
+    in_scale, msg_bits = _input_encoding(inp, x, message_bits, report)
     report.input_scale = in_scale
+    report.weight_bits = bits
     stats = _float_stats(graph, x, progress) if x is not None else None
-    rates = None if stats is None else {name: s["sum"] / max(s["count"], 1) for name, s in stats.items()}
+    # bias correction, except for a QAT model (given scales): its training already saw the rounded weights
+    rates = None if stats is None or scales else {name: s["sum"] / max(s["count"], 1) for name, s in stats.items()}
 
     # Shallow copy: every weight, bias and neuron of `fixed` is replaced below, never modified in place.
     fixed = dataclasses.replace(graph, fixed=True, meta=dict(graph.meta),
                                 populations=[dataclasses.replace(p) for p in graph.populations],
                                 projections=[dataclasses.replace(q) for q in graph.projections])
     fixed.meta["input_scale"] = in_scale
-    fixed.meta["message_bits"] = bits
+    fixed.meta["message_bits"] = msg_bits
     pops = {p.name: p for p in fixed.populations}
     # What each population emits, for its targets: integer payload per float unit, and the largest |float value|.
-    units = {inp.name: (in_scale, ((1 << bits) - 1) / in_scale, bits) if inp.neuron.graded else (1.0, 1.0, 0)}
+    units = {inp.name: (in_scale, ((1 << msg_bits) - 1) / in_scale, msg_bits) if inp.neuron.graded
+             else (1.0, 1.0, 0)}
     for pop in fixed.populations:
         if pop.is_input:
             _quantize_input(pop, in_scale)
             continue
         units[pop.name] = _quantize_population(fixed, pop, fixed.into(pop.name), pops, units, horizon,
                                                None if stats is None else stats[pop.name], report, bias_exp,
-                                               rates)
+                                               rates, bits, scales.get(pop.name))
+    if scales:
+        report.notes.append(f"{len(scales)} of {len(fixed.populations) - 1} population scales from the checkpoint "
+                            f"(quantisation-aware training), the others searched")
     fixed.validate()
     if x is not None:
         evaluate(graph, fixed, x, labels, report, progress=progress)
@@ -170,10 +184,11 @@ def _row_abs_max(q: Projection) -> float:
 
 # -- one population ------------------------------------------------------------------------------
 def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat, report,
-                         fixed_bias_exp, rates=None) -> tuple[float, float, int]:
-    """Quantise `pop` and its incoming projections in place; returns what it emits: (payload per float unit,
-    largest |float value|, message bits) — a spike is (1, 1, 0); a relay's payload is its input, in units of
-    2**6 / S."""
+                         fixed_bias_exp, rates=None, bits: int = loihi.MANT_BITS,
+                         given_scale: Optional[float] = None) -> tuple[float, float, int]:
+    """Quantise `pop` and its incoming projections in place (weights to `bits`-bit mantissas; the scale searched
+    by `loihi.population_scale`, or `given_scale`); returns what it emits: (payload per float unit, largest
+    |float value|, message bits) — a spike is (1, 1, 0); a relay's payload is its input, in units of 2**6 / S."""
     neuron = pop.neuron
     theta = neuron.threshold
     relay = neuron.graded
@@ -194,8 +209,7 @@ def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat,
         bound_a = bound_v = a_worst
         bound_from = "worst-case"
     elif stat is not None:
-        bound_a = stat["a"] * CALIBRATION_MARGIN
-        bound_v = (stat["v"] + stat["a"] + b_max) * CALIBRATION_MARGIN
+        bound_a, bound_v = loihi.calibrated_bounds(stat["a"], stat["v"], b_max)
         bound_from = "calibration"
     else:
         bound_a = a_worst
@@ -204,25 +218,13 @@ def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat,
             bound_v = max(bound_v, theta + a_worst + b_max)
         bound_from = "worst-case"
     # u (or a relay's payload) must never wrap (worst case); v saturates (explicitly) only beyond the bound.
-    limits = [V_LIMIT / max(a_worst, 1e-300), V_LIMIT / max(bound_v, 1e-300)]
-    if b_max > 0:
-        limits.append(BIAS_MANT_MAX * (1 << (BIAS_EXP_MAX if fixed_bias_exp is None else fixed_bias_exp)) / b_max)
-    w_peak = max((float(np.abs(w).max(initial=0.0)) for w in float_w), default=0.0)
-    if w_peak > 0:
-        limits.append(MANT_MAX * 2.0 ** (W_EXP_MAX + 1 + ACT_SHIFT) / w_peak)
-    if theta:
-        limits.append(VTH_MAX * (1 << VTH_SHIFT) / theta)
-    s_max = min(limits)
-    candidates = _candidate_scales(pop.name, theta, s_max)
-    best = None
-    for scale in candidates:
-        err = sum(quantize_weight(w, scale)[3] for w in float_w) + quantize_bias(bias, scale, fixed_bias_exp)[2]
-        if best is None or err < best[0]:
-            best = (err, scale)
-    scale = best[1]
+    if given_scale is None:
+        scale = loihi.population_scale(pop.name, theta, float_w, bias, a_worst, bound_v, fixed_bias_exp, bits)
+    else:
+        scale = _given_scale(pop.name, given_scale, theta, float_w, b_max, a_worst, fixed_bias_exp, bits)
 
     for q, w in zip(incoming, float_w):
-        mant2, exp, sat, sq_err, used = quantize_weight(w, scale)
+        mant2, exp, sat, sq_err, used = quantize_weight(w, scale, bits)
         norm = float(np.sqrt((w ** 2).sum()))
         q.weight = mant2
         q.weight_exp = exp
@@ -265,7 +267,7 @@ def _mean_rounding_error(incoming, float_w, units, rates, scale, pop) -> np.ndar
     shift = np.zeros(pop.shape[0] if flat else (pop.shape[0], 1, 1))
     for q, w in zip(incoming, float_w):
         # the weights were replaced by Lava's integers: their float value per payload unit minus the float one
-        err = (np.asarray(q.weight, dtype=np.float64) * 2.0 ** (q.weight_exp + ACT_SHIFT) / scale - w)
+        err = loihi.weight_value(q.weight, q.weight_exp, scale) - w
         err = err * units[q.source][0]                      # per float unit of the source's output
         rate = np.asarray(rates[q.source], dtype=np.float64)
         if q.kind == "conv":
@@ -279,17 +281,19 @@ def _mean_rounding_error(incoming, float_w, units, rates, scale, pop) -> np.ndar
     return shift
 
 
-def _candidate_scales(name: str, theta, s_max: float) -> list[float]:
-    """Scales in the top octave below s_max; for a spiking population those that make vth an integer."""
-    if theta is None or theta == 0:
-        return [s_max * 2.0 ** (-k / SEARCH_POINTS) for k in range(SEARCH_POINTS)]
-    vth_max = math.floor(theta * s_max / (1 << VTH_SHIFT))
-    if vth_max < 1:
-        raise InputError(f"population '{name}': threshold {theta:g} cannot be represented: the 24-bit headroom "
-                        f"allows at most {s_max:.3g} units per volt, below the {(1 << VTH_SHIFT) / theta:.3g} "
-                        f"a threshold mantissa of 1 needs")
-    vths = sorted({max(1, math.floor(vth_max * 2.0 ** (-k / SEARCH_POINTS))) for k in range(SEARCH_POINTS)})
-    return [v * (1 << VTH_SHIFT) / theta for v in vths]
+def _given_scale(name, scale, theta, float_w, b_max, a_worst, bias_exp, bits) -> float:
+    """A scale recorded by quantisation-aware training: used as it is, if the chip's hard bounds allow it (u must
+    not wrap, vth must be an integer mantissa; v beyond the training's running peaks saturates, counted in the
+    report); otherwise a one-line ChipRangeError."""
+    scale = float(scale)
+    s_max = loihi.scale_bound(theta, float_w, b_max, a_worst, 0.0, bias_exp, bits)
+    if not 0 < scale <= s_max * (1 + 1e-12):
+        raise ChipRangeError(f"population '{name}': the checkpoint's scale {scale:.6g} exceeds the chip's bound "
+                             f"{s_max:.6g} for this graph")
+    if theta and abs(theta * scale / (1 << VTH_SHIFT) - round(theta * scale / (1 << VTH_SHIFT))) > 1e-6:
+        raise ChipRangeError(f"population '{name}': the checkpoint's scale {scale:.6g} does not make the "
+                             f"threshold an integer mantissa")
+    return scale
 
 
 # -- evaluation on calibration data --------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Literal, Optional, Union
 
 import torch
 
+from .. import loihi
 from ..errors import InputError
 from ..formats.nir import DEFAULT_DT, read_nir
 from ..graph import Graph
@@ -56,7 +57,8 @@ def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = 
                  calibrate: Optional[str] = None, data_root=None,
                  calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
                  eval_samples: int = DEFAULT_EVAL_SAMPLES, calibration=None, progress: bool = False,
-                 dt: float = DEFAULT_DT, steps: Optional[int] = None, type_check: bool = True) -> ExportResult:
+                 dt: float = DEFAULT_DT, steps: Optional[int] = None, type_check: bool = True,
+                 weight_bits: Optional[int] = None) -> ExportResult:
     """Export a spiking network: a checkpoint path from snn-train, the model itself, or a NIR file (`*.nir`).
 
     target: 'loihi' (quantised, default pipelined timing), 'onnx' (float, default ideal timing) or 'nir' (the
@@ -69,6 +71,8 @@ def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = 
     calibration: instead of a dataset, calibration inputs `[N, *input_shape, T]` (e.g. a benchmark's random
     spikes), no evaluation. NIR sources only: `dt` (seconds per step, the exporter's), `steps` (time steps per
     sample for the dataset; default the file's metadata 'T'), `type_check` (nir's check on read).
+    weight_bits: weight mantissa bits 2..8 (default: the checkpoint's quantisation-aware training width, else 8).
+    A model trained with `snn-train --qat` is quantised with exactly the scales its training recorded.
     Raises InputError for options that do not fit together.
     """
     from ..train.checkpoint import load_model
@@ -80,6 +84,8 @@ def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = 
         raise InputError(f"input must be 'auto', 'binary' or 'graded', got {input_kind!r}")
     if calibrate is not None and calibration is not None:
         raise InputError("give a calibration dataset or calibration inputs, not both")
+    if weight_bits is not None:
+        loihi.check_weight_bits(weight_bits)
     if target != "loihi" and (calibrate is not None or calibration is not None):
         raise InputError("calibration applies to the loihi target only")
     timing = timing or ("pipelined" if target == "loihi" else "ideal")
@@ -127,7 +133,13 @@ def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = 
 
     if target in ("onnx", "nir"):
         return ExportResult(model, float_graph, float_graph, layer_report(float_graph), target, timing, input_kind)
-    fixed, report = quantize(float_graph, calibration=calib, progress=progress)
+    qat = getattr(model, "qat", None)
+    if qat is not None and weight_bits is not None and weight_bits != qat.bits:
+        raise InputError(f"{source_name}: trained with --qat --weight-bits {qat.bits}; exporting it with "
+                         f"--weight-bits {weight_bits} would use other weights than it was trained with")
+    bits = qat.bits if qat is not None else (weight_bits or loihi.MANT_BITS)
+    fixed, report = quantize(float_graph, calibration=calib, progress=progress, weight_bits=bits,
+                             scales=None if qat is None else qat.export_scales(float_graph))
     if test is not None:
         evaluate(float_graph, fixed, test[0], test[1], report, progress=progress)
         report.notes.append(f"spike agreement and accuracy on {len(test[1])} '{calibrate}' test samples")

@@ -55,6 +55,7 @@ class QuantReport:
     projections: list[ProjectionQuant] = field(default_factory=list)
     populations: list[PopulationQuant] = field(default_factory=list)
     input_scale: float = 1.0
+    weight_bits: Optional[int] = None          # the weight mantissa width asked for (2..8)
     calibration_samples: int = 0
     evaluation_samples: int = 0
     float_accuracy: Optional[float] = None
@@ -86,7 +87,7 @@ class QuantReport:
                              f"{err:>8}")
         lines.append(f"total: {sum(p.neurons for p in self.populations)} neurons, "
                      f"{sum(q.synapses for q in self.projections)} synapses, {len(self.projections)} projections")
-        summary = []
+        summary = [] if self.weight_bits is None else [f"weight mantissas: {self.weight_bits} bits"]
         if self.float_accuracy is not None:
             summary.append(f"accuracy float {100 * self.float_accuracy:.2f}% fixed {100 * self.fixed_accuracy:.2f}%")
         if self.argmax_agreement is not None:

@@ -11,13 +11,25 @@ with exactly the arithmetic `lava.lib.dl.netx.hdf5.Network` gives it on Lava:
   so they are taken as they are; stride, padding, dilation are `(h, w)` in both;
 - neurons (CUBA/LOIHI): `du = iDecay - 1`, `dv = vDecay`, `threshold = vThMant`, hard reset to 0, `bias_exp = 6`;
   a dense layer without a neuron group gets netx's default integrator (iDecay 0, vDecay 4096, vThMant 2**17);
+- SDNN neurons become lava.proc.sdn's processes as netx builds them (`Network(spike_exp=6)`, state_exp 6, ReLU,
+  no cumulative error, 16 message bits unless `messageBits`): the input layer's a `delta` neuron, a layer with
+  `sigma_output` a `sigma` neuron (its sigma is the network's output), every other a `sigma_delta` neuron whose
+  `bias` is the raw netx bias (scaled by 2**12 in the neuron); an `activation` other than relu is refused
+  (netx would silently use ReLU), as is a bias on a sigma_output layer (netx cannot build it);
 - the input layer keeps its neuron (netx's Input block; its stored `weight`/`bias` are netx's unused input
   transform, kept in `meta['netx']['input_transform']`); an input layer without a neuron, or none at all before
-  a first dense layer, is a graded relay (named `input` in the latter case) whose input reaches the first
-  synapse unchanged;
+  a first dense layer, is a `binary` relay (named `input` in the latter case): netx's first synapse reads the
+  network's input as spikes (input_message_bits 0, Lava's `astype(bool)`), so every non-zero input value,
+  graded or negative, arrives as 1;
 - a neuron group's `messageBits` becomes the `num_message_bits` of the projections leaving it;
 - dense `delay` (axonal delays) is expanded as netx does: a vector of length F_out is one delay per target row,
-  of length F_in one per source column, giving a per-synapse `[F_out, F_in]` delay (a plain int when uniform).
+  of length F_in one per source column, giving a per-synapse `[F_out, F_in]` delay (a plain int when uniform);
+- the layers stock netx refuses (NotImplementedError), as slayer's blocks compute them: `pool` (sum pooling: a
+  conv with groups = channels whose every channel takes the layer's one kernel, e.g. 64 = weight_scale << 6),
+  `convT` and `unpool` (transposed convolutions, torch's `conv_transpose2d`, expanded into the exact dense
+  projection; unpool per channel with its one kernel), and `average` (slayer's Average: the mean of each of
+  `shape[0]` consecutive groups of the previous layer's outputs; here a graded relay carrying each group's sum,
+  i.e. the mean times the group size, which ranks classes alike);
 
 Anything netx would change silently (non-integer values, dense weights its bit optimiser would clip, delays above
 62) and anything it cannot load raises a one-line `FormatError` (malformed) or `UnsupportedError` naming the file
@@ -35,20 +47,30 @@ import numpy as np
 
 from .. import loihi
 from ..errors import ChipRangeError, FormatError, InputError, UnsupportedError
-from ..graph import Graph, Neuron, Population, Projection, conv_output_shape
+from ..graph import Graph, Neuron, Population, Projection, check_conv_geometry, conv_output_shape
+from ..resources import check_memory
 
 EXTENSION = "snnchip"            # group holding this project's extension (edges, metadata)
 FORMAT = "snnchip-netx"
 VERSION = 1
 ATTR = "snnchip_"                # prefix of extension attributes on netx layer groups
-SUPPORTED_LAYERS = ("input", "conv", "dense", "dense_rec", "flatten")
+SUPPORTED_LAYERS = ("input", "conv", "dense", "dense_rec", "flatten", "pool", "convT", "unpool", "average")
+# neuron fields of a CUBA/LOIHI group: what netx reads, and what slayer writes for training only (surrogate
+# gradient: scaleRho, tauRho, theta) that changes nothing on the chip; any other field is refused by name
+CUBA_FIELDS = ("type", "iDecay", "vDecay", "vThMant", "messageBits", "refDelay", "gradedSpike", "wgtExp",
+               "scaleRho", "tauRho", "theta")
+SDNN_FIELDS = ("type", "vThMant", "activation", "sigma_output", "messageBits")
+MAX_EXPANDED_SYNAPSES = 2 ** 26  # a convT / unpool layer becomes a dense projection of at most this many weights
 
 
-def read_netx(path: str | Path, num_layers: int | None = None) -> Graph:
+def read_netx(path: str | Path, num_layers: int | None = None,
+              input_shape: tuple[int, ...] | None = None) -> Graph:
     """Load a NetX HDF5 file. Stock files give a fixed, pipelined graph; files written by `write_netx` give back
     the graph that was written. `num_layers` reads only the first layers of a stock file, as netx's argument of
-    that name (e.g. ntidigits.net without its unsupported 'average' layer). Raises InputError (one line) for a
-    missing, corrupt, foreign or unsupported file; ChipRangeError for values the chip cannot hold."""
+    that name (e.g. ntidigits.net without its unsupported 'average' layer). `input_shape` `(C, H, W)` or `(F,)`:
+    a stock file without an input layer takes its input in this shape (netx's `input_shape`, there in (x, y, f)),
+    flattened in C order for a first dense layer. Raises InputError (one line) for a missing, corrupt, foreign or
+    unsupported file; ChipRangeError for values the chip cannot hold."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -63,13 +85,31 @@ def read_netx(path: str | Path, num_layers: int | None = None) -> Graph:
         try:
             if "layer" not in handle or not isinstance(handle["layer"], h5py.Group):
                 raise FormatError(f"{path}: not a NetX network (HDF5 file without a 'layer' group)")
+            _check_dataset_sizes(handle, path)
             if EXTENSION in handle and num_layers is None:
+                if input_shape is not None:
+                    raise InputError(f"{path}: input shape given, but the file records its own input")
                 return _read_ours(handle, path)
-            return _read_stock(handle, path, num_layers)
+            return _read_stock(handle, path, num_layers, input_shape)
         except InputError:
             raise
         except (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
             raise FormatError(f"{path}: unreadable NetX content (corrupt or truncated?): {_one_line(exc)}") from None
+
+
+def _check_dataset_sizes(handle: h5py.File, path: Path) -> None:
+    """Refuse (one line) a file whose datasets, read, would not fit in memory (e.g. a small file declaring an
+    unwritten 100000 x 100000 weight, which HDF5 would fill in), before any dataset is read."""
+    sizes: list[tuple[int, str]] = []
+
+    def visit(name: str, node) -> None:
+        if isinstance(node, h5py.Dataset):
+            sizes.append((int(node.size or 0) * node.dtype.itemsize, name))
+    handle.visititems(visit)
+    if sizes:
+        largest, name = max(sizes)
+        check_memory(largest, f"{path}: dataset '{name}' of shape {handle[name].shape}")
+        check_memory(sum(size for size, _ in sizes), f"{path}: its datasets")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -102,7 +142,7 @@ def _integers(values: Any, what: str, where: str) -> np.ndarray:
         raise FormatError(f"{where}: {what} is not numeric and finite")
     if not np.array_equal(array, np.round(array)):
         raise FormatError(f"{where}: {what} has non-integer values (netx would truncate them)")
-    return array.astype(np.int64)
+    return loihi.integers(array, f"{where}: {what}")
 
 
 def _scalar_int(group: h5py.Group, key: str, where: str) -> int:
@@ -125,8 +165,10 @@ def _pair(group: h5py.Group, key: str, default: int, where: str) -> tuple[int, i
     return (int(value[0]), int(value[1]))
 
 
-def _neuron(group: Any, where: str) -> tuple[Neuron, int]:
-    """A netx CUBA neuron group (or netx's default dict) -> (Neuron in Lava integers, output message bits)."""
+def _neuron(group: Any, where: str, role: str = "layer", shape: tuple[int, ...] = (1,)) -> tuple[Neuron, int]:
+    """A netx neuron group (or netx's default dict) -> (Neuron in Lava integers, output message bits).
+    role: 'input' for the input layer's neuron (an SDNN input is a Delta process), else 'layer'; shape: the
+    layer's (C, H, W) or (F,), for per-neuron iDecay / vDecay vectors."""
     def get(key):
         if isinstance(group, dict):
             return group[key]
@@ -136,15 +178,81 @@ def _neuron(group: Any, where: str) -> tuple[Neuron, int]:
 
     kind = get("type")
     kind = kind.decode("ascii") if isinstance(kind, bytes) else str(kind)
+    if kind == "SDNN":
+        return _sdnn_neuron(group, get, where, role)
     if kind not in ("CUBA", "LOIHI"):
-        raise UnsupportedError(f"{where}: neuron type '{kind}' is not supported (only CUBA/LOIHI)")
-    values = {key: int(_integers(get(key), key, where).reshape(-1)[0]) for key in ("iDecay", "vDecay", "vThMant")}
+        raise UnsupportedError(f"{where}: neuron type '{kind}' is not supported (only CUBA/LOIHI/SDNN)")
+    values = {key: _per_neuron(get(key), key, shape, where) for key in ("iDecay", "vDecay")}
+    vth = _integers(get("vThMant"), "vThMant", where).reshape(-1)
+    if vth.size != 1 and np.any(vth != vth[0]):
+        raise UnsupportedError(f"{where}: neuron field 'vThMant' has {vth.size} different values (per-neuron "
+                               f"thresholds are not supported)")
     bits = 0
-    if not isinstance(group, dict) and "messageBits" in group:
-        bits = int(_integers(group["messageBits"][()], "messageBits", where).reshape(-1)[0])
-    neuron = Neuron(threshold=values["vThMant"], du=loihi.du_from_netx(values["iDecay"]), dv=values["vDecay"],
+    if not isinstance(group, dict):
+        if "messageBits" in group:
+            bits = int(_integers(group["messageBits"][()], "messageBits", where).reshape(-1)[0])
+            loihi.check_message_bits(bits, f"{where}: messageBits")
+        _refuse_ignored_fields(group, where)
+    neuron = Neuron(threshold=int(vth[0]), du=loihi.du_from_netx(values["iDecay"]), dv=values["vDecay"],
                     reset="hard", reset_value=0)
     return neuron, bits
+
+
+def _per_neuron(value: Any, key: str, shape: tuple[int, ...], where: str):
+    """A neuron field as netx passes it to Lava's LIF: one number, or a vector (slayer's per-neuron decays): one
+    per neuron of a dense layer, one per channel of a (C, H, W) layer (Lava broadcasts it over the last axis of
+    (x, y, f)). Returns an int, or the flat C-order `[size]` int64 array."""
+    array = _integers(value, key, where).reshape(-1)
+    if array.size == 1 or np.all(array == array[0]):
+        return int(array[0])
+    if array.size == shape[0]:
+        return np.repeat(array, int(np.prod(shape[1:], dtype=np.int64)))
+    raise FormatError(f"{where}: neuron field '{key}' has {array.size} values, neither one nor one per "
+                      f"{'neuron' if len(shape) == 1 else 'channel'} ({shape[0]})")
+
+
+def _refuse_ignored_fields(group: h5py.Group, where: str) -> None:
+    """Fields slayer writes that netx ignores: refused where ignoring them changes the network (a refractory
+    period, graded spikes of a CUBA neuron), never silently dropped."""
+    if "refDelay" in group and int(_integers(group["refDelay"][()], "refDelay", where).reshape(-1)[0]) > 1:
+        raise UnsupportedError(f"{where}: neuron field 'refDelay' > 1 (a refractory period netx ignores) is not "
+                               f"supported")
+    if "gradedSpike" in group and bool(np.asarray(group["gradedSpike"][()]).reshape(-1)[0]):
+        raise UnsupportedError(f"{where}: neuron field 'gradedSpike' is set (netx's LIF sends binary spikes) and "
+                               f"is not supported")
+    if "wgtExp" in group and int(_integers(group["wgtExp"][()], "wgtExp", where).reshape(-1)[0]) != 0:
+        raise UnsupportedError(f"{where}: neuron field 'wgtExp' is not 0 (netx ignores a weight exponent) and is "
+                               f"not supported")
+    _refuse_unknown_fields(group, CUBA_FIELDS, where)
+
+
+def _refuse_unknown_fields(group: h5py.Group, known: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(group.keys()) - set(known))
+    if unknown:
+        raise UnsupportedError(f"{where}: neuron field '{unknown[0]}' is not supported (known: {', '.join(known)})")
+
+
+def _sdnn_neuron(group: h5py.Group, get, where: str, role: str) -> tuple[Neuron, int]:
+    """netx's sigma-delta neuron (`get_neuron_params`, SDNN): Delta for the input, Sigma with `sigma_output`,
+    SigmaDelta otherwise."""
+    bits = loihi.NETX_SDNN_MESSAGE_BITS
+    if not isinstance(group, dict):
+        _refuse_unknown_fields(group, SDNN_FIELDS, where)
+    if "messageBits" in group:
+        bits = int(_integers(group["messageBits"][()], "messageBits", where).reshape(-1)[0])
+    if "activation" in group:
+        act = get("activation")
+        act = act.decode("ascii") if isinstance(act, bytes) else str(act)
+        if act != "relu":
+            raise UnsupportedError(f"{where}: neuron field 'activation' is '{act}'; netx builds every SDNN neuron "
+                                   f"with ReLU, so only 'relu' is supported")
+    exps = dict(spike_exp=loihi.NETX_SDNN_SPIKE_EXP, state_exp=loihi.NETX_SDNN_STATE_EXP)
+    if role != "input" and "sigma_output" in group:
+        return Neuron(threshold=None, model="sigma", **exps), bits
+    vth = int(_integers(get("vThMant"), "vThMant", where).reshape(-1)[0])
+    model = "delta" if role == "input" else "sigma_delta"
+    return Neuron(threshold=vth, model=model, activation="relu" if model == "sigma_delta" else "identity",
+                  **exps), bits
 
 
 def _shape(group: h5py.Group, where: str) -> tuple[int, ...]:
@@ -194,7 +302,14 @@ def _dense_delay(group: h5py.Group, weight: np.ndarray, where: str) -> int | np.
     return int(delay.flat[0]) if np.all(delay == delay.flat[0]) else delay
 
 
-def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) -> Graph:
+def _spike_input() -> Neuron:
+    """The input of a stock file without an input neuron: netx's first synapse reads it with input_message_bits 0,
+    i.e. Lava's `astype(bool)` (on Lava: graded values 1..5 and negative ones arrive as 1)."""
+    return Neuron(threshold=None, graded=True, binary=True)
+
+
+def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None,
+                input_shape: tuple[int, ...] | None = None) -> Graph:
     populations: list[Population] = []
     projections: list[Projection] = []
     layer_index: dict[str, int] = {}
@@ -220,10 +335,12 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
             if populations:
                 raise FormatError(f"{where}: an input layer must come first")
             shape = _shape(group, where)
+            if input_shape is not None and tuple(input_shape) != shape:
+                raise InputError(f"{where}: input shape {tuple(input_shape)} given, but the input layer is {shape}")
             if len(shape) not in (1, 3):
                 raise FormatError(f"{where}: input shape {shape} is neither (F,) nor (C, H, W)")
             if "neuron" in group:
-                neuron, out_bits = _neuron(group["neuron"], where)
+                neuron, out_bits = _neuron(group["neuron"], where, role="input", shape=shape)
                 block_index[name] = len(block_index)
                 transform = {key: float(np.asarray(group[key][()]).reshape(-1)[0])
                              for key in ("weight", "bias") if key in group}
@@ -231,18 +348,39 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
                     meta_netx["input_transform"] = transform
             else:
                 # No neuron: netx builds no block and the network's input reaches the first synapse directly.
-                neuron, out_bits = Neuron(threshold=None, graded=True), 0
+                neuron, out_bits = _spike_input(), 0
             populations.append(Population(name, shape, neuron, is_input=True))
             layer_index[name] = i
             continue
         if not populations:
-            # netx feeds the network's input straight into a first dense synapse: a relay input of its width.
-            if kind == "conv":
-                raise FormatError(f"{where}: a network starting with a conv layer needs an input layer for its shape")
-            width = np.asarray(group["weight"][()]).reshape(int(np.prod(_shape(group, where))), -1).shape[1]
-            populations.append(Population("input", (width,), Neuron(threshold=None, graded=True), is_input=True))
+            # netx feeds the network's input straight into the first synapse: a relay input, of the given shape
+            # (flattened for a dense layer, as netx implies), else of a first dense layer's width.
+            if input_shape is None and kind != "dense" and kind != "dense_rec":
+                raise InputError(f"{where}: a network starting with a {kind} layer has no input layer for its "
+                                 f"shape; give the input shape (C, H, W) (snn-sim/snn-deploy/snn-energy "
+                                 f"--input-shape C,H,W)")
+            shape = tuple(int(s) for s in input_shape) if input_shape is not None else \
+                (np.asarray(group["weight"][()]).reshape(int(np.prod(_shape(group, where))), -1).shape[1],)
+            if len(shape) not in (1, 3) or any(s < 1 for s in shape):
+                raise InputError(f"{where}: input shape {shape} is neither (F,) nor (C, H, W)")
+            populations.append(Population("input", shape, _spike_input(), is_input=True))
+            flatten_next = flatten_next or len(shape) == 3
         source = populations[-1]
-        if kind == "conv":
+        if kind == "average":
+            pop, proj = _stock_average(group, source, name, where)
+            proj.num_message_bits = out_bits
+            populations.append(pop)
+            projections.append(proj)
+            layer_index[name] = i
+            out_bits = 0
+            continue
+        if kind in ("pool", "convT", "unpool"):
+            if len(source.shape) != 3:
+                raise FormatError(f"{where}: a {kind} layer needs a (C, H, W) input, the previous layer is "
+                                  f"{source.shape}")
+            proj, shape = (_stock_pool if kind == "pool" else _stock_transposed)(group, source, name, kind, where)
+            projs = [proj]
+        elif kind == "conv":
             if len(source.shape) != 3:
                 raise FormatError(f"{where}: a conv layer needs a (C, H, W) input, the previous layer is "
                                 f"{source.shape}")
@@ -256,13 +394,17 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None) ->
         for proj in projs:
             proj.num_message_bits = out_bits
         if "neuron" in group:
-            neuron, out_bits = _neuron(group["neuron"], where)
+            neuron, out_bits = _neuron(group["neuron"], where, shape=shape)
         elif kind in ("dense", "dense_rec"):
             neuron, out_bits = _neuron(loihi.NETX_DEFAULT_NEURON, where)
         else:
-            raise FormatError(f"{where}: conv layer without a neuron group")
-        populations.append(Population(name, shape, neuron, bias=_bias(group, shape, where),
-                                      bias_exp=loihi.NETX_BIAS_EXP))
+            raise FormatError(f"{where}: {kind} layer without a neuron group")
+        bias = _bias(group, shape, where)
+        if neuron.model == "sigma" and bias is not None:
+            raise UnsupportedError(f"{where}: field 'bias' on a sigma_output layer (netx's Sigma process has no bias "
+                                   f"and cannot be built)")
+        populations.append(Population(name, shape, neuron, bias=bias,
+                                      bias_exp=0 if neuron.sigma_delta else loihi.NETX_BIAS_EXP))
         projections.extend(projs)
         layer_index[name] = i
         block_index[name] = len(block_index)
@@ -294,19 +436,112 @@ def _stock_conv(group: h5py.Group, source: Population, name: str, where: str) ->
     stride, padding = _pair(group, "stride", 1, where), _pair(group, "padding", 0, where)
     dilation = _pair(group, "dilation", 1, where)
     groups = _scalar_int(group, "groups", where) if "groups" in group else 1
+    check_conv_geometry(where, stride, padding, dilation, groups)
     c_in = source.shape[0]
     if groups < 1 or c_in % groups or weight.shape[0] % groups or weight.shape[1] * groups != c_in:
         raise FormatError(f"{where}: conv weight {weight.shape} with groups={groups} does not fit {c_in} input "
                         f"channels")
     if "delay" in group and np.any(np.asarray(group["delay"][()]) != 0):
         raise UnsupportedError(f"{where}: conv delays are not supported (netx ignores them)")
-    expect = conv_output_shape(source.shape, weight.shape[0], weight.shape[2:], stride, padding, dilation)
+    expect = conv_output_shape(source.shape, weight.shape[0], weight.shape[2:], stride, padding, dilation, where)
     shape = _shape(group, where)
     if shape != expect:
         raise FormatError(f"{where}: shape {shape} differs from the conv's output {expect}")
     proj = Projection(f"{source.name}->{name}", source.name, name, "conv", weight, stride=stride,
                       padding=padding, dilation=dilation, groups=groups)
     return proj, shape
+
+
+def _kernel(group: h5py.Group, where: str) -> np.ndarray:
+    """A layer's integer weight without slayer's trailing time kernel of 1."""
+    if "weight" not in group or not isinstance(group["weight"], h5py.Dataset):
+        raise FormatError(f"{where}: missing a real 'weight' dataset")
+    weight = _integers(group["weight"][()], "weight", where)
+    if weight.ndim == 5 and weight.shape[4] == 1:
+        weight = weight[..., 0]
+    if weight.ndim != 4:
+        raise FormatError(f"{where}: weight has shape {weight.shape}, expected 4 axes")
+    return weight
+
+
+def _no_delay(group: h5py.Group, kind: str, where: str) -> None:
+    if "delay" in group and np.any(np.asarray(group["delay"][()]) != 0):
+        raise UnsupportedError(f"{where}: field 'delay' on a {kind} layer is not supported")
+
+
+def _stock_pool(group: h5py.Group, source: Population, name: str, kind: str, where: str
+                ) -> tuple[Projection, tuple]:
+    """slayer's sum pooling: each channel convolved with the layer's one kernel `[1, 1, kH, kW]`."""
+    kernel = _kernel(group, where)
+    if kernel.shape[:2] != (1, 1):
+        raise FormatError(f"{where}: pool weight has shape {kernel.shape}, expected [1, 1, kH, kW]")
+    _no_delay(group, kind, where)
+    channels = source.shape[0]
+    weight = np.ascontiguousarray(np.broadcast_to(kernel, (channels, 1, *kernel.shape[2:])))
+    stride = _pair(group, "stride", int(kernel.shape[2]), where)
+    padding, dilation = _pair(group, "padding", 0, where), _pair(group, "dilation", 1, where)
+    expect = conv_output_shape(source.shape, channels, weight.shape[2:], stride, padding, dilation)
+    shape = _shape(group, where)
+    if shape != expect:
+        raise FormatError(f"{where}: shape {shape} differs from the pooling's output {expect}")
+    return Projection(f"{source.name}->{name}", source.name, name, "conv", weight, stride=stride, padding=padding,
+                      dilation=dilation, groups=channels), shape
+
+
+def _stock_transposed(group: h5py.Group, source: Population, name: str, kind: str, where: str
+                      ) -> tuple[Projection, tuple]:
+    """slayer's ConvT (weight `[C_in, C_out/groups, kH, kW]`, torch's conv_transpose layout) or Unpool (one kernel
+    `[1, 1, kH, kW]` per channel), as the dense projection that computes it exactly."""
+    import torch
+    import torch.nn.functional as F
+
+    weight = _kernel(group, where)
+    c_in = source.shape[0]
+    if kind == "unpool":
+        if weight.shape[:2] != (1, 1):
+            raise FormatError(f"{where}: unpool weight has shape {weight.shape}, expected [1, 1, kH, kW]")
+        groups = c_in
+        weight = np.broadcast_to(weight, (c_in, 1, *weight.shape[2:]))
+    else:
+        groups = _scalar_int(group, "groups", where) if "groups" in group else 1
+        if groups < 1 or weight.shape[0] != c_in or c_in % groups:
+            raise FormatError(f"{where}: convT weight {weight.shape} with groups={groups} does not fit {c_in} "
+                              f"input channels")
+    _no_delay(group, kind, where)
+    stride = _pair(group, "stride", int(weight.shape[2]) if kind == "unpool" else 1, where)
+    padding, dilation = _pair(group, "padding", 0, where), _pair(group, "dilation", 1, where)
+    shape = _shape(group, where)
+    c_out = weight.shape[1] * groups
+    full = [(source.shape[1 + a] - 1) * stride[a] - 2 * padding[a] + dilation[a] * (weight.shape[2 + a] - 1) + 1
+            for a in (0, 1)]
+    extra = [shape[1 + a] - full[a] for a in (0, 1)] if len(shape) == 3 else [-1, -1]
+    if len(shape) != 3 or shape[0] != c_out or any(not 0 <= e < max(stride[a], dilation[a])
+                                                   for a, e in enumerate(extra)):
+        raise FormatError(f"{where}: shape {shape} is not the transposed convolution's output ({c_out}, "
+                          f"{full[0]}, {full[1]})")
+    size = int(np.prod(shape))
+    if size * source.size > MAX_EXPANDED_SYNAPSES:
+        raise UnsupportedError(f"{where}: a {kind} layer of {source.size} -> {size} neurons is too large to expand "
+                               f"into a dense projection (at most {MAX_EXPANDED_SYNAPSES} weights)")
+    basis = torch.eye(source.size, dtype=torch.float64).reshape(source.size, *source.shape)
+    out = F.conv_transpose2d(basis, torch.as_tensor(np.ascontiguousarray(weight), dtype=torch.float64),
+                             stride=stride, padding=padding, output_padding=tuple(extra), groups=groups,
+                             dilation=dilation)
+    dense = out.reshape(source.size, size).T.round().numpy().astype(np.int64)
+    return Projection(f"{source.name}->{name}", source.name, name, "dense", np.ascontiguousarray(dense)), shape
+
+
+def _stock_average(group: h5py.Group, source: Population, name: str, where: str
+                   ) -> tuple[Population, Projection]:
+    """slayer's Average: `shape[0]` outputs, each the mean of a consecutive group of the source's flattened
+    outputs; here a graded relay of each group's sum (unit weights)."""
+    outputs = _shape(group, where)[0]
+    if source.size % outputs:
+        raise FormatError(f"{where}: {source.size} inputs do not split into {outputs} equal groups")
+    width = source.size // outputs
+    weight = (np.arange(source.size)[None, :] // width == np.arange(outputs)[:, None]).astype(np.int64)
+    pop = Population(name, (outputs,), Neuron(threshold=None, graded=True))
+    return pop, Projection(f"{source.name}->{name}", source.name, name, "dense", weight)
 
 
 def _stock_dense(group: h5py.Group, source: Population, name: str, recurrent: bool, where: str
@@ -363,47 +598,143 @@ def _attr(node: h5py.HLObject, key: str, default: Any = None) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _field(node: h5py.HLObject, key: str, where: str, kind: str, default: Any = None, choices=None) -> Any:
+    """Extension attribute `key` of `node`, checked for its type before anything uses it: 'int' (one integer),
+    'number' (one finite number, or None when absent), 'numbers' (that, or a 1-d array of them), 'bool', 'str' (one of `choices` if given), 'ints' (a tuple
+    of integers). FormatError (one line naming `where` and the field) otherwise."""
+    value = _attr(node, key, default)
+    what = f"{where}: field '{ATTR}{key}'"
+    if value is None:
+        if kind in ("number",):
+            return None
+        raise FormatError(f"{what} is missing")
+    if kind == "str":
+        if not isinstance(value, str) or (choices and value not in choices):
+            allowed = f" (one of {', '.join(choices)})" if choices else ""
+            raise FormatError(f"{what} is {value!r}, expected a string{allowed}")
+        return value
+    array = np.asarray(value)
+    if kind == "ints":
+        return tuple(int(v) for v in loihi.integers(array, what, FormatError).reshape(-1))
+    if kind == "numbers" and array.ndim == 1:          # per-neuron values (fixed decays)
+        if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+            raise FormatError(f"{what} is not an array of finite numbers")
+        return array
+    if array.size != 1:
+        raise FormatError(f"{what} should be one value, has shape {array.shape}")
+    if kind == "bool":
+        if array.dtype != bool and not (np.issubdtype(array.dtype, np.integer) and int(array) in (0, 1)):
+            raise FormatError(f"{what} is {value!r}, expected a boolean")
+        return bool(array)
+    if kind == "int":
+        return int(loihi.integers(array, what, FormatError).reshape(-1)[0])
+    if kind == "numbers":
+        array = array.reshape(())
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or \
+            np.issubdtype(array.dtype, np.complexfloating) or not np.isfinite(array).all():
+        raise FormatError(f"{what} is {value!r}, expected a finite number")
+    number = array.reshape(-1)[0].item()
+    if isinstance(number, int):
+        loihi.integers(number, what, FormatError)
+    return number
+
+
+def _check_stock_half(group: h5py.Group, neuron: Neuron, where: str) -> None:
+    """In a fixed file, the stock neuron keys netx reads must say what the extension says (one line if not: the
+    file was edited, and stock netx and snnchip would run different networks)."""
+    if "neuron" not in group or neuron.graded:
+        return
+    stock = group["neuron"]
+    if neuron.sigma_delta:
+        want = {"vThMant": 0 if neuron.threshold is None else neuron.threshold}
+    else:
+        want = {"vThMant": loihi.VTH_NEVER if neuron.threshold is None else neuron.threshold,
+                "iDecay": loihi.netx_i_decay(np.asarray(neuron.du)), "vDecay": neuron.dv}
+    for key, value in want.items():
+        if key in stock:
+            have, value = np.asarray(stock[key][()]).reshape(-1), np.asarray(value).reshape(-1)
+            if not (have.size == value.size or 1 in (have.size, value.size)) or np.any(have != value):
+                raise FormatError(f"{where}: the stock '{key}' {have[:4].tolist()} disagrees with the extension's "
+                                  f"{value[:4].tolist()} (the file was edited; stock netx would run the stock value)")
+
+
 def _read_ours(handle: h5py.File, path: Path) -> Graph:
     ext = handle[EXTENSION]
     if ext.attrs.get("format") != FORMAT:
         raise FormatError(f"{path}: group '{EXTENSION}' is not a {FORMAT} extension")
-    version = int(ext.attrs.get("version", 0))
-    if version != VERSION:
-        raise UnsupportedError(f"{path}: {FORMAT} version {version} is not supported (this reader knows {VERSION})")
+    version = np.asarray(ext.attrs.get("version", 0))
+    if version.size != 1 or not np.issubdtype(version.dtype, np.integer) or int(version) != VERSION:
+        raise UnsupportedError(f"{path}: {FORMAT} version {version.tolist()} is not supported (this reader knows "
+                               f"{VERSION})")
+    where = f"{path}: group '{EXTENSION}'"
+    timing = ext.attrs.get("timing")
+    timing = timing.decode("utf-8") if isinstance(timing, bytes) else timing
+    if timing not in ("ideal", "pipelined"):
+        raise FormatError(f"{where}: timing {timing!r} is neither 'ideal' nor 'pipelined'")
+    fixed = np.asarray(ext.attrs.get("fixed"))
+    if fixed.size != 1 or fixed.dtype != bool:
+        raise FormatError(f"{where}: 'fixed' {fixed.tolist()!r} is not a boolean")
+    fixed = bool(fixed)
     populations = []
-    for group in layer_groups(handle, path):
+    for i, group in enumerate(layer_groups(handle, path)):
         name = _attr(group, "population")
         if name is None:
             continue        # a flatten layer, written for stock netx only
-        threshold = _attr(group, "threshold")
-        neuron = Neuron(threshold=threshold, du=_attr(group, "du"), dv=_attr(group, "dv"),
-                        reset=_attr(group, "reset"), reset_value=_attr(group, "reset_value"),
-                        reset_amount=_attr(group, "reset_amount"), graded=bool(_attr(group, "graded")))
+        where = f"{path}: layer {i}"
+        name = _field(group, "population", where, "str")
+        where = f"{where} (population '{name}')"
+        neuron = Neuron(threshold=_field(group, "threshold", where, "number"),
+                        du=_field(group, "du", where, "numbers", 0), dv=_field(group, "dv", where, "numbers", 0),
+                        reset=_field(group, "reset", where, "str", choices=("hard", "soft", "none")),
+                        reset_value=_field(group, "reset_value", where, "number", 0),
+                        reset_amount=_field(group, "reset_amount", where, "number", 0),
+                        graded=_field(group, "graded", where, "bool", False),
+                        binary=_field(group, "binary", where, "bool", False),
+                        model=_field(group, "model", where, "str", "cuba"),
+                        activation=_field(group, "activation", where, "str", "relu"),
+                        cum_error=_field(group, "cum_error", where, "bool", False),
+                        spike_exp=_field(group, "spike_exp", where, "int", 0),
+                        state_exp=_field(group, "state_exp", where, "int", 0))
+        shape = _field(group, "shape", where, "ints")
         bias = None
         if "bias" in group:
             bias = group["bias"][()]
-            if _attr(group, "bias_xyf", False):
+            if _field(group, "bias_xyf", where, "bool", False):
+                if bias.ndim != 3:
+                    raise FormatError(f"{where}: bias of shape {bias.shape} is not (x, y, f)")
                 bias = bias.transpose(2, 1, 0)
-            bias = np.ascontiguousarray(bias).reshape(tuple(_attr(group, "bias_shape")))
+            bias_shape = _field(group, "bias_shape", where, "ints")
+            if int(np.prod(bias_shape)) != bias.size:
+                raise FormatError(f"{where}: bias of {bias.size} values does not fit its shape {bias_shape}")
+            bias = np.ascontiguousarray(bias).reshape(bias_shape)
+        if fixed:
+            _check_stock_half(group, neuron, where)
         populations.append(Population(
-            name=name, shape=tuple(int(s) for s in _attr(group, "shape")), neuron=neuron, bias=bias,
-            bias_exp=_attr(group, "bias_exp"), is_input=bool(_attr(group, "is_input")),
-            is_output=bool(_attr(group, "is_output")), scale=_attr(group, "scale")))
+            name=name, shape=shape, neuron=neuron, bias=bias, bias_exp=_field(group, "bias_exp", where, "int", 0),
+            is_input=_field(group, "is_input", where, "bool", False),
+            is_output=_field(group, "is_output", where, "bool", False),
+            scale=_field(group, "scale", where, "number")))
     projections = []
     edges = ext["projections"]
     for k in range(len(edges)):
+        if str(k) not in edges:
+            raise FormatError(f"{path}: projections must be named 0..{len(edges) - 1}, '{k}' is missing")
         edge = edges[str(k)]
+        where = f"{path}: projection {k}"
         delay = edge["delay"][()]
         delay = delay.item() if np.ndim(delay) == 0 else delay
         projections.append(Projection(
-            name=_attr(edge, "name"), source=_attr(edge, "source"), target=_attr(edge, "target"),
-            kind=_attr(edge, "kind"), weight=edge["weight"][()],
-            stride=tuple(int(s) for s in _attr(edge, "stride")),
-            padding=tuple(int(s) for s in _attr(edge, "padding")),
-            dilation=tuple(int(s) for s in _attr(edge, "dilation")), groups=_attr(edge, "groups"),
-            delay=delay, weight_exp=_attr(edge, "weight_exp"), num_message_bits=_attr(edge, "num_message_bits")))
-    graph = Graph(populations, projections, timing=ext.attrs["timing"], fixed=bool(ext.attrs["fixed"]),
-                  meta=decode_meta(ext.attrs["meta"]))
+            name=_field(edge, "name", where, "str"), source=_field(edge, "source", where, "str"),
+            target=_field(edge, "target", where, "str"),
+            kind=_field(edge, "kind", where, "str", choices=("dense", "conv")), weight=edge["weight"][()],
+            stride=_field(edge, "stride", where, "ints"), padding=_field(edge, "padding", where, "ints"),
+            dilation=_field(edge, "dilation", where, "ints"), groups=_field(edge, "groups", where, "int"),
+            delay=delay, weight_exp=_field(edge, "weight_exp", where, "int", 0),
+            num_message_bits=_field(edge, "num_message_bits", where, "int", 0)))
+    graph = Graph(populations, projections, timing=timing, fixed=fixed, meta=decode_meta(ext.attrs["meta"]))
+    if not graph.inputs or not graph.outputs:
+        raise FormatError(f"{path}: the network has {len(graph.inputs)} input and {len(graph.outputs)} output "
+                          f"populations; it needs at least one of each")
     try:
         graph.validate()
     except ValueError as exc:

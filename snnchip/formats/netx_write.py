@@ -13,6 +13,7 @@ with the same arithmetic as the graph.
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ import numpy as np
 
 from .. import loihi
 from ..errors import InputError, UnsupportedError
-from ..fileio import atomic_path
+from ..fileio import write_bytes
+from ..resources import check_disk, check_memory
 from ..graph import Graph, Population, Projection
 from .netx_read import ATTR, EXTENSION, FORMAT, VERSION
 
@@ -75,11 +77,19 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
             reasons.append(f"projection '{proj.name}' is a conv with delays (netx ignores them)")
         if proj.kind == "conv" and len(prev.shape) != 3:
             reasons.append(f"projection '{proj.name}' is a conv from the non-(C, H, W) population '{prev.name}'")
-        if prev.neuron.graded and (not prev.is_input or proj.num_message_bits):
-            # netx's neurons emit spikes, and its first synapse takes binary input (input_message_bits 0).
+        if prev.neuron.graded and (not prev.is_input or proj.num_message_bits or not prev.neuron.binary):
+            # netx's neurons emit spikes, and its first synapse takes binary input (input_message_bits 0: Lava's
+            # astype(bool)), which only a `binary` input relay computes too.
             reasons.append(f"population '{prev.name}' sends graded values netx cannot express")
     for pop in pops:
         n = pop.neuron
+        if n.sigma_delta:
+            reasons.extend(_sdnn_incompatibilities(pop))
+            if {q.num_message_bits for q in graph.out_of(pop.name)} - {loihi.NETX_SDNN_MESSAGE_BITS}:
+                # netx's NetDict cannot read 'messageBits' (it is not among its array keys): only its default
+                reasons.append(f"population '{pop.name}' sends payloads of other than netx's "
+                               f"{loihi.NETX_SDNN_MESSAGE_BITS} message bits")
+            continue
         if pop.is_input and n.graded:
             if pop.bias is not None and np.any(pop.bias != 0):
                 reasons.append(f"relay input '{pop.name}' has a bias")
@@ -96,6 +106,20 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
     return reasons
 
 
+def _sdnn_incompatibilities(pop: Population) -> list[str]:
+    """Why netx would build a different process for this sigma-delta population ([] = it builds this one)."""
+    n, reasons = pop.neuron, []
+    if (n.spike_exp, n.state_exp) != (loihi.NETX_SDNN_SPIKE_EXP, loihi.NETX_SDNN_STATE_EXP):
+        reasons.append(f"population '{pop.name}' has spike_exp {n.spike_exp}, state_exp {n.state_exp} (netx: "
+                       f"{loihi.NETX_SDNN_SPIKE_EXP}, {loihi.NETX_SDNN_STATE_EXP})")
+    if n.model == "sigma_delta" and (n.activation != "relu" or n.cum_error):
+        reasons.append(f"population '{pop.name}' has activation {n.activation}, cum_error {n.cum_error} (netx "
+                       f"builds ReLU without cumulative error)")
+    if (n.model == "delta") != pop.is_input:
+        reasons.append(f"population '{pop.name}': netx builds a delta neuron exactly for the input layer")
+    return reasons
+
+
 def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False) -> None:
     """Write `graph` to `path` atomically (a temp file in the same folder, then os.replace). With
     `require_stock`, raise UnsupportedError unless stock netx would compute exactly what the graph computes."""
@@ -109,9 +133,20 @@ def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False) -
             raise UnsupportedError(f"cannot write {path} for stock netx: {reasons[0]}"
                                    + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
     meta = encode_meta(graph.meta)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as handle:
-            _write(graph, handle, meta)
+    # what the file will hold (weights, biases, delays, metadata) plus HDF5's headers: refused up front if the
+    # folder has less free space, so that a full disk never reaches h5py half way
+    size = sum(np.asarray(q.weight).nbytes + np.asarray(q.delay).nbytes for q in graph.projections) + sum(
+        np.asarray(p.bias).nbytes for p in graph.populations if p.bias is not None) + len(meta) + HDF5_OVERHEAD * (
+        1 + len(graph.populations) + len(graph.projections))
+    check_disk(path, size)
+    check_memory(size, f"writing {path}")
+    buffer = io.BytesIO()            # built in memory: HDF5 can crash on a disk that fills up under it
+    with h5py.File(buffer, "w") as handle:
+        _write(graph, handle, meta)
+    write_bytes(path, buffer.getvalue())
+
+
+HDF5_OVERHEAD = 8192        # bytes of HDF5 object headers and B-trees per group, generously
 
 
 def _write(graph: Graph, handle: h5py.File, meta: str) -> None:
@@ -168,13 +203,23 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
     n = pop.neuron
     _attrs(group, population=pop.name, shape=np.array(pop.shape), threshold=n.threshold, du=n.du, dv=n.dv,
            reset=n.reset, reset_value=n.reset_value, reset_amount=n.reset_amount, graded=n.graded,
-           bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
+           binary=n.binary or None, bias_exp=pop.bias_exp, is_input=pop.is_input, is_output=pop.is_output, scale=pop.scale)
+    if n.sigma_delta:
+        _attrs(group, model=n.model, activation=n.activation, cum_error=bool(n.cum_error),
+               spike_exp=int(n.spike_exp), state_exp=int(n.state_exp))
     if pop.is_input:
         _type(group, "input")
         group.create_dataset("shape", data=np.array(pop.shape))
         if n.graded:
             return            # netx: an input layer without a neuron passes its input to the first synapse
+    if (np.ndim(n.du) or np.ndim(n.dv)) and len(pop.shape) != 1:
+        raise UnsupportedError(f"population '{pop.name}': per-neuron decays of a {pop.shape} population cannot be "
+                               f"written as netx's iDecay / vDecay (Lava broadcasts them over channels)")
     neuron = group.create_group("neuron")
+    if n.sigma_delta:
+        _sdnn_neuron(neuron, n, out_bits)
+        _bias(group, pop)
+        return
     neuron.create_dataset("type", data="CUBA")
     # Fixed: Lava's integers (iDecay = du + 1 as netx reads it). Float: the same keys as fractions of 4096.
     unit = 1 if fixed else loihi.DECAY_UNITY
@@ -185,6 +230,22 @@ def _population(group: h5py.Group, pop: Population, fixed: bool, out_bits: int) 
     neuron.create_dataset("gradedSpike", data=bool(n.graded))
     if out_bits:
         neuron.create_dataset("messageBits", data=out_bits)
+    _bias(group, pop)
+
+
+def _sdnn_neuron(neuron: h5py.Group, n, out_bits: int) -> None:
+    """netx's SDNN vocabulary (docs/sdnn.md); what netx cannot express lives in the extension attributes."""
+    neuron.create_dataset("type", data="SDNN")
+    neuron.create_dataset("activation", data=n.activation)
+    if n.model == "sigma":
+        neuron.create_dataset("sigma_output", data=True)
+    neuron.create_dataset("vThMant", data=0 if n.threshold is None else int(n.threshold))
+    if out_bits and out_bits != loihi.NETX_SDNN_MESSAGE_BITS:
+        # stock netx cannot read this key (its NetDict): written for this project's reader only
+        neuron.create_dataset("messageBits", data=out_bits)
+
+
+def _bias(group: h5py.Group, pop: Population) -> None:
     if pop.bias is not None:
         bias = np.asarray(pop.bias)
         _attrs(group, bias_shape=np.array(bias.shape))

@@ -18,13 +18,13 @@ reshape node).
 """
 from __future__ import annotations
 
-import os
+import io
 from typing import Optional
 
 import numpy as np
 
 from ..errors import FormatError, InputError, UnsupportedError
-from ..fileio import atomic_path
+from ..fileio import write_bytes
 from ..graph import Graph, Population, Projection
 from . import linmap
 from .nir_read import DEFAULT_DT
@@ -36,8 +36,9 @@ def write_nir(graph: Graph, path, *, dt: float = DEFAULT_DT, metadata: Optional[
     """Write `graph` (float, ideal timing) to `path` as a NIR HDF5 file, atomically."""
     import nir
     nir_graph = to_nir(graph, dt=dt, metadata=metadata)
-    with atomic_path(path) as tmp:
-        nir.write(os.fspath(tmp), nir_graph)
+    buffer = io.BytesIO()            # built in memory: HDF5 can crash on a disk that fills up under it
+    nir.write(buffer, nir_graph)
+    write_bytes(path, buffer.getvalue())
 
 
 def to_nir(graph: Graph, *, dt: float = DEFAULT_DT, metadata: Optional[dict] = None):

@@ -5,7 +5,8 @@
 samples each as if alone (latency padding, per-depth reset, windows, predicted classes); `snn-sim` CLI.
 """
 from .executor import SimResult, Simulator, simulate
-from .samples import SampleRun, class_scores, pad_for_latency, run_samples, sample_stream
+from .samples import SampleRun, class_scores, fit_samples, pad_for_latency, run_samples, sample_stream
 
 __all__ = ["simulate", "Simulator", "SimResult", "SampleRun", "run_samples", "pad_for_latency", "sample_stream",
+           "fit_samples",
            "class_scores"]

@@ -19,14 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..cli_util import one_line_errors
+from ..cli_util import one_line_errors, parse_shape, torch_device
 from ..errors import InputError
-from ..fileio import save_npy, write_json
+from ..fileio import load_npy, save_npy, write_json
 from ..formats.netx import read_netx
-from ..loihi import NETX_BIAS_EXP, encode_input
+from ..loihi import NETX_BIAS_EXP, encode_input, integers
+from ..resources import check_disk, check_memory
 from ..train.data import add_dataset_arguments, iter_batches
 from .executor import Simulator, simulate
-from .samples import run_samples
+from .samples import fit_samples, run_samples
 
 FILE_PREFIX = "layer"
 
@@ -66,16 +67,9 @@ def to_lava_layout(a: np.ndarray, batched: bool) -> np.ndarray:
     return a if batched else a[0]
 
 
-def _load_integers(path: str, what: str) -> np.ndarray:
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())})") from None
-    if x.dtype == bool:
-        x = x.astype(np.int64)
-    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)) or not np.array_equal(x, np.round(x)):
-        raise InputError(f"{path}: {what} must hold integers")
-    return x.astype(np.int64)
+def load_integers(path: str, what: str) -> np.ndarray:
+    """A .npy file of integers as int64 (`fileio.load_npy`, then `loihi.integers`); InputError (one line) else."""
+    return integers(load_npy(path, what), f"{path}: {what}", InputError)
 
 
 def record_mode(graph, args) -> dict:
@@ -83,43 +77,77 @@ def record_mode(graph, args) -> dict:
     if len(graph.inputs) != 1:
         raise InputError(f"{args.net}: the network has {len(graph.inputs)} inputs; recording supports one")
     if args.input_bias:
-        bias = _load_integers(args.input_bias, "the input bias")
+        bias = load_integers(args.input_bias, "the input bias")
         if tuple(bias.shape) != xyf(pop.shape):
             raise InputError(f"{args.input_bias}: input bias of shape {bias.shape}, expected (x, y, f) = "
                             f"{xyf(pop.shape)}")
         # netx's image input: the input neuron's bias mantissa, with netx's bias exponent 6
         pop.bias, pop.bias_exp = bias.transpose(*range(bias.ndim)[::-1]), NETX_BIAS_EXP
     if args.input:
-        raw = _load_integers(args.input, "the input (spikes or graded payloads)")
+        raw = load_integers(args.input, "the input (spikes or graded payloads)")
         if raw.ndim < 2:
             raise InputError(f"{args.input}: input of shape {raw.shape} has no time axis")
         batched = raw.ndim == len(pop.shape) + 2
-        x = to_graph_layout(raw, pop.shape)
+        try:
+            x = to_graph_layout(raw, pop.shape)
+        except InputError as exc:
+            raise InputError(f"{args.input}: {exc}") from None
+        if args.steps:        # cycled along time, as Lava's RingBuffer feeds lava-dl's test inputs
+            if args.steps < 1:
+                raise InputError(f"--steps must be >= 1, got {args.steps}")
+            check_memory(8 * x[..., 0].size * args.steps, f"--steps {args.steps} of the {pop.shape} input")
+            x = np.take(x, np.arange(args.steps) % x.shape[-1], axis=-1)
     else:
         if not args.steps:
             raise InputError("give --input SPIKES.npy, or --input-bias with --steps")
+        if args.steps < 1:
+            raise InputError(f"--steps must be >= 1, got {args.steps}")
+        check_memory(8 * pop.size * args.steps, f"--steps {args.steps} of the {pop.shape} input")
         batched = False
         x = np.zeros((1, *pop.shape, args.steps), dtype=np.int64)
     res = simulate(graph, torch.from_numpy(x), record=("spikes", "u", "v"), device=args.device,
                    reset_interval=args.reset_interval, reset_offset=args.reset_offset, compile=args.compile)
-    files = []
     if args.record:
-        out = Path(args.record)
-        out.mkdir(parents=True, exist_ok=True)
-        for i, p in enumerate(graph.populations):
-            entry = {"index": i, "layer": p.name, "shape_xyf": list(xyf(p.shape)), "graded": p.neuron.graded}
-            for q, suffix in (("spikes", ""), ("u", "-u"), ("v", "-v")):
-                a = getattr(res, q)[p.name].cpu().numpy()
-                a = a.astype(bool) if q == "spikes" and not p.neuron.graded else a.astype(
-                    np.int32 if graph.fixed else a.dtype)
-                name = f"{FILE_PREFIX}-{i}{suffix}.npy"
-                save_npy(out / name, to_lava_layout(a, batched))
-                entry[q] = name
-            files.append(entry)
-        write_json(out / "index.json", {"network": str(args.net), "layout": "(x, y, f, t) per layer, (N, ...) "
-                                        "if batched", "layers": files})
+        write_record(Path(args.record), graph, res, batched, args.net)
     return {"network": str(args.net), "steps": int(x.shape[-1]), "batch": int(x.shape[0]),
             "record": args.record, "counters": res.counters.summary()}
+
+
+def write_record(out: Path, graph, res, batched: bool, net) -> None:
+    """Every layer's spikes, u and v as .npy files in `out`, then `index.json` (module docstring). All or nothing:
+    the free space is checked first, and on any failure the files this call wrote are removed again."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--record {out}: exists and is not a folder")
+    arrays, files = {}, []
+    for i, p in enumerate(graph.populations):
+        entry = {"index": i, "layer": p.name, "shape_xyf": list(xyf(p.shape)), "graded": p.neuron.sends_payloads}
+        if p.neuron.sigma_delta:       # u is sigma, v the activation (docs/sdnn.md)
+            entry["model"] = p.neuron.model
+        for q, suffix in (("spikes", ""), ("u", "-u"), ("v", "-v")):
+            a = getattr(res, q)[p.name].cpu().numpy()
+            a = a.astype(bool) if q == "spikes" and not p.neuron.sends_payloads else a.astype(
+                np.int32 if graph.fixed else a.dtype)
+            name = f"{FILE_PREFIX}-{i}{suffix}.npy"
+            arrays[name] = to_lava_layout(a, batched)
+            entry[q] = name
+        files.append(entry)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--record {out}: cannot create the folder ({exc.strerror or exc})") from None
+    check_disk(out / "index.json", sum(a.nbytes for a in arrays.values()))
+    written = []
+    try:
+        (out / "index.json").unlink(missing_ok=True)      # an older run's index must not describe these files
+        for name, a in arrays.items():
+            save_npy(out / name, a)
+            written.append(out / name)
+        write_json(out / "index.json", {"network": str(net), "layout": "(x, y, f, t) per layer, (N, ...) "
+                                        "if batched", "layers": files})
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def dataset_mode(graph, args) -> dict:
@@ -134,9 +162,7 @@ def dataset_mode(graph, args) -> dict:
                            batch_size=args.batch_size)
     bar = tqdm(batches, desc="snn-sim", unit="batch", disable=args.json)
     for x, y in bar:
-        if tuple(x.shape[1:-1]) != tuple(pop.shape):
-            raise InputError(f"data set '{args.dataset}' gives samples of shape {tuple(x.shape[1:])}, the network's "
-                             f"input layer is {tuple(pop.shape)} x T")
+        x = fit_samples(graph, x, f"data set '{args.dataset}'")
         if graph.fixed:
             x = encode_input(graph, x)
         run = run_samples(sim, x)
@@ -196,8 +222,11 @@ def main(argv=None) -> int:
     parser.add_argument("net", help="NetX HDF5 file (stock lava-dl, or written by snn-export)")
     parser.add_argument("--input", help="raw input .npy, (x, y, f, t) or (N, x, y, f, t), integers")
     parser.add_argument("--input-bias", help="image .npy (x, y, f) given as the input neuron's bias (netx style)")
-    parser.add_argument("--steps", type=int, help="number of steps when the input comes only from --input-bias")
+    parser.add_argument("--steps", type=int, help="number of steps: of an --input-bias run, or of an --input "
+                        "cycled along time (as Lava's RingBuffer feeds lava-dl's test inputs)")
     parser.add_argument("--record", metavar="DIR", help="write every layer's spikes, u and v per step here")
+    parser.add_argument("--input-shape", metavar="C,H,W", help="the input's shape for a stock file without an "
+                        "input layer (netx's input_shape; C,H,W, or F)")
     parser.add_argument("--reset-interval", type=int, help="netx periodic state reset every R steps")
     parser.add_argument("--reset-offset", type=int, default=0, help="phase of the reset (added to each depth)")
     add_dataset_arguments(parser, split=True)
@@ -215,13 +244,12 @@ def main(argv=None) -> int:
         raise InputError("give either --dataset NAME, or --input / --input-bias (with --record DIR)")
     if args.batch_size < 1 or (args.samples is not None and args.samples < 1):
         raise InputError("--batch-size and --samples must be positive")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {args.device}: no CUDA device available")
+    torch_device(args.device)
     if args.threads is not None:
         if args.threads < 1:
             raise InputError("--threads must be positive")
         torch.set_num_threads(args.threads)
-    graph = read_netx(args.net)
+    graph = read_netx(args.net, input_shape=parse_shape(args.input_shape) if args.input_shape else None)
     try:
         report = dataset_mode(graph, args) if args.dataset else record_mode(graph, args)
     except ValueError as exc:

@@ -26,25 +26,31 @@ import torch
 
 from ..errors import InputError
 from ..graph import Graph
+from ..loihi import INT64_MAX
+from ..resources import check_memory
 from .counters import CounterRecorder, Counters
 from .neurons import SPIKE_DTYPE, neuron_update
 from .synapses import FLOAT32_EXACT, Synapse
 
-QUANTITIES = ("spikes", "u", "v")
+QUANTITIES = ("spikes", "u", "v", "residue", "error")
+EXTRA_STATES = ("residue", "error")          # sigma-delta populations only (sim/sdnn.py)
 
 
 @dataclass
 class SimResult:
     """What a simulation produced; every tensor is `[N, *shape, T]` on the simulation's device.
 
-    spikes/u/v: recorded populations (spikes: 0/1, or the payload of a graded relay). outputs: the voltage of
-    every output population (fixed point: raw 24-bit integers; divide by `Population.scale` for float units).
+    spikes/u/v: recorded populations (spikes: 0/1, or the payload of a graded relay or a sigma-delta neuron; a
+    sigma-delta population records sigma as u and its activation as v, and its residue and error under those
+    names, see sim/sdnn.py). outputs: the voltage (sigma-delta: activation, or sigma) of every output population (fixed point: raw 24-bit integers; divide by `Population.scale` for float units).
     counters: activity counts (see `snnchip.sim.counters`), None if counting was off.
     Fixed-point results are int64 tensors.
     """
     spikes: dict[str, torch.Tensor] = field(default_factory=dict)
     u: dict[str, torch.Tensor] = field(default_factory=dict)
     v: dict[str, torch.Tensor] = field(default_factory=dict)
+    residue: dict[str, torch.Tensor] = field(default_factory=dict)
+    error: dict[str, torch.Tensor] = field(default_factory=dict)
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)
     counters: Optional[Counters] = None
 
@@ -57,7 +63,8 @@ class SimResult:
 
 
 def _parse_record(graph: Graph, record) -> tuple[set[str], set[str]]:
-    """record: quantities ('spikes', 'u', 'v') and/or population names. Names alone record spikes;
+    """record: quantities ('spikes', 'u', 'v'; 'residue', 'error', recorded for sigma-delta populations only)
+    and/or population names. Names alone record spikes;
     quantities alone record every population."""
     if isinstance(record, str):
         record = (record,)
@@ -136,10 +143,13 @@ def _reset_offsets(graph: Graph, reset_offset) -> dict[str, int]:
 
 
 def layerable(graph: Graph) -> bool:
-    """True if `graph` can run one population at a time over many steps: fixed point, and every projection's
-    source comes before its target (no recurrence)."""
+    """True if `graph` can run one population at a time over many steps: fixed point, CUBA neurons with one du
+    and dv each (sigma-delta neurons and per-neuron decays run step by step), and every projection's source comes
+    before its target (no recurrence)."""
     index = {pop.name: i for i, pop in enumerate(graph.populations)}
-    return graph.fixed and all(index[q.source] < index[q.target] for q in graph.projections)
+    return graph.fixed and all(index[q.source] < index[q.target] for q in graph.projections) \
+        and not any(pop.neuron.sigma_delta or np.ndim(pop.neuron.du) or np.ndim(pop.neuron.dv)
+                    for pop in graph.populations)
 
 
 @dataclass
@@ -162,10 +172,11 @@ class _Run:
     traces: dict[str, dict[str, list]] = field(default_factory=dict)
     out_v: dict[str, list] = field(default_factory=dict)
 
-    def keep(self, name: str, out, u, v) -> None:
-        """Store the chunk `[K, N, size]` of a population's outputs and states where recorded."""
+    def keep(self, name: str, out, u, v, *extra) -> None:
+        """Store the chunk `[K, N, size]` of a population's outputs and states (u, v, and a sigma-delta
+        population's residue and error) where recorded."""
         if name in self.rec_pops:
-            for q, value in (("spikes", out), ("u", u), ("v", v)):
+            for q, value in (("spikes", out), ("u", u), ("v", v), *zip(EXTRA_STATES, extra)):
                 if q in self.quantities:
                     self.traces[q][name].append(value)
         if name in self.out_v:
@@ -186,7 +197,8 @@ class Simulator:
         graph.validate()
         self.graph, self.device, self.compile = graph, torch.device(device), compile
         self.dtype = _float_dtype(graph)
-        self._graded_sources = {q.name: graph.population(q.source).neuron.graded for q in graph.projections}
+        self._graded_sources = {q.name: graph.population(q.source).neuron.sends_payloads
+                                for q in graph.projections}
         self._built: dict[tuple, tuple] = {}
 
     def _build(self, peaks: dict[str, float]) -> tuple[dict[str, list[Synapse]], dict]:
@@ -198,15 +210,15 @@ class Simulator:
             return self._built[key]
         # bounds: the largest |synaptic input| of each population, in graph order, so that a graded relay's
         # payload bound is known to the synapses leaving it (a later source's is not: inf)
-        into, out_bound = {}, {}
+        into, out_bound, updates = {}, {}, {}
         for pop in graph.populations:
             into[pop.name] = [Synapse(graph, q, dtype, device, out_bound.get(q.source, float("inf")))
                               for q in graph.into(pop.name)]
             if pop.name not in bounds:
                 bounds[pop.name] = sum(syn.bound + len(syn.groups) for syn in into[pop.name])
-            out_bound[pop.name] = bounds[pop.name] if pop.neuron.graded else 1.0
-        updates = {pop.name: neuron_update(pop, graph.fixed, dtype, device, bounds[pop.name], self.compile)
-                   for pop in graph.populations}
+            updates[pop.name] = neuron_update(pop, graph.fixed, dtype, device, bounds[pop.name], self.compile)
+            out_bound[pop.name] = bounds[pop.name] if pop.neuron.graded else \
+                updates[pop.name].out_bound() if pop.neuron.sigma_delta else 1.0
         self._built[key] = into, updates
         return into, updates
 
@@ -221,17 +233,24 @@ class Simulator:
             raise InputError("engine 'layers' needs a fixed-point graph without recurrent projections")
         ext, peaks, batch, steps = _inputs(graph, x, self.dtype, device)
         quantities, rec_pops = _parse_record(graph, record)
-        if reset_interval is not None and int(reset_interval) < 1:
-            raise InputError(f"reset_interval must be a positive number of steps, got {reset_interval}")
-        if chunk_steps is not None and int(chunk_steps) < 1:
-            raise InputError(f"chunk_steps must be a positive number of steps, got {chunk_steps}")
+        for what, value in (("reset_interval", reset_interval), ("chunk_steps", chunk_steps)):
+            if value is not None and not 1 <= int(value) <= INT64_MAX:
+                raise InputError(f"{what} must be a positive number of steps within 64 bits, got {value}")
+        if isinstance(reset_offset, int) and abs(reset_offset) > INT64_MAX:
+            raise InputError(f"reset_offset {reset_offset} is beyond 64-bit integers")
+        # every recorded quantity, the output voltages and (with counters) the per-step counts: int64/float64 each
+        traced = sum(graph.population(name).size for name in rec_pops) * len(quantities)
+        traced += sum(pop.size for pop in graph.outputs) + (2 * len(size_of(graph)) if count else 0)
+        check_memory(2 * 8 * batch * steps * traced, f"simulating {batch} x {steps} steps with these records")
         offsets = _reset_offsets(graph, reset_offset) if reset_interval else {}
         into, updates = self._build(peaks)
-        size = {pop.name: pop.size for pop in graph.populations}
+        size = size_of(graph)
         counter = CounterRecorder(batch, steps, size, self._graded_sources, device) if count else None
         run = _Run(graph, device, batch, steps, torch.float64 if graph.fixed else self.dtype, ext, into, updates,
                    int(reset_interval) if reset_interval else None, offsets, quantities, rec_pops, counter,
-                   traces={q: {name: [] for name in rec_pops} for q in quantities},
+                   traces={q: {name: [] for name in rec_pops
+                               if q not in EXTRA_STATES or graph.population(name).neuron.sigma_delta}
+                           for q in quantities},
                    out_v={pop.name: [] for pop in graph.outputs})
         if engine == "steps" or not layerable(graph):
             _run_steps(run)
@@ -249,6 +268,11 @@ class Simulator:
         for q in quantities:
             setattr(result, q, {name: stacked(name, vals) for name, vals in run.traces[q].items()})
         return result
+
+
+def size_of(graph: Graph) -> dict[str, int]:
+    """Neurons per population."""
+    return {pop.name: pop.size for pop in graph.populations}
 
 
 def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Optional[int] = None,
@@ -376,14 +400,18 @@ def _run_steps(run: _Run) -> None:
     skip_silent = _cpu_paths(run.device)
     # states are replaced, never written in place, so zeros can be shared; u, v and a get distinct ones (a
     # compiled kernel specialises on aliased arguments)
-    zeros = {q: {pop.name: torch.zeros(batch, pop.size, dtype=run.state_dtype, device=run.device)
-                 for pop in graph.populations} for q in "uva"}
-    u, v = dict(zeros["u"]), dict(zeros["v"])
+    def fresh(pop):
+        return torch.zeros(batch, pop.size, dtype=run.state_dtype, device=run.device)
+    # per population: its states (u, v; a sigma-delta population's sigma, act, residue, error)
+    zeros = {pop.name: tuple(fresh(pop) for _ in range(getattr(run.updates[pop.name], "num_states", 2)))
+             for pop in graph.populations}
+    zeros_a = {pop.name: fresh(pop) for pop in graph.populations}
+    state = dict(zeros)
     for t in range(run.steps):
         for pop in graph.populations:
             name = pop.name
             if run.reset_interval and (t - run.offsets[name]) % run.reset_interval == 0:
-                u[name], v[name] = zeros["u"][name], zeros["v"][name]
+                state[name] = zeros[name]
             events = 0
             if pop.is_input:
                 a = run.ext[name][t]
@@ -404,11 +432,12 @@ def _run_steps(run: _Run) -> None:
                         # fixed point: two exact float32 sums need not add exactly in float32
                         a = contrib if a is None else (a.to(run.state_dtype) if graph.fixed else a) + contrib
                 if a is None:
-                    a = zeros["a"][name]
+                    a = zeros_a[name]
                 elif pop.neuron.graded:
                     a = a.to(run.state_dtype)
-            u[name], v[name], out = run.updates[name].step(u[name], v[name], a)
+            *new, out = run.updates[name].step(*state[name], a)
+            state[name] = tuple(new)
             history[name][t % history_len[name]] = out if not skip_silent or bool(out.any()) else None
             if count:
                 run.counter.population(name, slice(t, t + 1), events, (out != 0).sum())
-            run.keep(name, out[None], u[name][None], v[name][None])
+            run.keep(name, out[None], *(s[None] for s in new))

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from .. import loihi
-from ..graph import Population, float_neuron_step
+from ..graph import Population, float_neuron_step, relay_output
 from ..loihi import ACT_SHIFT, DECAY_UNITY, MAX_UV, V_LIMIT
+from .sdnn import FixedSigmaDelta
 
 INT32_HALF = float(loihi.INT32_HALF)
 # Below this |a|, |a << 6| + |decayed u| (<= 2**23) stays below 2**31: Lava's int32 sums cannot overflow. The bias
@@ -97,6 +98,11 @@ class FixedCuba:
         n = pop.neuron
         # du, dv are in range (Graph.validate: loihi.check_fixed); du = -1 is netx's integrator (no current decay)
         self.keep_u, self.keep_v = loihi.keep_u(n.du), loihi.keep_v(n.dv)
+        # per-neuron decays (netx's iDecay / vDecay vectors): [size] tensors, stepped without kernels
+        self.per_neuron = bool(np.ndim(self.keep_u) or np.ndim(self.keep_v))
+        if self.per_neuron:
+            self.keep_u, self.keep_v = (torch.as_tensor(np.broadcast_to(k, (pop.size,)).astype(np.float64),
+                                                        device=device) for k in (self.keep_u, self.keep_v))
         # integer mantissas, exponents in range: Graph.validate (loihi.check_fixed)
         self.bias = torch.as_tensor(loihi.effective_bias(pop.bias_full(), int(pop.bias_exp)), device=device,
                                     dtype=torch.float64)
@@ -106,9 +112,10 @@ class FixedCuba:
         self.reset = n.reset
         self.reset_value = float(int(n.reset_value))
         self.reset_amount = float(int(n.reset_amount))
-        self.graded = n.graded
+        self.graded, self.neuron = n.graded, n
         self._bias_int = self.bias.cpu().numpy().astype(np.int64)     # the CPU kernel's form
-        self.kernel = compiled_fixed_step() if compile and not self.emulate_int32 and not self.graded else None
+        self.kernel = compiled_fixed_step() if compile and not self.emulate_int32 and not self.graded \
+            and not self.per_neuron else None
         if self.kernel is not None:
             def scalar(x):
                 return torch.tensor(x, dtype=torch.float64, device=device)
@@ -119,7 +126,8 @@ class FixedCuba:
     def step(self, u, v, a):
         """u, v, a: integer-valued float64 `[N, size]`. Returns (u, v, out), out 0/1 or, for a relay, `a`."""
         if self.graded:
-            return a, a, a
+            out = relay_output(self.neuron, a)
+            return out, out, out
         if self.kernel is not None:
             keep_u, keep_v, threshold, reset, value, amount = self.kernel_args
             return self.kernel(u, v, a, self.bias, keep_u, keep_v, threshold, reset, value, amount)
@@ -153,7 +161,7 @@ class FixedCuba:
         the final states, every step's states `[K, N, S]` (None unless `record`) and the non-zero outputs of
         each step and sample `[K, N]` float64."""
         if self.graded:
-            out.copy_(a)
+            out.copy_(relay_output(self.neuron, a))
             return out[-1], out[-1], out, out, (out != 0).sum(dim=2).to(torch.float64)
         if not kernel:
             us, vs = [], []
@@ -180,6 +188,9 @@ class FixedCuba:
 
 def neuron_update(pop: Population, fixed: bool, dtype: torch.dtype, device, input_bound: float = float("inf"),
                   compile: bool = False):
-    """The update rule of `pop`: FixedCuba for a fixed-point graph (`input_bound`, `compile` as there), FloatCuba
+    """The update rule of `pop`: FixedSigmaDelta (sim/sdnn.py) for a sigma-delta population, FixedCuba for a
+    fixed-point graph (`input_bound`, `compile` as there), FloatCuba
     in `dtype` otherwise (never compiled: fusion may contract float operations and change rounding)."""
+    if pop.neuron.sigma_delta:
+        return FixedSigmaDelta(pop, device)
     return FixedCuba(pop, device, input_bound, compile) if fixed else FloatCuba(pop, dtype, device)

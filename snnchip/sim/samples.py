@@ -21,6 +21,20 @@ from ..graph import Graph
 from .executor import SimResult, Simulator
 
 
+def fit_samples(graph: Graph, x: torch.Tensor, source: str = "the data") -> torch.Tensor:
+    """A data set's samples `[N, *shape, T]` for the graph's one input: unchanged when the shapes agree; flattened
+    in C order (C, H, W) for a 1-d input of the same size (a dense-first network, as slayer's N-MNIST tutorial
+    flattens its input and netx implies); InputError (one line) otherwise."""
+    pop = graph.inputs[0]
+    shape = tuple(x.shape[1:-1])
+    if shape == tuple(pop.shape):
+        return x
+    if len(pop.shape) == 1 and int(np.prod(shape)) == pop.size:
+        return x.reshape(x.shape[0], pop.size, x.shape[-1])
+    raise InputError(f"{source} gives samples of shape {shape} x T, the network's input layer is {tuple(pop.shape)} "
+                     f"x T")
+
+
 def pad_for_latency(graph: Graph, x: torch.Tensor) -> torch.Tensor:
     """`x` `[N, *shape, T]` with `graph.latency()` zero steps appended (none for a graph without latency)."""
     extra = graph.latency()

@@ -4,7 +4,8 @@ A projection maps the source's outputs `[N, src_size]` to the target's synaptic 
 Delays split it into groups of synapses that share one lag; each group reads the source at `t - lag`.
 Fixed point, as `lava.proc.dense` / `lava.proc.conv`: the integer accumulation of a group is shifted by
 `weight_exp` (left, or arithmetic right for a negative exponent: the ACCUMULATED sum is shifted, as Lava's
-Dense does), and a conv's result wraps to 24 signed bits (Lava's Conv `signed_clamp`). Integers travel as
+Dense does), a conv's result wraps to 24 signed bits (Lava's Conv `signed_clamp`), and a dense sum of graded
+payloads wraps to int32 where it can reach 2**31 (Lava's numpy int32 `weights.dot(s_in)` and shift). Integers travel as
 float64 (exact below 2**53; see neurons.py).
 
 The sums run in float32 when that is provably exact (every output's sum of |weights| times the largest input
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..graph import Graph, Population, Projection, conv_output_shape
-from ..loihi import CONV_RESULT_BITS
+from ..loihi import CONV_RESULT_BITS, INT32_HALF, LAVA_INT_BITS
 from .counters import fan_out
 
 FLOAT32_EXACT = 1 << (np.finfo(np.float32).nmant + 1)       # every integer below 2**24 is a float32
@@ -71,7 +72,7 @@ class Synapse:
         self.src_shape, self.tgt_shape = tuple(src.shape), tuple(tgt.shape)
         self.kind = proj.kind
         self.fixed = graph.fixed
-        self.graded_input = src.neuron.graded
+        self.graded_input = src.neuron.sends_payloads
         self.weight_exp = int(proj.weight_exp) if graph.fixed else 0
         weight = np.asarray(proj.weight, dtype=np.float64)
         if graph.fixed and not np.all(weight == np.round(weight)):
@@ -157,6 +158,9 @@ class Synapse:
             x = x * mask
         y = self._apply(x.to(self.dtype), w)
         if self.fixed:
+            int32 = self.kind == "dense" and self.bound_raw >= INT32_HALF
+            if int32:
+                y = wrap_signed(y.to(torch.float64), LAVA_INT_BITS)
             # scaling by a power of two is exact in float32 too; the 24-bit wrap needs float64's headroom
             if self.weight_exp > 0:
                 y = y.mul_(float(1 << self.weight_exp))
@@ -164,6 +168,8 @@ class Synapse:
                 y = y.mul_(2.0 ** self.weight_exp).floor_()
             if self.kind == "conv" and self.bound_raw >= 1 << (CONV_RESULT_BITS - 1):
                 y = wrap_signed(y.to(torch.float64), CONV_RESULT_BITS)
+            elif int32 and self.weight_exp > 0:
+                y = wrap_signed(y, LAVA_INT_BITS)
         return y
 
     def counts(self, group: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

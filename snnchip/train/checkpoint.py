@@ -115,10 +115,24 @@ def config_from_dict(data: dict, where: str = "checkpoint: config") -> ModelConf
 
 
 def load_model(path) -> SpikingResNet:
-    """Rebuild the model from a checkpoint (eval mode, CPU, without side branches)."""
+    """Rebuild the model from a checkpoint (eval mode, CPU, without side branches). A model trained with `--qat`
+    computes with the chip's weights and decays again, at the recorded bit width and scales (`model.qat`)."""
     payload = load_checkpoint(path)
-    model = build_model(config_from_dict(payload.get("config"), f"{path}: config"))
-    load_weights(model, payload.get("state_dict"), f"{path}: state_dict")
+    config = config_from_dict(payload.get("config"), f"{path}: config")
+    check_state_dict(payload.get("state_dict"), f"{path}: state_dict")
+    try:
+        model = build_model(config)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise InputError(f"{path}: the stored configuration does not build a model "
+                         f"({str(exc).strip().splitlines()[0][:120]})") from None
+    load_weights(model, payload["state_dict"], f"{path}: state_dict")
     if "epoch" in payload:
         check_epoch(payload["epoch"], f"{path}: epoch")
+    if payload.get("qat"):
+        from .qat import attach_qat
+        qat = payload["qat"]
+        try:
+            attach_qat(model, qat["weight_bits"], qat["scales"]).frozen = True
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"{path}: unreadable quantisation-aware training record ({exc})") from None
     return model.eval()

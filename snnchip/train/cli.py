@@ -3,6 +3,8 @@
 Examples:
   snn-train --dataset digits-dvs --out runs/digits                  # the embedded data set, default recipe
   snn-train --dataset digits-dvs --model spiking_resnet20 --out runs/vanilla
+  snn-train --dataset digits-dvs --init-from runs/digits/best.pt --qat --weight-bits 4 --epochs 3 --lr 0.05 \\
+      --qat-freeze 1 --out runs/qat4                                   # quantisation-aware fine-tuning
   snn-train --dataset cifar10 --data-root data/cifar10 --T 1 --out runs/t1 && \\
   snn-train --dataset cifar10 --data-root data/cifar10 --T 6 --init-from runs/t1/best.pt --out runs/t6
   torchrun --nproc_per_node 2 -m snnchip.train.cli --dataset digits-dvs --device cpu --out runs/ddp
@@ -83,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evolutionary schedule lambda(i) = lambda0 (1 - i/I) for the side branches")
     o.add_argument("--shortcut-lambda", type=float,
                    help="lambda0 (default 0.25 with --evolutionary, else 1: the plain sum of eq. 6)")
+    q = p.add_argument_group("quantisation-aware training")
+    q.add_argument("--qat", action="store_true",
+                   help="train what the chip computes: B-bit weight mantissas at snn-export's scales, 12-bit "
+                        "decays, integer thresholds (straight-through gradients); snn-export uses the same scales. "
+                        "An MS-ResNet's membrane sums then fold their norms with running statistics: fine-tune "
+                        "a float run (--init-from)")
+    q.add_argument("--weight-bits", type=int, metavar="B", help="--qat weight mantissa bits 2..8 (default 8)")
+    q.add_argument("--qat-freeze", type=int, default=0, metavar="N",
+                   help="--qat: keep the scales fixed for the last N epochs")
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     r.add_argument("--seed", type=int, default=0)

@@ -51,20 +51,20 @@ class ModelConfig:
     def __post_init__(self):
         self.widths = tuple(int(w) for w in self.widths)
         self.input_size = tuple(int(s) for s in self.input_size)
+        for key in ("widths", "input_size"):
+            if not getattr(self, key) or min(getattr(self, key)) < 1:
+                raise InputError(f"{key} {getattr(self, key)} must be positive")
+        for key in ("depth", "in_channels", "num_classes", "T"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise InputError(f"{key} {getattr(self, key)!r} must be a positive integer")
         if isinstance(self.neuron, NeuronConfig):
             self.neuron = dataclasses.asdict(self.neuron)
         if self.arch not in ARCHS:
             raise InputError(f"unknown arch {self.arch!r}; choose from {sorted(ARCHS)}")
         if self.shortcut not in ("conv", "avgpool"):
             raise InputError(f"shortcut must be 'conv' or 'avgpool', not {self.shortcut!r}")
-        for name in ("depth", "in_channels", "num_classes", "T"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InputError(f"{name} must be an integer >= 1, got {value!r}")
-        if any(w < 1 for w in self.widths):
-            raise InputError(f"widths must be >= 1, got {self.widths}")
-        if len(self.input_size) != 2 or any(s < 1 for s in self.input_size):
-            raise InputError(f"input_size must be (H, W) >= 1, got {self.input_size}")
+        if len(self.input_size) != 2:
+            raise InputError(f"input_size must be (H, W), got {self.input_size}")
         if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not isinstance(self.neuron, dict):
@@ -136,6 +136,9 @@ class SpikingResNet(nn.Module):
         self.side_branches: Optional[nn.Module] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        qat = getattr(self, "qat", None)          # quantisation-aware training (train/qat.py)
+        if qat is not None and qat.unrolls:
+            return qat.forward(x)
         self._check_input(x)
         y = self.stem(x)
         for stage in self.stages:

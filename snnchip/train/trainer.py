@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
+from .. import loihi
 from ..errors import InputError
 from . import distributed as dist_util
 from . import side_branches as sb
@@ -32,6 +33,7 @@ from ..fileio import TEMP_SUFFIX, write_json
 from .data.augment import EpochSeeded
 from .data.split import dataset_labels, validation_split
 from .metrics import Average, FiringRates, correct_count
+from .qat import STAT_EVERY
 
 # Per-dataset defaults for every field left as None. digits-dvs: a narrow MS-ResNet8 that reaches >= 95 % test
 # accuracy within minutes on two CPU cores (lr 0.5: at 0.1 the loss barely moves in 20 epochs); the others
@@ -94,6 +96,9 @@ class TrainConfig:
     evolutionary: bool = False
     shortcut_lambda: Optional[float] = None  # lambda0; None: 0.25 evolutionary (eq. 10), 1 otherwise (eq. 6)
     workers: int = 0
+    qat: bool = False                  # quantisation-aware training: the forward uses the chip's weights (qat.py)
+    weight_bits: Optional[int] = None  # --qat weight mantissa bits (None: 8)
+    qat_freeze: int = 0                # --qat: the last epochs that keep the scales fixed
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
@@ -133,10 +138,16 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
          f"--shortcut-lambda must be in [0, {MAX_SHORTCUT_LAMBDA:g}], got {cfg.shortcut_lambda:g}"),
         (cfg.workers >= 0, f"--workers must be >= 0, got {cfg.workers}"),
         (0 < cfg.val_fraction < 1, f"--val-fraction must be in (0, 1), got {cfg.val_fraction}"),
+        (cfg.qat or (cfg.weight_bits is None and not cfg.qat_freeze), "--weight-bits and --qat-freeze need --qat "
+                                                                       "(snn-export --weight-bits quantises after "
+                                                                       "training)"),
+        (0 <= cfg.qat_freeze <= cfg.epochs, f"--qat-freeze must be in 0..{cfg.epochs} epochs, got {cfg.qat_freeze}"),
     ]
     for ok, message in checks:
         if not ok:
             raise InputError(message)
+    if cfg.weight_bits is not None:
+        loihi.check_weight_bits(cfg.weight_bits)
     return cfg
 
 
@@ -316,6 +327,8 @@ class Trainer:
         self.model = build_model(self.model_config).to(self.device)
         if cfg.init_from:
             self._init_from(cfg.init_from)
+        from .qat import attach_qat
+        self.qat = attach_qat(self.model, cfg.weight_bits or loihi.MANT_BITS) if cfg.qat else None
         sb.attach_side_branches(self.model, cfg.shortcut_bp, self.info.num_classes)
         if self.model.side_branches is not None:
             self.model.side_branches.to(self.device)
@@ -334,6 +347,7 @@ class Trainer:
         self.epoch = 0
         self.best_acc = -1.0
         self.best_state = None      # the weights of best.pt (CPU tensors), for the final test evaluation
+        self.best_qat = None        # and, with --qat, its QAT record (Qat.state())
         self.history = []
         self.test = None            # the selected checkpoint's test metrics, once all epochs are done
         self.resumed = False
@@ -391,11 +405,13 @@ class Trainer:
         self.model.load_state_dict(state)
 
     def _save(self, name: str, metrics: dict, train_state: Optional[dict] = None, model=None,
-              epoch: Optional[int] = None):
+              epoch: Optional[int] = None, qat: Optional[dict] = None):
         from .checkpoint import save_checkpoint
         model = self.model if model is None else model
         extra = dict(epoch=self.epoch if epoch is None else epoch, metrics=metrics,
                      train_config=_plain(dataclasses.asdict(self.cfg)))
+        if self.qat is not None:
+            extra["qat"] = self.qat.state() if qat is None else qat
         if train_state is not None:
             extra["train_state"] = train_state
         with sb.detached(model):
@@ -410,6 +426,7 @@ class Trainer:
             "side_branches": branches.state_dict() if branches is not None else None,
             "best_acc": self.best_acc,
             "best_state": self.best_state,
+            "best_qat": self.best_qat,
             "history": self.history,
         }
 
@@ -446,12 +463,17 @@ class Trainer:
             raise InputError(f"--resume {path}: train_state.best_acc must be an accuracy in [0, 1], got {best_acc!r}")
         with sb.detached(self.model):
             load_weights(self.model, ckpt.get("state_dict"), f"--resume {path}: state_dict")
+        if self.qat is not None and not isinstance(state.get("best_qat"), dict):
+            raise InputError(f"--resume {path}: train_state has no best_qat (the QAT scales of best.pt)")
         if epoch:
-            self._rebuild(state["best_state"], f"--resume {path}: train_state.best_state")
+            self._rebuild(state["best_state"], f"--resume {path}: train_state.best_state", state.get("best_qat"))
         parts = [("side_branches", lambda v: self.model.side_branches.load_state_dict(v)
                   if self.model.side_branches is not None else None),
                  ("optimizer", self._load_optimizer), ("scaler", self.scaler.load_state_dict),
                  ("rng", lambda v: _restore_rng(v, self.loader_generator))]
+        if self.qat is not None:
+            parts += [("qat", self.qat.load_state)]
+            state = {**state, "qat": ckpt.get("qat")}
         for name, restore in parts:
             if name == "side_branches" and self.model.side_branches is not None:
                 check_state_dict(state[name], f"--resume {path}: train_state.{name}")
@@ -462,7 +484,7 @@ class Trainer:
                 raise InputError(f"--resume {path}: train_state.{name} is invalid "
                                  f"({' '.join(str(exc).split())[:160] or type(exc).__name__})") from None
         self.best_acc = best_acc
-        self.best_state = state["best_state"]
+        self.best_state, self.best_qat = state["best_state"], state.get("best_qat")
         self.history = list(history)
         self.epoch = epoch
         self.resumed = True
@@ -480,19 +502,27 @@ class Trainer:
         """Rewrite best.pt from last.pt's copy of its weights: a kill while best.pt was written, or between
         best.pt and last.pt, leaves best.pt of another epoch than the one last.pt selected."""
         record = max(self.history, key=lambda r: r["val_acc"])
-        self._save("best.pt", record, model=self._rebuild(self.best_state), epoch=record["epoch"])
+        self._save("best.pt", record, model=self._rebuild(self.best_state, qat=self.best_qat),
+                   epoch=record["epoch"], qat=self.best_qat)
 
-    def _rebuild(self, state: dict, where: Optional[str] = None):
-        """A new model of this run's configuration holding `state` (checked, naming `where`, if given); built
-        without touching the random generators that the run's next epoch draws from."""
+    def _rebuild(self, state: dict, where: Optional[str] = None, qat: Optional[dict] = None):
+        """A new model of this run's configuration holding `state` (checked, naming `where`, if given), computing
+        with the QAT scales of `qat` (a `Qat.state()`; frozen) in a QAT run; built without touching the random
+        generators that the run's next epoch draws from."""
         from .checkpoint import load_weights
         from .models import build_model
+        from .qat import attach_qat
         with torch.random.fork_rng(devices=[]):
             model = build_model(self.model_config)
         if where is None:
             model.load_state_dict(state)
         else:
             load_weights(model, state, where)
+        if self.qat is not None and qat is not None:
+            try:
+                attach_qat(model, qat["weight_bits"], qat["scales"]).frozen = True
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InputError(f"{where or 'best.pt'}: unreadable QAT record ({exc})") from None
         return model
 
     # -- the loop -----------------------------------------------------------------------------------------
@@ -512,11 +542,15 @@ class Trainer:
         total_steps = steps * cfg.epochs
         loss_avg, correct, seen = Average(), 0, 0
         lam = None
+        if self.qat is not None:
+            self.qat.frozen = self.epoch >= cfg.epochs - cfg.qat_freeze
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not self.progress, dynamic_ncols=True)
         for i, (x, y) in enumerate(bar):
             x = x.to(self.device, non_blocking=True)
             y = torch.as_tensor(y).to(self.device, non_blocking=True)
+            if self.qat is not None and i % STAT_EVERY == 0:
+                self.qat.observe(x)
             lam = sb.balance_coefficient(self.epoch * steps + i, total_steps, cfg.shortcut_lambda,
                                          cfg.evolutionary)
             with self._autocast():
@@ -536,6 +570,8 @@ class Trainer:
         out = {"train_loss": float(totals[0] / totals[2]), "train_acc": float(totals[1] / totals[2])}
         if cfg.shortcut_bp != "none":
             out["shortcut_lambda_last"] = lam
+        if self.qat is not None:
+            out["qat_rescaled"] = self.qat.settle()      # the saved scales must fit the saved weights
         return out
 
     def _check_finite(self, loss, step: int) -> None:
@@ -548,7 +584,8 @@ class Trainer:
         if self.dist.distributed:
             bad = bool(dist_util.all_reduce_sum(torch.tensor([float(bad)], device=self.device)).item())
         if bad:
-            what = f"the training loss is {float(loss):g}" if loss is not None else "the weights are not finite"
+            what = (f"the training loss is {float(loss.detach()):g}" if loss is not None
+                    else "the weights are not finite")
             kept = (f"{os.path.join(self.cfg.out, 'last.pt')} holds epoch {self.epoch}" if self.epoch
                     else "no epoch was completed")
             raise InputError(f"epoch {self.epoch + 1}, step {step + 1}: {what}; training stopped (try a smaller "
@@ -579,7 +616,8 @@ class Trainer:
 
     def test_selected(self) -> dict:
         """The test split's loss, accuracy and firing rates for best.pt's weights (evaluated once per run)."""
-        return self.evaluate(self.test_loader, "test", self._rebuild(self.best_state).to(self.device))
+        model = self._rebuild(self.best_state, qat=self.best_qat).to(self.device)
+        return self.evaluate(self.test_loader, "test", model)
 
     def run(self, stop_after: Optional[int] = None) -> dict:
         """Train the remaining epochs (or only up to epoch `stop_after`, as an interrupted run would);
@@ -614,6 +652,7 @@ class Trainer:
                 self.best_acc = record["val_acc"]
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()
                                    if not k.startswith("side_branches.")}
+                self.best_qat = self.qat.state() if self.qat is not None else None
             epochs.set_postfix(val_acc=f"{record['val_acc']:.4f}", best=f"{self.best_acc:.4f}")
             if self.dist.is_main:
                 if improved:      # before last.pt: a kill between the two redoes this epoch and rewrites best.pt

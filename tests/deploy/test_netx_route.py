@@ -14,7 +14,7 @@ N, T = 3, 6
 
 def chain_graph() -> Graph:
     rng = np.random.default_rng(3)
-    pops = [Population("in", (2, 8, 8), Neuron(threshold=None, graded=True), is_input=True),
+    pops = [Population("in", (2, 8, 8), Neuron(threshold=None, graded=True, binary=True), is_input=True),
             Population("a", (4, 4, 4), Neuron(threshold=60, du=4095, dv=1024), bias=rng.integers(-2, 3, (4, 1, 1)),
                        bias_exp=6),
             Population("b", (12,), Neuron(threshold=50, du=2047, dv=512)),

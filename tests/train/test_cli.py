@@ -35,6 +35,9 @@ def test_help_lists_the_options():
     (["--model", "no_such_net"], "--model 'no_such_net'"),
     (["--model", "ms_resnet21"], "--model 'ms_resnet21': CIFAR-family depth must be 6n + 2"),
     (["--depth", "9"], "--depth 9: CIFAR-family depth must be 6n + 2"),
+    (["--qat", "--weight-bits", "0"], "2..8"),
+    (["--qat", "--weight-bits", "9"], "2..8"),
+    (["--weight-bits", "4"], "need --qat"),
     (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--batch-size", "0"], ""),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from ...errors import InputError
+from ...resources import check_memory
 from .augment import FlipRoll
 from .datasets import EventDataset, EventFrames, FrameDataset
 from .events import EVENT_DTYPE, make_events, to_frames
@@ -65,6 +66,16 @@ def augmentation(name: str, flip: Optional[float] = None, roll: Optional[int] = 
     return FlipRoll(flip, roll) if flip > 0 or roll > 0 else None
 
 
+def sample_bytes(name: str, T: int, size: Optional[Tuple[int, int]] = None) -> int:
+    """Bytes of one float64 sample `[C, H, W, T]` of dataset `name` (at the larger of its sensor and input size):
+    what loading a sample at least allocates, estimated before it is."""
+    info = dataset_info(name)
+    h, w = size or info.input_size
+    if info.sensor_size is not None:
+        h, w = max(h, info.sensor_size[0]), max(w, info.sensor_size[1])
+    return info.in_channels * int(h) * int(w) * int(T) * 8
+
+
 def load_dataset(name: str, split: str = "train", root=None, T: Optional[int] = None, augment: bool = False,
                  **opts):
     """Dataset `name`'s `split` ('train' or 'test') as a torch Dataset of (x [C, H, W, T] float32, y int).
@@ -81,6 +92,7 @@ def load_dataset(name: str, split: str = "train", root=None, T: Optional[int] = 
     T = info.T if T is None else int(T)
     if T < 1:
         raise InputError(f"T must be >= 1, got {T}")
+    check_memory(sample_bytes(name, T, opts.get("size")), f"one sample of '{name}' with T = {T}")
     aug = augmentation(name, opts.pop("flip", None), opts.pop("roll", None)) if augment else None
     if name == "cifar10":
         from .cifar10 import load_cifar10

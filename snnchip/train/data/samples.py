@@ -48,6 +48,10 @@ def iter_batches(name: str, split: str, *, root=None, T: Optional[int] = None, c
 def load_samples(name: str, split: str, *, root=None, T: Optional[int] = None, count: Optional[int] = None,
                  progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """All of `iter_batches`' samples at once: (x float64 `[N, *shape, T]`, y int64 `[N]`)."""
+    from ...resources import check_memory
+    from . import NAMES, sample_bytes
+    if count is not None and T is not None and int(T) >= 1 and name in NAMES:
+        check_memory(2 * int(count) * sample_bytes(name, int(T)), f"{count} samples of '{name}' with T = {T}")
     batches = list(iter_batches(name, split, root=root, T=T, count=count, batch_size=256, progress=progress))
     return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
 
