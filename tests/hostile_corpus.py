@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ SCRIPTS = ("snn-train", "snn-export", "snn-sim", "snn-deploy", "snn-energy")
 class Case:
     """One hostile input: `script argv...` must exit `expect`, say `words` on stderr, leave `absent` absent and
     `unchanged` unchanged. `subprocess`: run as a real process (with `fsize`: RLIMIT_FSIZE in bytes, a disk that
-    fills up; with `sigterm`: SIGTERM after that many seconds)."""
+    fills up; with `sigterm`: SIGTERM that many seconds after the script's first output)."""
     name: str
     script: str
     argv: list
@@ -592,7 +593,7 @@ def build(root: Path) -> Corpus:
         add(f"process/full-disk/{name}", script, argv, subprocess=True, fsize=fsize, absent=(out_path,), slow=slow)
     add("process/sigterm/export-calibrating", "snn-export", [str(good), "--target", "loihi", "--calibrate",
                                                              "digits-dvs", "-o", str(outs / "term.net")],
-        subprocess=True, sigterm=6.0, expect=143, absent=(outs / "term.net",))
+        subprocess=True, sigterm=2.0, expect=143, absent=(outs / "term.net",))
     add("process/script/pickle-runs-code", "snn-export", [str(ckpt_files["pickle-runs-code-protocol-4"]),
                                                           "--target", "loihi"], subprocess=True)
     add("process/script/stock-1e30", "snn-sim", [str(nets / "tiny-weight-1e30.net"), *sim_args], subprocess=True,
@@ -674,18 +675,28 @@ def _as_process(case: Case, timeout: float) -> tuple[Optional[int], str]:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)      # a write beyond the limit fails with EFBIG
             resource.setrlimit(resource.RLIMIT_FSIZE, (case.fsize, case.fsize))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=preexec, env=env)
-    try:
-        if case.sigterm is not None:
-            time.sleep(case.sigterm)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=preexec,
+                            env=env)
+    chunks: list = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(proc.stderr.fileno(), 4096),
+                                                                b"")), daemon=True)
+    reader.start()
+    if case.sigterm is not None:
+        # SIGTERM once the script is at work (its first output, a progress bar), then `sigterm` seconds later
+        deadline = time.monotonic() + timeout
+        while not chunks and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(case.sigterm)
+        if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=timeout)
+    try:
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.communicate()
+        proc.wait()
         return None, "hang"
-    return proc.returncode, err
+    reader.join(timeout=10)
+    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
 
 
 def _temp_files(root: Path) -> list:

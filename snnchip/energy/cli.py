@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-samples", type=int, default=DEFAULT_CALIBRATION_SAMPLES, metavar="N",
                    help="with --compare-fixed and no NET: training samples to calibrate on, as snn-export's "
                         f"--samples (default {DEFAULT_CALIBRATION_SAMPLES})")
+    p.add_argument("--chip", default="loihi", metavar="NAME|FILE",
+                   help="NetX only: the chip whose resource plan gives the static cost (cores active x time "
+                        "steps), built-in loihi or loihi2, or a chip file (docs/plan.md; default loihi)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--output", "-o", metavar="FILE", help="write the JSON report to FILE")
     p.add_argument("--markdown", metavar="FILE", help="write a Markdown report to FILE")
@@ -173,12 +176,52 @@ def netx_report(args, pricings) -> dict:
     total = sum(int(b.shape[0]) for b in batches)
     with _progress(total, "simulator") as bar:
         counts = count_graph(graph, [torch.as_tensor(b) for b in batches], progress=bar)
-    # a raw input is one frame unless told otherwise (the ANN sees the image once)
     frames = args.ann_frames or (_ann_frames(args.dataset, counts.steps) if args.dataset else 1)
-    return build_report(counts, pricings, ann_frames=frames,
-                        meta={"network": args.network, "network_kind": "netx",
-                              "dataset": args.dataset or f"input {args.input}",
-                              "split": args.split})
+    report = build_report(counts, pricings, ann_frames=frames,
+                          ann_baseline=_architecture_baseline(args.network, graph),
+                          meta={"network": args.network, "network_kind": "netx",
+                                "dataset": args.dataset or f"input {args.input}", "split": args.split})
+    if graph.fixed:
+        report["static"] = static_cost(graph, args.chip, counts.steps)
+    return report
+
+
+def static_cost(graph, chip_spec: str, steps: int) -> dict:
+    """The plan's static cost beside the per-operation cost: the cores the resource plan (`snnchip.plan`) maps the
+    fixed-point `graph` onto, active for the `steps` time steps of each sample (a streaming deployment holds them
+    all while samples pass), priced by the chip's `static_energy_per_core_step_pj` where its file gives one."""
+    from ..plan import load_chip, plan_graph
+
+    chip = load_chip(chip_spec)
+    plan = plan_graph(graph, chip)
+    core_steps = plan.cores * steps
+    figure = chip.figures.get("static_energy_per_core_step_pj")
+    out = {"chip": chip.name, "cores": plan.cores, "chips": plan.chips, "mappable": plan.mappable,
+           "steps_per_sample": steps, "core_steps_per_sample": core_steps,
+           "energy_pj_per_sample": None if figure is None else core_steps * float(figure.value)}
+    if figure is None:
+        out["not_priced"] = (f"the chip file '{chip.name}' gives no static_energy_per_core_step_pj (its sources "
+                             f"publish no static power per core); core-steps are reported unpriced")
+    else:
+        out["figure"] = {"pJ": float(figure.value), "source": chip.sources[figure.source], "label": figure.label,
+                         "published": figure.published}
+    return out
+
+
+def _architecture_baseline(path: str, graph):
+    """The ANN baseline of a NetX file: the trained model's architecture where snn-export recorded it
+    (`meta['model_config']`), else None (the report then prices the deployment graph's projections)."""
+    config = graph.meta.get("model_config")
+    if config is None:
+        return None
+    from ..train.checkpoint import config_from_dict
+    from ..train.models import build_model
+    from .flops import synaptic_layers
+    from .report import baseline_of_layers
+
+    model = build_model(config_from_dict(config, f"{path}: meta 'model_config'")).double()
+    layers = synaptic_layers(model, tuple(graph.inputs[0].shape))
+    return baseline_of_layers(layers, "the trained model's architecture (model_config recorded by snn-export)")
 
 
 def _raw_input(path: str, graph, T):
@@ -204,9 +247,15 @@ def _print_summary(report: dict) -> None:
     print(f"{report['network']}: {report['samples']} samples of {report['dataset']}, T = {report['T']}, "
           f"firing rate {ps['firing_rate']:.4f}, synops {si(ps['synops'])}, MACs {si(ps['macs'])}, "
           f"ANN FLOPs {si(ps['ann_flops'])} per sample")
+    print(f"  ANN baseline: {report['ann_baseline']['source']}")
     for name, e in t["energy_pj_per_sample"].items():
         ratio = "n/a" if e["ratio"] is None else f"{e['ratio']:.2f}"
         print(f"  {name:16s} E(SNN) {energy(e['snn']):>12s}  E(ANN) {energy(e['ann']):>12s}  ratio {ratio}")
+    if "static" in report:
+        st = report["static"]
+        priced = "not priced" if st["energy_pj_per_sample"] is None else energy(st["energy_pj_per_sample"])
+        print(f"  static ({st['chip']} plan): {st['cores']} cores x {st['steps_per_sample']} steps = "
+              f"{st['core_steps_per_sample']} core-steps per sample, {priced}")
     if "comparison" in report:
         c = report["comparison"]
         print(f"  fixed vs float synops: {c['synops_diff_percent']:+.3f} % "

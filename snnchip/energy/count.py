@@ -56,7 +56,7 @@ class LayerCount:
     role: Optional[str]
     spike_driven: bool
     neurons: int          # of the source layer
-    synapses: int         # connections = multiply-accumulates of one frame as an ANN
+    synapses: int         # multiply-accumulates of one frame as a dense ANN (padding taps included)
     params: int
     events: float = 0.0   # non-zero inputs that arrived (spikes or graded payloads)
     synops: float = 0.0
@@ -114,6 +114,15 @@ def projection_fan_out(graph, proj) -> np.ndarray:
         return np.full(src.size, tgt.size, dtype=np.int64)
     return conv_fan_out(src.shape, proj.weight.shape, proj.stride, proj.padding, proj.dilation,
                         proj.groups).reshape(-1)
+
+
+def projection_ann_flops(graph, proj) -> int:
+    """Multiply-accumulates of one frame of a graph projection as a dense ANN layer (fvcore's count, padding
+    taps included): target neurons x (C_in / groups) x kH x kW for a conv, source x target for a dense one."""
+    src, tgt = graph.population(proj.source), graph.population(proj.target)
+    if proj.kind == "dense":
+        return int(src.size * tgt.size)
+    return int(tgt.size * int(np.prod(np.shape(proj.weight)[1:4])))
 
 
 # -- the float model ------------------------------------------------------------------------------------
@@ -328,7 +337,7 @@ def count_graph(graph, batches: Iterable[torch.Tensor], progress=None, device="c
                                       tgt.shape)
         graded = src.neuron.sends_payloads
         layers.append(LayerCount(q.name, q.source, q.target, q.kind, None, not graded, src.size,
-                                 int(fan.sum()), int(np.size(q.weight)), events, synops, macs,
+                                 projection_ann_flops(graph, q), int(np.size(q.weight)), events, synops, macs,
                                  real_synapses=int(fan.sum()), effective_ops=float(event_map @ effective),
                                  weights=int(np.size(q.weight)), zero_weights=int(np.sum(q.weight == 0)),
                                  payload_bits=events * payload_bits(q) if graded else 0.0))

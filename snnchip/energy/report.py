@@ -15,6 +15,7 @@ import base64
 import html
 import io
 import re
+from dataclasses import dataclass
 from typing import Optional
 
 from . import neurobench
@@ -43,9 +44,32 @@ def _ratio(ann: Optional[float], snn: Optional[float]) -> Optional[float]:
     return ann / snn if ann is not None and snn else None
 
 
-def build_report(counts: ActivityCounts, pricings: list[Pricing], *, ann_frames: int, meta: dict) -> dict:
-    """The report dict (see module docstring); values per sample unless a key says otherwise."""
+@dataclass
+class AnnBaseline:
+    """The network the ANN side of the report prices: `layers` (name, role, ann_flops per frame, params) and
+    where they come from (`source`, one line)."""
+    source: str
+    layers: list[dict]
+
+
+def baseline_of_layers(layers, source: str) -> AnnBaseline:
+    """An `AnnBaseline` from `flops.SynapticLayer`s (the trained model's architecture)."""
+    return AnnBaseline(source, [{"name": l.name, "role": l.role, "ann_flops": l.ann_flops, "params": l.params}
+                                for l in layers])
+
+
+def build_report(counts: ActivityCounts, pricings: list[Pricing], *, ann_frames: int, meta: dict,
+                 ann_baseline: Optional[AnnBaseline] = None) -> dict:
+    """The report dict (see module docstring); values per sample unless a key says otherwise.
+
+    ann_baseline: the ANN the SNN is compared with (totals' `ann_flops`, `params` and ANN energy); default the
+    counted layers themselves (a checkpoint's own layers, or a graph's projections as dense layers)."""
     n, T = counts.samples, counts.steps
+    if ann_baseline is None:
+        ann_baseline = AnnBaseline(
+            "the model's own layers" if counts.origin == "model" else
+            "the deployment graph's projections as dense layers (the file records no model architecture)",
+            [{"name": l.name, "role": l.role, "ann_flops": l.synapses, "params": l.params} for l in counts.layers])
     neuron_rows, rate = [], {}
     for nl in counts.neuron_layers:
         r = nl.spikes / (nl.neurons * T * n) if nl.neurons else 0.0
@@ -89,15 +113,15 @@ def build_report(counts: ActivityCounts, pricings: list[Pricing], *, ann_frames:
         "payload_bits": sum(r["payload_bits"] for r in layer_rows),
         "neuron_updates": sum(r["neuron_updates"] for r in neuron_rows),
         "active_updates": sum(r["active_updates"] for r in neuron_rows),
-        "ann_flops": sum(r["ann_flops"] for r in layer_rows),
+        "ann_flops": sum(b["ann_flops"] for b in ann_baseline.layers) * ann_frames,
         "synapses": sum(r["synapses"] for r in layer_rows),
-        "params": sum(r["params"] for r in layer_rows),
+        "params": sum(b["params"] for b in ann_baseline.layers),
     }
     energy = {}
     for p in pricings:
         snn_parts = [r["energy_pj"][p.name]["snn"] for r in layer_rows] + [r["energy_pj"][p.name] for r in neuron_rows]
         snn = sum(e for e in snn_parts if e is not None) if any(e is not None for e in snn_parts) else None
-        ann_parts = [r["energy_pj"][p.name]["ann"] for r in layer_rows]
+        ann_parts = [_price(p, "ann", mac=b["ann_flops"] * ann_frames)[0] for b in ann_baseline.layers]
         ann = sum(e for e in ann_parts if e is not None) if any(e is not None for e in ann_parts) else None
         _, unpriced = _price(p, "snn", synop=per_sample["synops"], mac=per_sample["macs"],
                              neuron_update_active=per_sample["active_updates"],
@@ -133,6 +157,14 @@ def build_report(counts: ActivityCounts, pricings: list[Pricing], *, ann_frames:
                                               "ann": None if v["ann"] is None else v["ann"] / T,
                                               "ratio": v["ratio"]} for k, v in energy.items()}},
     }
+    by_role: dict = {}
+    for b in ann_baseline.layers:
+        by_role[b["role"]] = by_role.get(b["role"], 0) + b["ann_flops"]
+    report["ann_baseline"] = {
+        "source": ann_baseline.source, "flops_per_frame": sum(b["ann_flops"] for b in ann_baseline.layers),
+        "params": per_sample["params"], "by_role": by_role,
+        "layer_rows": "each layer row's ann_flops is that layer (or projection) as a dense ANN layer; the totals "
+                      "are the baseline's"}
     report["neurobench"] = neurobench.block(counts)
     if all(r["role"] is not None for r in layer_rows):
         report["paper_convention"] = paper_convention(report, pricings)

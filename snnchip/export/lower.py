@@ -122,7 +122,10 @@ class _Lowering:
         cfg = model.config
         in_ch = int(cfg.in_channels)
         size = _pair(cfg.input_size)
-        self.graph.meta.update(T=int(cfg.T), arch=str(cfg.arch), num_classes=int(cfg.num_classes))
+        # model_config: the trained architecture, on which snn-energy prices the ANN baseline (docs/energy.md)
+        from ..train.checkpoint import plain_config
+        self.graph.meta.update(T=int(cfg.T), arch=str(cfg.arch), num_classes=int(cfg.num_classes),
+                               model_config=plain_config(cfg))
         graded = self.input_kind == "graded"
         self.graph.populations.append(Population(
             name=INPUT, shape=(in_ch, *size), is_input=True,

@@ -11,7 +11,11 @@
 
 all float32, N dynamic. Start from zeros and feed each step's outputs back as the next step's state; the
 arithmetic is the float semantics of snnchip/graph.py, for ideal or pipelined timing. The model's metadata
-(`metadata_props['snnchip.step_graph']`, JSON) names the population behind every index. Exported with torch's
+(`metadata_props['snnchip.step_graph']`, JSON) lists the inputs and outputs the ONNX graph has (state the step
+never reads, e.g. an input population's u, is dropped by the exporter and not listed), which output feeds which
+state input, the population behind every index with its depth, and how whole samples run (snnchip.sim.samples'
+convention: T + latency steps, population i reset when the sample reaches it at its depth, classes read from
+the readout's window); a consumer needs nothing else (docs/onnx.md). Exported with torch's
 TorchScript-based exporter (`dynamo=False`; the dynamo exporter needs onnxscript, not installed here).
 """
 from __future__ import annotations
@@ -126,14 +130,31 @@ class StepGraph(nn.Module):
         u, v, out = float_neuron_step(pop.neuron, u, v, a, getattr(self, f"b{i}"))
         return out, u, v
 
-    def describe(self) -> dict:
-        """What goes into the ONNX metadata: the tensors' names and the populations behind the indices."""
-        return {"format": "snnchip-onnx-step", "version": 1, "timing": self.graph.timing,
-                "latency": self.graph.latency(), "dtype": "float32",
-                "inputs": ["x"] + self.state_names, "outputs": self.output_names,
+    def describe(self, inputs: list[str], outputs: list[str]) -> dict:
+        """What goes into the ONNX metadata (`inputs`, `outputs`: the names the ONNX graph really has; the exporter
+        drops state it never reads): the tensors, which output feeds which state input back, the populations
+        behind the indices with their depths, and how whole samples are run and read (module docstring)."""
+        graph = self.graph
+        depth = graph.depths()
+        readout = graph.readout
+        read = (f"argmax over y_{self.index[readout]} at step depth + T - 1 of population '{readout}'"
+                if readout is not None else
+                f"argmax over the sum of s_{self.outputs[0]} over steps [depth, depth + T) of its population")
+        return {"format": "snnchip-onnx-step", "version": 2, "timing": graph.timing,
+                "latency": graph.latency(), "dtype": "float32", "steps_per_sample": graph.steps,
+                "inputs": inputs, "outputs": outputs,
+                "state": [{"input": name, "output": f"{name}_next"} for name in inputs[1:]],
                 "input_population": self.pops[self.input_index].name,
+                "samples": {
+                    "padding": "append `latency` zero frames to each sample of T = steps_per_sample steps",
+                    "reset": "zero population i's u_i and v_i before each step t with (t - depth_i) % T == 0: "
+                             "each population starts from zero when a sample reaches it (h_i is not reset, as "
+                             "in Lava and snnchip.sim)",
+                    "classes": read},
+                "readout": readout,
                 "populations": [{"index": i, "name": p.name, "shape": list(p.shape), "is_output": p.is_output,
-                                 "history": self.history[p.name]} for i, p in enumerate(self.pops)]}
+                                 "history": self.history[p.name], "depth": depth[p.name]}
+                                for i, p in enumerate(self.pops)]}
 
 
 def export_onnx(graph: Graph, path: str | Path) -> None:
@@ -157,6 +178,7 @@ def export_onnx(graph: Graph, path: str | Path) -> None:
                               output_names=module.output_names, dynamic_axes=dynamic, opset_version=OPSET)
         model = onnx.load(str(tmp))
         entry = model.metadata_props.add()
-        entry.key, entry.value = "snnchip.step_graph", json.dumps(module.describe())
+        entry.key, entry.value = "snnchip.step_graph", json.dumps(module.describe(
+            [i.name for i in model.graph.input], [o.name for o in model.graph.output]))
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))

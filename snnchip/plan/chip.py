@@ -19,6 +19,11 @@ Figures (all required):
     delay_max                                             largest synaptic delay, steps
     message_bits_max                                      largest graded payload (0: binary spikes only)
     programmable_neurons                                  soft reset and graded relays need programmable neurons
+
+Optional figure (a non-negative number; the built-in chips leave it out, their sources publish none):
+
+    static_energy_per_core_step_pj                        static (leakage and idle) energy of one active core
+                                                          for one time step, pJ: snn-energy's static cost
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ COUNTS = ("cores_per_chip", "neurons_per_core", "synaptic_memory_bits_per_core",
           "fan_out_axons_per_core", "memory_word_bits", "synapses_per_group", "weight_bits_max")
 NON_NEGATIVE = ("group_header_bits", "index_bits_min", "delay_max", "message_bits_max")
 FLAGS = ("programmable_neurons",)
+OPTIONAL = ("static_energy_per_core_step_pj",)
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,17 @@ def parse_chip(data, where: str) -> Chip:
     raw = data.get("figures")
     if not isinstance(raw, dict):
         fail("'figures' must be an object of figure -> {\"value\", \"source\", \"label\", \"published\"}")
+    def cited(key: str, fig: dict, value) -> Figure:
+        if fig.get("source") not in sources:
+            fail(f"figure '{key}': 'source' must be one of the keys of 'sources', got {fig.get('source')!r}")
+        if not isinstance(fig.get("label"), str) or not fig["label"].strip():
+            fail(f"figure '{key}': 'label' (what the source calls this figure) must be a non-empty string")
+        if not isinstance(fig.get("published"), bool):
+            fail(f"figure '{key}': 'published' must be true or false")
+        if not fig["published"] and not (isinstance(fig.get("note"), str) and fig["note"].strip()):
+            fail(f"figure '{key}': an unpublished figure needs a 'note' saying how it was obtained")
+        return Figure(key, value, fig["source"], fig["label"], fig["published"], str(fig.get("note", "")))
+
     figures = {}
     for key in COUNTS + NON_NEGATIVE + FLAGS:
         fig = raw.get(key)
@@ -121,16 +138,16 @@ def parse_chip(data, where: str) -> Chip:
                 fail(f"figure '{key}': 'value' must be true or false, got {value!r}")
         elif isinstance(value, bool) or not isinstance(value, int) or value < (1 if key in COUNTS else 0):
             fail(f"figure '{key}': 'value' must be an integer >= {1 if key in COUNTS else 0}, got {value!r}")
-        if fig.get("source") not in sources:
-            fail(f"figure '{key}': 'source' must be one of the keys of 'sources', got {fig.get('source')!r}")
-        if not isinstance(fig.get("label"), str) or not fig["label"].strip():
-            fail(f"figure '{key}': 'label' (what the source calls this figure) must be a non-empty string")
-        if not isinstance(fig.get("published"), bool):
-            fail(f"figure '{key}': 'published' must be true or false")
-        if not fig["published"] and not (isinstance(fig.get("note"), str) and fig["note"].strip()):
-            fail(f"figure '{key}': an unpublished figure needs a 'note' saying how it was obtained")
-        figures[key] = Figure(key, value, fig["source"], fig["label"], fig["published"], str(fig.get("note", "")))
+        figures[key] = cited(key, fig, value)
+    for key in OPTIONAL:
+        fig = raw.get(key)
+        if fig is None:
+            continue
+        value = fig.get("value") if isinstance(fig, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            fail(f"figure '{key}': 'value' must be a number >= 0, got {value!r}")
+        figures[key] = cited(key, fig, value)
     unknown = sorted(set(raw) - set(figures))
     if unknown:
-        fail(f"unknown figure(s) {', '.join(unknown)} (known: {', '.join(COUNTS + NON_NEGATIVE + FLAGS)})")
+        fail(f"unknown figure(s) {', '.join(unknown)} (known: {', '.join(COUNTS + NON_NEGATIVE + FLAGS + OPTIONAL)})")
     return Chip(data["name"], data["title"], dict(sources), figures, where)

@@ -1,14 +1,24 @@
 """snn-sim: run a NetX HDF5 network (stock lava-dl or exported by snn-export) bit-exactly, fast, in batches.
 
-Recording mode: `snn-sim NET --input SPIKES.npy --record DIR` runs one raw input tensor and writes, for every
-layer i (the population order, i.e. netx's `net.layers[i]`), `layer-<i>.npy` (spikes), `layer-<i>-u.npy` and
-`layer-<i>-v.npy` in Lava's layout: `(x, y, f, t)` = (W, H, C, T) for conv-shaped layers, `(F, t)` for dense ones,
-with a leading batch axis if the input had one; `index.json` maps indices to layer names and shapes.
+Sample mode (default for `--input`): `snn-sim NET --input X.npy [--sample-steps S] [--record DIR]` runs each
+sample of X as if alone (snnchip.sim.samples: the input padded with zeros for the network's latency, each layer
+reset when the sample reaches it at its depth) and prints the predicted class of each sample. X is one sample
+`(x, y, f, t)`, a batch `(N, x, y, f, t)`, or, with `--sample-steps S`, a stream of samples of S steps each laid
+end to end. `--raw` instead runs X as one stream exactly as given (no padding, no reset unless
+`--reset-interval`), as a Lava run of the same input does; `--input-bias` (netx's image input) is always raw.
+
+Recording (`--record DIR`, with --input, --input-bias or --dataset): for every layer i (the population order,
+i.e. netx's `net.layers[i]`), `layer-<i>.npy` (spikes), `layer-<i>-u.npy` and `layer-<i>-v.npy` in Lava's layout:
+`(x, y, f, t)` = (W, H, C, T) for conv-shaped layers, `(F, t)` for dense ones, with a leading batch axis if the
+input had one (or several samples); `index.json` maps indices to layer names, shapes and depths. In sample mode
+the recording covers the whole padded run (T + latency steps): layer i's sample is steps [depth_i, depth_i + T).
 The input uses the same layout: `(x, y, f, t)` or `(N, x, y, f, t)` (our exported files too: the graph's
 (C, H, W) reversed), integers (spikes, or graded payloads).
 
 Dataset mode: `snn-sim NET --dataset NAME --json` classifies a data set: readout = argmax of the readout
 population's final voltage for our exported networks (graph.meta['readout']), of output spike counts otherwise.
+Counts per sample are taken over each sample's window (`per_sample`: T steps of every layer, as snn-energy counts);
+`per_sample_stream` counts all T + latency steps of the padded runs.
 """
 from __future__ import annotations
 
@@ -72,10 +82,26 @@ def load_integers(path: str, what: str) -> np.ndarray:
     return integers(load_npy(path, what), f"{path}: {what}", InputError)
 
 
+def _split_stream(x: np.ndarray, steps: int, path: str) -> np.ndarray:
+    """[N, *shape, K * steps] samples laid end to end -> [N * K, *shape, steps]."""
+    total = x.shape[-1]
+    if steps < 1 or total % steps:
+        raise InputError(f"{path}: {total} steps are not a whole number of samples of --sample-steps {steps}")
+    k = total // steps
+    x = x.reshape(*x.shape[:-1], k, steps)
+    return np.ascontiguousarray(np.moveaxis(x, -2, 1).reshape(x.shape[0] * k, *x.shape[1:-2], steps))
+
+
 def record_mode(graph, args) -> dict:
     pop = graph.inputs[0]
     if len(graph.inputs) != 1:
         raise InputError(f"{args.net}: the network has {len(graph.inputs)} inputs; recording supports one")
+    raw_run = args.raw or args.input_bias is not None
+    if not raw_run and (args.reset_interval is not None or args.reset_offset):
+        raise InputError("--reset-interval / --reset-offset apply to a raw run (--raw or --input-bias); sample "
+                         "mode resets each layer at its depth itself")
+    if args.sample_steps is not None and raw_run:
+        raise InputError("--sample-steps splits the input into samples; it does not apply to a raw run")
     if args.input_bias:
         bias = load_integers(args.input_bias, "the input bias")
         if tuple(bias.shape) != xyf(pop.shape):
@@ -105,26 +131,45 @@ def record_mode(graph, args) -> dict:
         check_memory(8 * pop.size * args.steps, f"--steps {args.steps} of the {pop.shape} input")
         batched = False
         x = np.zeros((1, *pop.shape, args.steps), dtype=np.int64)
-    res = simulate(graph, torch.from_numpy(x), record=("spikes", "u", "v"), device=args.device,
-                   reset_interval=args.reset_interval, reset_offset=args.reset_offset, compile=args.compile)
+    record = ("spikes", "u", "v") if args.record else ()
+    report = {"network": str(args.net)}
+    if raw_run:
+        res = simulate(graph, torch.from_numpy(x), record=record, device=args.device,
+                       reset_interval=args.reset_interval, reset_offset=args.reset_offset, compile=args.compile)
+        report.update(mode="raw", steps=int(x.shape[-1]), batch=int(x.shape[0]))
+        counters = res.counters.summary()
+    else:
+        if args.sample_steps is not None:
+            x = _split_stream(x, args.sample_steps, args.input)
+            batched = batched or x.shape[0] > 1
+        run = run_samples(Simulator(graph, args.device, args.compile), torch.from_numpy(x), record=record)
+        res = run.result
+        report.update(mode="samples", steps=run.steps, latency=graph.latency(), samples=int(x.shape[0]),
+                      predictions=[int(c) for c in run.predict().cpu()], scores=run.scores().cpu().tolist())
+        sizes = {p.name: p.size for p in graph.populations}
+        counters = _per_sample(run.window_counts(), int(x.shape[0]), run.steps, sizes)
+        counters["per_sample_stream"] = res.counters.summary()["per_sample"]
     if args.record:
-        write_record(Path(args.record), graph, res, batched, args.net)
-    return {"network": str(args.net), "steps": int(x.shape[-1]), "batch": int(x.shape[0]),
-            "record": args.record, "counters": res.counters.summary()}
+        write_record(Path(args.record), graph, {"spikes": res.spikes, "u": res.u, "v": res.v}, batched, args.net,
+                     mode=report["mode"], steps=int(res.counters.steps))
+    report.update(record=args.record, counters=counters)
+    return report
 
 
-def write_record(out: Path, graph, res, batched: bool, net) -> None:
-    """Every layer's spikes, u and v as .npy files in `out`, then `index.json` (module docstring). All or nothing:
+def write_record(out: Path, graph, recorded: dict, batched: bool, net, **extra) -> None:
+    """Every layer's spikes, u and v (`recorded`: quantity -> population -> [N, *shape, T] tensor) as .npy files
+    in `out`, then `index.json` (module docstring; `extra` goes into it, each layer's depth too). All or nothing:
     the free space is checked first, and on any failure the files this call wrote are removed again."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--record {out}: exists and is not a folder")
-    arrays, files = {}, []
+    arrays, files, depth = {}, [], graph.depths()
     for i, p in enumerate(graph.populations):
-        entry = {"index": i, "layer": p.name, "shape_xyf": list(xyf(p.shape)), "graded": p.neuron.sends_payloads}
+        entry = {"index": i, "layer": p.name, "shape_xyf": list(xyf(p.shape)), "graded": p.neuron.sends_payloads,
+                 "depth": depth[p.name]}
         if p.neuron.sigma_delta:       # u is sigma, v the activation (docs/sdnn.md)
             entry["model"] = p.neuron.model
         for q, suffix in (("spikes", ""), ("u", "-u"), ("v", "-v")):
-            a = getattr(res, q)[p.name].cpu().numpy()
+            a = recorded[q][p.name].cpu().numpy()
             a = a.astype(bool) if q == "spikes" and not p.neuron.sends_payloads else a.astype(
                 np.int32 if graph.fixed else a.dtype)
             name = f"{FILE_PREFIX}-{i}{suffix}.npy"
@@ -143,7 +188,7 @@ def write_record(out: Path, graph, res, batched: bool, net) -> None:
             save_npy(out / name, a)
             written.append(out / name)
         write_json(out / "index.json", {"network": str(net), "layout": "(x, y, f, t) per layer, (N, ...) "
-                                        "if batched", "layers": files})
+                                        "if batched", **extra, "layers": files})
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
@@ -151,11 +196,14 @@ def write_record(out: Path, graph, res, batched: bool, net) -> None:
 
 
 def dataset_mode(graph, args) -> dict:
-    """Classify the split's samples, each run as if alone (`sim.run_samples`); counters over the whole runs."""
+    """Classify the split's samples, each run as if alone (`sim.run_samples`); counts per sample over each sample's
+    window (`per_sample`) and over the whole padded runs (`per_sample_stream`)."""
     from tqdm import tqdm
 
     pop = graph.inputs[0]
-    correct, seen, totals, steps = 0, 0, None, None
+    correct, seen, window, stream, steps = 0, 0, None, None, None
+    recorded: dict = {"spikes": {}, "u": {}, "v": {}}
+    labels, predictions = [], []
     sim = Simulator(graph, args.device, args.compile)
     # our exported graphs carry the T they were trained with; stock files take the data set's own
     batches = iter_batches(args.dataset, args.split, root=args.data_root, T=graph.steps, count=args.samples,
@@ -165,25 +213,47 @@ def dataset_mode(graph, args) -> dict:
         x = fit_samples(graph, x, f"data set '{args.dataset}'")
         if graph.fixed:
             x = encode_input(graph, x)
-        run = run_samples(sim, x)
-        correct += int((run.predict().cpu() == y).sum())
+        run = run_samples(sim, x, record=("spikes", "u", "v") if args.record else ())
+        predicted = run.predict().cpu()
+        correct += int((predicted == y).sum())
         seen += len(y)
-        totals = _accumulate(totals, run.result.counters)
-        steps = run.result.counters.steps
+        labels += [int(c) for c in y]
+        predictions += [int(c) for c in predicted]
+        window = _add_totals(window, run.window_counts())
+        stream = _accumulate(stream, run.result.counters)
+        steps = run.steps
+        if args.record:
+            for q in recorded:
+                for name, a in getattr(run.result, q).items():
+                    recorded[q].setdefault(name, []).append(a.cpu())
         bar.set_postfix(acc=f"{correct / seen:.3f}")
     sizes = {pop.name: pop.size for pop in graph.populations}
-    return {"network": str(args.net), "dataset": args.dataset, "split": args.split, "samples": seen,
-            "steps": steps, "accuracy": correct / seen, **_per_sample(totals, seen, steps, sizes)}
+    report = {"network": str(args.net), "dataset": args.dataset, "split": args.split, "samples": seen,
+              "steps": steps, "latency": graph.latency(), "accuracy": correct / seen,
+              **_per_sample(window, seen, steps, sizes),
+              "per_sample_stream": _per_sample(stream, seen, steps + graph.latency(), sizes)["per_sample"]}
+    if args.record:
+        write_record(Path(args.record), graph, {q: {n: torch.cat(v) for n, v in d.items()}
+                                                for q, d in recorded.items()},
+                     True, args.net, mode="samples", steps=steps + graph.latency(), dataset=args.dataset,
+                     split=args.split, labels=labels, predictions=predictions)
+        report["record"] = args.record
+    return report
+
+
+def _add_totals(totals, part):
+    """Sum two {'populations'|'projections': name -> {key: int}} dicts."""
+    if totals is None:
+        return part
+    return {group: {n: {k: totals[group][n][k] + c[k] for k in c} for n, c in part[group].items()}
+            for group in part}
 
 
 def _accumulate(totals, counters):
     """Integer totals over all steps and samples, per population and projection (exact across batches)."""
     part = {"populations": {n: {k: int(v.sum()) for k, v in c.items()} for n, c in counters.populations.items()},
             "projections": {n: {k: int(v.sum()) for k, v in c.items()} for n, c in counters.projections.items()}}
-    if totals is None:
-        return part
-    return {group: {n: {k: totals[group][n][k] + c[k] for k in c} for n, c in part[group].items()}
-            for group in part}
+    return _add_totals(totals, part)
 
 
 def _per_sample(totals, seen: int, steps: int, sizes: dict) -> dict:
@@ -201,13 +271,15 @@ def _per_sample(totals, seen: int, steps: int, sizes: dict) -> dict:
 
 
 def _print_table(report: dict) -> None:
-    layers = report.get("layers") or report["counters"]["populations"]
+    layers = report.get("layers") or report["counters"].get("layers") or report["counters"]["populations"]
     print(f"{'layer':<28}{'spikes/sample':>15}{'firing rate':>13}")
     for name, c in layers.items():
         print(f"{name:<28}{c['output_spikes']:>15.1f}{c['firing_rate']:>13.4f}")
     per = report.get("per_sample") or report["counters"]["per_sample"]
     print(f"per sample: {per['synops']:.0f} synaptic ops, {per['macs']:.0f} MACs, "
           f"{per['neuron_updates']:.0f} neuron updates")
+    if "predictions" in report:
+        print("predicted class per sample: " + " ".join(str(c) for c in report["predictions"]))
     if "accuracy" in report:
         print(f"accuracy on {report['samples']} samples of {report['dataset']} ({report['split']}): "
               f"{100 * report['accuracy']:.2f}%")
@@ -220,14 +292,21 @@ def main(argv=None) -> int:
         epilog="Recording files: layer-<i>.npy (spikes), layer-<i>-u.npy, layer-<i>-v.npy in Lava's (x, y, f, t) "
                "layout, plus index.json.")
     parser.add_argument("net", help="NetX HDF5 file (stock lava-dl, or written by snn-export)")
-    parser.add_argument("--input", help="raw input .npy, (x, y, f, t) or (N, x, y, f, t), integers")
+    parser.add_argument("--input", help="input .npy, (x, y, f, t) or (N, x, y, f, t), integers: each sample run "
+                        "as if alone (padded for the latency, each layer reset at its depth) and its class printed")
+    parser.add_argument("--sample-steps", type=int, metavar="S",
+                        help="with --input: the input is a stream of samples of S steps each, end to end")
+    parser.add_argument("--raw", action="store_true",
+                        help="with --input: run it as one stream exactly as given (no padding, no reset unless "
+                             "--reset-interval), as Lava runs the same input")
     parser.add_argument("--input-bias", help="image .npy (x, y, f) given as the input neuron's bias (netx style)")
     parser.add_argument("--steps", type=int, help="number of steps: of an --input-bias run, or of an --input "
                         "cycled along time (as Lava's RingBuffer feeds lava-dl's test inputs)")
-    parser.add_argument("--record", metavar="DIR", help="write every layer's spikes, u and v per step here")
+    parser.add_argument("--record", metavar="DIR", help="write every layer's spikes, u and v per step here "
+                        "(with --input, --input-bias or --dataset)")
     parser.add_argument("--input-shape", metavar="C,H,W", help="the input's shape for a stock file without an "
                         "input layer (netx's input_shape; C,H,W, or F)")
-    parser.add_argument("--reset-interval", type=int, help="netx periodic state reset every R steps")
+    parser.add_argument("--reset-interval", type=int, help="raw run: netx periodic state reset every R steps")
     parser.add_argument("--reset-offset", type=int, default=0, help="phase of the reset (added to each depth)")
     add_dataset_arguments(parser, split=True)
     parser.add_argument("--samples", type=int, metavar="N", help="only the first N samples (default: all)")

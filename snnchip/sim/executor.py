@@ -278,7 +278,9 @@ def size_of(graph: Graph) -> dict[str, int]:
 def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Optional[int] = None,
              reset_offset: Union[None, int, Mapping[str, int]] = None, count: bool = True,
              compile: bool = False, engine: str = "auto", chunk_steps: Optional[int] = None) -> SimResult:
-    """Simulate `graph` on `x` (`[N, *input_shape, T]`, or a dict input name -> tensor).
+    """Simulate `graph` on `x` (`[N, *input_shape, T]`, or a dict input name -> tensor) as one raw stream,
+    exactly as given: no padding for a pipelined graph's latency, no reset unless `reset_interval` says so. To
+    classify whole samples (padding and per-depth reset, each sample as if alone) use `samples.run_samples`.
 
     Float graphs run in float64 if every weight is float64, else float32; fixed graphs take integer inputs
     (spikes, or graded payloads) and run in Lava's integer arithmetic. `record`: see `_parse_record`.

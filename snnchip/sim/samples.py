@@ -11,7 +11,7 @@ end to end, as a deployment streams them (Lava), for the same convention on one 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -58,6 +58,21 @@ class SampleRun:
         d = self.depth[name]
         return getattr(self.result, quantity)[name][..., d:d + self.steps]
 
+    def window_counts(self) -> dict:
+        """The counters summed over each sample's window, over the batch: {'populations': name -> {key: total},
+        'projections': name -> {key: total}}. A population counts the T steps from its depth, a projection those
+        of its target (an event is counted when it arrives), so the counts are those of T steps of the ideal
+        network, not of the `T + latency` steps of the padded run. Needs a run with counting on."""
+        c = self.result.counters
+        if c is None:
+            raise InputError("window_counts needs a run with counting on")
+        target = {q.name: q.target for q in self.graph.projections}
+
+        def total(counts, start):
+            return {k: int(round(float(v[start:start + self.steps].sum()))) for k, v in counts.items()}
+        return {"populations": {n: total(v, self.depth[n]) for n, v in c.populations.items()},
+                "projections": {n: total(v, self.depth[target[n]]) for n, v in c.projections.items()}}
+
     def scores(self) -> torch.Tensor:
         """Per-class scores `[N, classes]` (`class_scores` of this run's windows)."""
         graph = self.graph
@@ -83,10 +98,14 @@ def class_scores(graph: Graph, voltage=None, spikes=None):
     return spikes.reshape(spikes.shape[0], -1, spikes.shape[-1]).sum(-1)
 
 
-def run_samples(sim: Simulator, x, *, record=(), count: bool = True) -> SampleRun:
+def run_samples(sim: Union[Simulator, Graph], x, *, record=(), count: bool = True) -> SampleRun:
     """Run the samples of `x` (`[N, *input_shape, T]`, already encoded for a fixed graph) each as if alone (module
-    docstring). `record` as `Simulator.run`; the output population's spikes are always recorded for a graph
-    without readout (`SampleRun.scores` needs them)."""
+    docstring): the way to classify samples (`.predict()`); `simulate(graph, x)` instead runs `x` as one raw
+    stream, exactly as given. `sim`: a `Simulator` (built once for many batches) or a graph. `record` as
+    `Simulator.run`; the output population's spikes are always recorded for a graph without readout
+    (`SampleRun.scores` needs them)."""
+    if isinstance(sim, Graph):
+        sim = Simulator(sim)
     graph = sim.graph
     x = torch.as_tensor(x)
     if len(graph.inputs) != 1 or not graph.outputs:

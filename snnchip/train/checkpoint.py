@@ -26,13 +26,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def plain_config(config: ModelConfig) -> dict:
+    """The model configuration as plain JSON-ready values (the inverse of `config_from_dict`)."""
+    return _plain(dataclasses.asdict(config))
+
+
 def save_checkpoint(path, model: SpikingResNet, **extra) -> None:
     """Write `{'format', 'version', 'config', 'state_dict', **extra}` atomically (temp file + rename).
     Side branches (training only) are left out of `state_dict`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("side_branches.")}
-    payload = {"format": FORMAT, "version": VERSION, "config": _plain(dataclasses.asdict(model.config)),
+    payload = {"format": FORMAT, "version": VERSION, "config": plain_config(model.config),
                "state_dict": state, **extra}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)

@@ -46,4 +46,4 @@ def test_stock_tiny_net_counts_windowed_per_layer():
         spikes = window[proj.source].reshape(3, -1, T).sum(dim=(0, 2)).double().numpy()
         assert layer.synops == pytest.approx(float(spikes @ synapse_counts(graph, proj)), abs=0)
         assert layer.macs == 0 and layer.events == spikes.sum()
-        assert layer.synapses == int(synapse_counts(graph, proj).sum())
+        assert layer.real_synapses == int(synapse_counts(graph, proj).sum())

@@ -274,7 +274,8 @@ def test_graded_input_into_a_file_without_input_neuron_is_read_as_spikes_as_netx
     x = graded_input(shape, steps, seed=7)
     lava_x = x.transpose(2, 1, 0, 3) if len(shape) == 3 else x
     np.save(tmp_path / "x.npy", lava_x)
-    assert sim_main([str(path), "--input", str(tmp_path / "x.npy"), "--record", str(tmp_path / "rec"), *extra]) == 0
+    assert sim_main([str(path), "--input", str(tmp_path / "x.npy"), "--raw", "--record", str(tmp_path / "rec"),
+                     *extra]) == 0
     lava = run_netx_on_lava(path, steps, lava_x, input_shape=(16, 16, 2) if len(shape) == 3 else None)
     assert sum(int(block[0].sum()) for block in lava) > 20
     index = json.loads((tmp_path / "rec" / "index.json").read_text())["layers"]
@@ -295,7 +296,10 @@ def test_graded_input_into_a_conv_first_file_deploys_and_counts_as_spikes(tmp_pa
     from snnchip.energy.cli import main as energy_main
     from snnchip.sim import sample_stream
     path = conv_first_file(tmp_path / "conv.net")
+    from snnchip.formats.netx import write_netx
     graph = read_netx(path, input_shape=(2, 16, 16))
+    write_netx(graph, tmp_path / "written.net", require_stock=True)               # the binary input is stock
+    assert read_netx(tmp_path / "written.net").inputs[0].neuron.binary
     steps = 8
     x = graded_input((2, 16, 16), steps, seed=8)[None]
     runs = {via: run_on_lava(graph, x, via=via) for via in ("auto", "builder")}

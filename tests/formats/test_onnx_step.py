@@ -84,3 +84,50 @@ def test_onnx_export_rejects_fixed_graphs_and_bad_folders(tmp_path):
     with pytest.raises(InputError):
         export_onnx(graph, tmp_path / "missing" / "f.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def scores_with_onnx_only(path, x, reset=True):
+    """A consumer that knows only the ONNX file and its metadata: samples x [N, *shape, T] -> class scores
+    [N, classes] (the argmax is the class)."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["snnchip.step_graph"])
+    assert [a.name for a in session.get_inputs()] == meta["inputs"]
+    assert [a.name for a in session.get_outputs()] == meta["outputs"]
+    n, T = x.shape[0], meta["steps_per_sample"]
+    assert x.shape[-1] == T
+    x = np.concatenate([x, np.zeros((*x.shape[:-1], meta["latency"]), x.dtype)], axis=-1)
+    shapes = {a.name: [n if not isinstance(d, int) else d for d in a.shape] for a in session.get_inputs()}
+    state = {s["input"]: np.zeros(shapes[s["input"]], np.float32) for s in meta["state"]}
+    depth = {p["index"]: p["depth"] for p in meta["populations"]}
+    readout = next(p for p in meta["populations"] if p["name"] == meta["readout"])
+    scores = None
+    for t in range(x.shape[-1]):
+        for i, d in depth.items():
+            if reset and (t - d) % T == 0:
+                for name in (f"u_{i}", f"v_{i}"):
+                    if name in state:
+                        state[name] = np.zeros_like(state[name])
+        named = dict(zip(meta["outputs"], session.run(None, {"x": x[..., t].astype(np.float32), **state})))
+        state = {s["input"]: named[s["output"]] for s in meta["state"]}
+        if t == readout["depth"] + T - 1:
+            scores = named[f"y_{readout['index']}"].reshape(n, -1)
+    return scores
+
+
+def test_a_consumer_of_only_the_onnx_file_and_its_metadata_gets_snn_sims_classes(tmp_path):
+    """The metadata names only inputs the graph has and carries each population's depth and the sample rule."""
+    from snnchip.sim import run_samples
+
+    model, graph = small_graph("composed", pipelined=True)
+    for pop in graph.populations:           # a bias makes the per-depth reset matter
+        if pop.bias is not None:
+            pop.bias = np.asarray(pop.bias) + 0.05
+    path = tmp_path / "step.onnx"
+    export_onnx(graph, path)
+    x = (torch.rand(16, 2, 8, 8, T, generator=torch.Generator().manual_seed(2)) < 0.3).float()
+    expected = run_samples(graph, x).scores().numpy()
+    got = scores_with_onnx_only(path, x.numpy())
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert np.array_equal(got.argmax(1), expected.argmax(1))
+    # the reset the metadata describes is needed: without it the readout differs
+    assert np.abs(scores_with_onnx_only(path, x.numpy(), reset=False) - expected).max() > 1e-2

@@ -37,11 +37,12 @@ def test_batched_input_keeps_its_batch_axis(tmp_path):
     rng = np.random.default_rng(0)
     x = (rng.random((2, 16, 16, 3, 5)) < 0.3).astype(np.int8)         # (N, x, y, f, t)
     np.save(tmp_path / "x.npy", x)
-    assert main([str(ROOT / "tiny.net"), "--input", str(tmp_path / "x.npy"), "--record", str(tmp_path / "r")]) == 0
+    assert main([str(ROOT / "tiny.net"), "--input", str(tmp_path / "x.npy"), "--raw", "--record",
+                 str(tmp_path / "r")]) == 0
     assert np.load(tmp_path / "r" / "layer-1.npy").shape == (2, 6, 6, 24, 5)
     single = tmp_path / "x0.npy"
     np.save(single, x[1])
-    assert main([str(ROOT / "tiny.net"), "--input", str(single), "--record", str(tmp_path / "r1")]) == 0
+    assert main([str(ROOT / "tiny.net"), "--input", str(single), "--raw", "--record", str(tmp_path / "r1")]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "r1" / "layer-2-v.npy"),
                                   np.load(tmp_path / "r" / "layer-2-v.npy")[1])
 

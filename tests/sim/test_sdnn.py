@@ -249,11 +249,11 @@ def test_tinynet_sdnn_blocks_equal_shipped_ground_truths():
 
 
 def test_snn_sim_records_pilotnet_sdnn_payloads(tmp_path):
-    """The command line: snn-sim NET --input X --steps 9 --record DIR (the one-step input cycled, as lava-dl's
+    """The command line: snn-sim NET --input X --steps 9 --raw --record DIR (the one-step input cycled, as lava-dl's
     RingBuffer does) writes the readout's payloads (not 0/1 spikes)."""
     import json
     from snnchip.sim.cli import main
-    assert main([str(ROOT / "network.net"), "--input", str(ROOT / "input.npy"), "--steps", "9",
+    assert main([str(ROOT / "network.net"), "--input", str(ROOT / "input.npy"), "--steps", "9", "--raw",
                  "--record", str(tmp_path / "r"), "--json"]) == 0
     index = json.loads((tmp_path / "r" / "index.json").read_text())["layers"]
     assert index[-1]["model"] == "sigma" and index[-1]["graded"]
