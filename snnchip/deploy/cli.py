@@ -84,6 +84,10 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
     timeout_s = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
     if not timeout_s > 0:
         raise InputError(f"--timeout must be > 0 seconds, got {timeout_s}")
+    run_cfg = None
+    if run == "loihi2":          # before the network and the data are read: a missing lava-loihi is said at once
+        from .hardware import loihi2_run_config
+        run_cfg = loihi2_run_config()
     graph = read_netx(Path(net), input_shape=input_shape)
     kind = netx_file_kind(net)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
@@ -96,10 +100,6 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
         xin = encode_input(graph, torch.as_tensor(x)).numpy()
     except ValueError as exc:
         raise InputError(f"{net}: {exc}") from None
-    run_cfg = None
-    if run == "loihi2":
-        from .hardware import loihi2_run_config
-        run_cfg = loihi2_run_config()
     if run == "float":
         graph, xin, tag = as_float(graph), xin.astype(np.float64), "floating_pt"
     else:

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli_util import one_line_errors
+from ..cli_util import check_input_file, one_line_errors
 from ..errors import InputError
 from ..formats.nir import DEFAULT_DT
 from .recipe import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_EVAL_SAMPLES
@@ -80,8 +80,7 @@ def main(argv=None) -> int:
     from .recipe import export_model
 
     path = Path(args.checkpoint)
-    if not path.is_file():
-        raise InputError(f"'{path}' does not exist")
+    check_input_file(path, "checkpoint or .nir file")
     if (args.stock or args.extension) and args.target != "loihi":
         raise InputError("--stock and --extension apply to --target loihi only")
     if args.calibrate and args.target != "loihi":

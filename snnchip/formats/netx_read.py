@@ -38,6 +38,7 @@ and layer; values beyond the chip's registers raise `ChipRangeError` (`Graph.val
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,9 @@ def read_netx(path: str | Path, num_layers: int | None = None,
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
+        if zipfile.is_zipfile(path):
+            raise FormatError(f"{path}: is a PyTorch checkpoint (snn-train's best.pt / last.pt?), not a NetX HDF5 "
+                              f"network; export it first: snn-export {path} --target loihi -o net.net") from None
         raise FormatError(f"{path}: not a readable HDF5 file (corrupt or truncated?): {_one_line(exc)}") from None
     with handle:
         try:

@@ -33,10 +33,16 @@ class DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> CUDA (this process's local GPU) when present, else CPU; 'cuda' without a GPU is an error."""
+    """'auto' -> CUDA (this process's local GPU) when present, else CPU; 'cpu', 'cuda', 'cuda:N'. Anything
+    else, or CUDA without a GPU, is a one-line InputError."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise InputError(f"--device {name}: unknown device; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise InputError("--device cuda: no CUDA device is available (use --device cpu)")
