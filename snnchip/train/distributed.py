@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import InputError
+from ..cli_util import torch_device
 
 
 @dataclass
@@ -34,20 +34,12 @@ class DistInfo:
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """'auto' -> CUDA (this process's local GPU) when present, else CPU; 'cpu', 'cuda', 'cuda:N'. Anything
-    else, or CUDA without a GPU, is a one-line InputError."""
+    else, or CUDA without a GPU, is a one-line InputError (`cli_util.torch_device`, the check every tool uses)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError, ValueError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise InputError(f"--device {name}: unknown device; use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda: no CUDA device is available (use --device cpu)")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
+    device = torch_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
     return device
 
 
