@@ -37,6 +37,17 @@ def _log_traceback(prog: str) -> str:
     return path
 
 
+def check_input_file(path, what: str) -> None:
+    """InputError unless `path` is a file: a folder is said to be one (naming its best.pt, as a run folder of
+    snn-train holds one), a missing path to be missing."""
+    if os.path.isdir(path):
+        best = os.path.join(path, "best.pt")
+        hint = f"; did you mean {best}?" if os.path.isfile(best) else ""
+        raise InputError(f"{path}: is a directory, not a {what}{hint}")
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+
+
 def _os_error(exc: OSError) -> str:
     where = exc.filename if exc.filename is not None else ""
     reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__

@@ -9,7 +9,8 @@ status. Every input error is also a `ValueError`, so code that catches ValueErro
     │   ├── FormatError              a file that is not what it claims: corrupt, truncated, foreign, malformed
     │   ├── UnsupportedError         well formed, but something snnchip cannot run or deploy exactly
     │   └── ChipRangeError           a value outside what the chip's registers hold (bit widths, ranges)
-    └── StackError (RuntimeError)    the Python environment lacks a working torch / Lava            exit status 2
+    ├── StackError (RuntimeError)    the Python environment lacks a working torch / Lava            exit status 2
+    └── LavaTimeout (TimeoutError)   a Lava run did not finish in time; its processes were stopped  exit status 2
 """
 
 
@@ -35,3 +36,7 @@ class ChipRangeError(InputError):
 
 class StackError(SnnchipError, RuntimeError):
     """The Python environment lacks a working torch / lava-nc / lava-dl."""
+
+
+class LavaTimeout(SnnchipError, TimeoutError):
+    """A Lava run that did not finish within its time limit; the watchdog stopped its processes."""

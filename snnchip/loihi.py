@@ -73,6 +73,8 @@ SDNN_STATE_BITS = STATE_BITS                 # vth, sigma, act (precision 24): t
 
 # -- NetX files (lava.lib.dl.netx.hdf5) --------------------------------------------------------------------------
 NETX_BIAS_EXP = 6                            # netx gives every CUBA neuron bias_exp 6
+NETX_WEIGHT_EXP = 0                          # stored integers act at exponent 0 in netx: its dense exponent only
+                                             # undoes optimize_weight_bits' own shift; its Conv has no exponent
 NETX_MAX_DELAY = 62                          # netx (and Loihi's 6-bit axonal delay) allow delays 0..62
 NETX_SDNN_SPIKE_EXP = 6                      # hdf5.Network(spike_exp=6): the graded spike's fraction bits
 NETX_SDNN_STATE_EXP = 6                      # netx gives every sigma-delta neuron state_exp 6
@@ -184,22 +186,27 @@ def mantissa_range(bits: int = MANT_BITS) -> tuple[int, int]:
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
-def quantize_weight(w: np.ndarray, scale: float, bits: int = MANT_BITS):
+def quantize_weight(w: np.ndarray, scale: float, bits: int = MANT_BITS, exp: Optional[int] = None):
     """Float weights `w` (per payload unit of the source) into a target of integer scale `scale`.
 
     Returns (Lava weight integers 2m as int32, exponent e, saturated count, squared error in float units, mantissa
     bits used): m is a signed `bits`-bit mantissa with m * 2**(e + ACT_SHIFT + 1) = w * scale, e in
-    [W_EXP_MIN, W_EXP_MAX], rounded to nearest; what does not fit is clipped (and counted)."""
+    [W_EXP_MIN, W_EXP_MAX] (the smallest that fits, unless `exp` pins it), rounded to nearest; what does not fit
+    is clipped (and counted)."""
     check_weight_bits(bits)
+    if exp is not None and not W_EXP_MIN <= exp <= W_EXP_MAX:
+        raise ChipRangeError(f"weight exponent {exp} is outside {W_EXP_MIN}..{W_EXP_MAX}")
     m_min, m_max = mantissa_range(bits)
     unit = 1 << (ACT_SHIFT + 1)
     x = w * scale / unit                # = m * 2**e
     peak = max(max(float(x.max(initial=0.0)), 0.0) / m_max,
                max(-float(x.min(initial=0.0)), 0.0) / -m_min)
-    # the tolerance keeps weights already on this grid (quantisation-aware training's) at their own exponent
-    exp = 0 if peak == 0 else int(np.clip(math.ceil(math.log2(peak) - EXP_TOLERANCE), W_EXP_MIN, W_EXP_MAX))
+    pinned = exp is not None
+    if not pinned:
+        # the tolerance keeps weights already on this grid (quantisation-aware training's) at their own exponent
+        exp = 0 if peak == 0 else int(np.clip(math.ceil(math.log2(peak) - EXP_TOLERANCE), W_EXP_MIN, W_EXP_MAX))
     m = np.round(x / 2.0 ** exp)
-    if exp < W_EXP_MAX and (m.max(initial=0) > m_max or m.min(initial=0) < m_min):
+    if not pinned and exp < W_EXP_MAX and (m.max(initial=0) > m_max or m.min(initial=0) < m_min):
         exp += 1                        # log2 rounding put the peak just over the edge
         m = np.round(x / 2.0 ** exp)
     saturated = int(((m > m_max) | (m < m_min)).sum())
@@ -263,19 +270,21 @@ def candidate_scales(name: str, theta, s_max: float) -> list[float]:
 
 
 def scale_bound(theta, float_ws, b_max: float, a_worst: float, bound_v: float, bias_exp: Optional[int] = None,
-                bits: int = MANT_BITS) -> float:
+                bits: int = MANT_BITS, weight_exp: Optional[int] = None) -> float:
     """The largest integer scale (fixed v per float unit) a population may take: the worst-case input of one step
     `a_worst` must not wrap u, the voltage bound `bound_v` must fit v, and the threshold (17 bits), the largest
     bias `b_max` (13-bit mantissa, exponent `bias_exp` or up to 7) and the largest incoming weight of `float_ws`
-    (a `bits`-bit mantissa at exponent 7) must be representable; the weights only as far as a threshold mantissa
-    of 1 still fits (beyond, the largest weights saturate, counted). Units: float units of v."""
+    (a `bits`-bit mantissa at exponent 7, or at `weight_exp` when that pins every exponent) must be
+    representable; the weights only as far as a threshold mantissa of 1 still fits (beyond, the largest weights
+    saturate, counted). Units: float units of v."""
     limits = [V_LIMIT / max(a_worst, 1e-300), V_LIMIT / max(bound_v, 1e-300)]
     if b_max > 0:
         limits.append(BIAS_MANT_MAX * (1 << (BIAS_EXP_MAX if bias_exp is None else bias_exp)) / b_max)
     w_peak = max((float(np.abs(w).max(initial=0.0)) for w in float_ws), default=0.0)
     if w_peak > 0:
         # weights beyond the largest exponent saturate (counted) rather than leave no threshold mantissa >= 1
-        limits.append(max(mantissa_range(bits)[1] * 2.0 ** (W_EXP_MAX + 1 + ACT_SHIFT) / w_peak,
+        top = W_EXP_MAX if weight_exp is None else weight_exp
+        limits.append(max(mantissa_range(bits)[1] * 2.0 ** (top + 1 + ACT_SHIFT) / w_peak,
                           (1 << VTH_SHIFT) / theta if theta else 0.0))
     if theta:
         limits.append(VTH_MAX * (1 << VTH_SHIFT) / theta)
@@ -283,15 +292,18 @@ def scale_bound(theta, float_ws, b_max: float, a_worst: float, bound_v: float, b
 
 
 def population_scale(name: str, theta, float_ws, bias, a_worst: float, bound_v: float,
-                     bias_exp: Optional[int] = None, bits: int = MANT_BITS) -> float:
+                     bias_exp: Optional[int] = None, bits: int = MANT_BITS, weight_exp: Optional[int] = None) -> float:
     """The one integer scale of a population (docs/quantisation.md): among `candidate_scales` below `scale_bound`,
     the one that minimises the squared error of every incoming weight (`float_ws`, each per payload unit of its
-    source, quantised to `bits`-bit mantissas) and of the bias, in float units of v."""
+    source, quantised to `bits`-bit mantissas, at exponent `weight_exp` if given) and of the bias, in float units
+    of v."""
     bias = np.zeros(1) if bias is None else np.asarray(bias, dtype=np.float64)
-    s_max = scale_bound(theta, float_ws, float(np.abs(bias).max(initial=0.0)), a_worst, bound_v, bias_exp, bits)
+    s_max = scale_bound(theta, float_ws, float(np.abs(bias).max(initial=0.0)), a_worst, bound_v, bias_exp, bits,
+                        weight_exp)
     best = None
     for scale in candidate_scales(name, theta, s_max):
-        err = sum(quantize_weight(w, scale, bits)[3] for w in float_ws) + quantize_bias(bias, scale, bias_exp)[2]
+        err = (sum(quantize_weight(w, scale, bits, weight_exp)[3] for w in float_ws)
+               + quantize_bias(bias, scale, bias_exp)[2])
         if best is None or err < best[0]:
             best = (err, scale)
     return best[1]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, UnsupportedError
 from .. import loihi
 from ..formats.netx import stock_incompatibilities
 from ..graph import Graph, Population, Projection
@@ -29,7 +29,6 @@ from ..stack import require_lava
 require_lava()
 
 from lava.magma.core.process.process import AbstractProcess  # noqa: E402
-from lava.magma.core.run_conditions import RunSteps  # noqa: E402
 from lava.proc import io  # noqa: E402
 from lava.proc.dense.process import DelayDense, Dense  # noqa: E402
 from lava.proc.lif.process import LIFReset  # noqa: E402
@@ -38,10 +37,10 @@ from lava.proc.sdn.process import ActivationMode  # noqa: E402
 
 from .processes import ConvSynapse, GradedRelay, Readout, SoftResetLIF  # noqa: E402
 from .processes.sdnn import RestartingDelta, RestartingSigma, RestartingSigmaDelta  # noqa: E402
+from .watchdog import DEFAULT_TIMEOUT_S, run_steps  # noqa: E402
 
 # the simulator's names of a sigma-delta population's states (sim/sdnn.py) -> the lava.proc.sdn variables
 SDNN_VARS = {"delta": {"v": "act"}, "sigma_delta": {"u": "sigma", "v": "act"}, "sigma": {"u": "sigma", "v": "sigma"}}
-
 
 
 @dataclass
@@ -65,9 +64,11 @@ class LavaNetwork:
         """Steps from an input to the deepest output population."""
         return max(self.depth[pop.name] for pop in self.graph.outputs)
 
-    def run(self, stream: dict[str, np.ndarray], run_cfg) -> dict[tuple[str, str], np.ndarray]:
-        """Inject `stream` (input population -> `[size, num_steps]`), run, and return every sink's record
-        `[size, num_steps]`. The processes are stopped afterwards; a LavaNetwork runs once."""
+    def run(self, stream: dict[str, np.ndarray], run_cfg, timeout_s: float = DEFAULT_TIMEOUT_S
+            ) -> dict[tuple[str, str], np.ndarray]:
+        """Inject `stream` (input population -> `[size, num_steps]`), run (stopped with LavaTimeout after
+        `timeout_s`), and return every sink's record `[size, num_steps]`. The processes are stopped afterwards;
+        a LavaNetwork runs once."""
         for name, data in stream.items():
             pop = self.graph.population(name)
             if data.shape != (pop.size, self.num_steps):
@@ -81,7 +82,7 @@ class LavaNetwork:
                 # Lava also tries to import every sibling module of a process's module as a top-level module;
                 # ours use package-relative imports, so that search fails harmlessly (models are found first).
                 warnings.filterwarnings("ignore", message="Cannot import module")
-                anchor.run(condition=RunSteps(num_steps=self.num_steps), run_cfg=run_cfg)
+                run_steps(anchor, self.num_steps, run_cfg, timeout_s)
             return {key: np.asarray(sink.data.get()) for key, sink in self.sinks.items()}
         finally:
             anchor.stop()
@@ -224,11 +225,15 @@ def netx_compatible(graph: Graph) -> bool:
 
 @dataclass
 class NetxNetwork:
-    """A chain graph loaded by stock `lava.lib.dl.netx.hdf5.Network` from the NetX file `write_netx` gives it.
+    """A chain graph run by stock `lava.lib.dl.netx.hdf5.Network` from the NetX file `path`: the file the graph
+    was read from (a stock file, or a stock-exact one of ours), or the one `write_netx` gives it.
 
-    Its layers are the graph's populations with a neuron (an input relay is netx's neuron-less input layer).
-    The output population is recorded as spikes (a sink on `net.out`) and voltage (an `io.sink.Read` of its neuron's v:
-    netx's LIFReset resets inside the step, so the probe after the step never races the reset)."""
+    Its blocks are the graph's populations with a neuron (an input relay is netx's neuron-less input layer; its
+    payload bits are netx's `input_message_bits`). The input enters as lava-dl's own tests feed it: into the
+    Input block's neuron (`in_layer.neuron.a_in`; netx leaves `Input.inp` unconnected), or into the first
+    synapse after a neuron-less input. Recorded: every block's spikes (a sink on its neuron's `s_out`) and the
+    output population's voltage (an `io.sink.Read` of its neuron's v: netx's LIFReset resets inside the step, so
+    the probe after the step never races the reset)."""
     graph: Graph
     steps_per_sample: int
     num_steps: int
@@ -243,31 +248,50 @@ class NetxNetwork:
     def layers(self) -> list[Population]:
         return [pop for pop in self.graph.populations if not (pop.is_input and pop.neuron.graded)]
 
-    def run(self, stream: dict[str, np.ndarray], run_cfg) -> dict[tuple[str, str], np.ndarray]:
-        """As `LavaNetwork.run`: input population -> `[size, num_steps]` (C order); sink records `[size, steps]`."""
+    def run(self, stream: dict[str, np.ndarray], run_cfg, timeout_s: float = DEFAULT_TIMEOUT_S
+            ) -> dict[tuple[str, str], np.ndarray]:
+        """As `LavaNetwork.run`: input population -> `[size, num_steps]` (C order); sink records `[size, steps]`
+        of every block's spikes and the output's voltage."""
         from lava.lib.dl import netx
 
         layers = self.layers
-        # netx resets layer j at 1-based steps k * interval + reset_offset + 1 + j: the first layer's depth.
-        net = netx.hdf5.Network(net_config=self.path, reset_interval=self.steps_per_sample,
-                                reset_offset=self.depth[layers[0].name])
         inp, out = self.graph.inputs[0], self.graph.outputs[0]
+        relay = inp.neuron.graded
+        bits = self.graph.out_of(inp.name)[0].num_message_bits if relay else 0
+        # netx resets layer j at 1-based steps k * interval + reset_offset + 1 + j: the first layer's depth.
+        try:
+            # a file without an input layer takes its input shape from the caller, in Lava's (x, y, f)
+            shape = {"input_shape": tuple(inp.shape[::-1])} if relay and len(inp.shape) == 3 else {}
+            net = netx.hdf5.Network(net_config=self.path, reset_interval=self.steps_per_sample,
+                                    reset_offset=self.depth[layers[0].name], input_message_bits=bits, **shape)
+        except Exception as exc:      # netx refuses what snnchip's reader accepted: say so, in one line
+            raise UnsupportedError(f"{self.path}: stock netx cannot build it: {type(exc).__name__}: "
+                                   f"{' '.join(str(exc).split())}") from None
+        net.net_config.f.close()      # netx keeps its h5py handle open; the blocks are built
+        if len(net.layers) != len(layers):
+            raise InputError(f"{self.path}: stock netx builds {len(net.layers)} blocks, snnchip read "
+                             f"{len(layers)} layers")
         data = stream[inp.name].reshape(*inp.shape, self.num_steps)
-        xyf = tuple(range(len(inp.shape)))[::-1]  # netx holds (C, H, W) as Lava's (x, y, f)
-        source = io.source.RingBuffer(data=np.transpose(data, (*xyf, len(inp.shape))))
-        source.s_out.connect(net.inp)
-        sink = io.sink.RingBuffer(shape=net.out.shape, buffer=self.num_steps)
-        net.out.connect(sink.a_in)
+        source = io.source.RingBuffer(data=np.transpose(data, (*_xyf(len(inp.shape)), len(inp.shape))))
+        source.s_out.connect(net.inp if relay else net.in_layer.neuron.a_in)
+        sinks = {}
+        for pop, block in zip(layers, net.layers):
+            sinks[(pop.name, "spikes")] = io.sink.RingBuffer(shape=block.neuron.s_out.shape, buffer=self.num_steps)
+            block.neuron.s_out.connect(sinks[(pop.name, "spikes")].a_in)
         probe = io.sink.Read(buffer=self.num_steps)
         probe.connect_var(net.layers[-1].neuron.v)
+        sinks[(out.name, "v")] = probe
         try:
-            net.run(condition=RunSteps(num_steps=self.num_steps), run_cfg=run_cfg)
-            spikes = np.asarray(sink.data.get())
-            volts = np.asarray(probe.data.get())
+            run_steps(net, self.num_steps, run_cfg, timeout_s)
+            records = {key: np.asarray(sink.data.get()) for key, sink in sinks.items()}
         finally:
             net.stop()
-        n = len(out.shape)
-        back = tuple(range(n))[::-1]
-        spikes = np.transpose(spikes, (*back, n)).reshape(out.size, self.num_steps)
-        volts = np.transpose(volts, (*back, n)).reshape(out.size, self.num_steps)
-        return {(out.name, "spikes"): spikes, (out.name, "v"): volts}
+        shapes = {pop.name: pop for pop in layers}
+        return {key: np.transpose(data, (*_xyf(data.ndim - 1), data.ndim - 1)).reshape(shapes[key[0]].size,
+                                                                                       self.num_steps)
+                for key, data in records.items()}
+
+
+def _xyf(ndim: int) -> tuple[int, ...]:
+    """The axis order that turns the graph's (C, H, W) into Lava's (x, y, f) and back (its own inverse)."""
+    return tuple(range(ndim))[::-1]

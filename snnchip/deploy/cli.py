@@ -4,7 +4,10 @@ test samples; report accuracy, agreement with snnchip.sim.simulate on the same s
     snn-deploy model.net --dataset digits-dvs [--data-root DIR] [--samples N] [--run fixed|float|loihi2] [--json]
     snn-deploy model.net --plan [--chip loihi2|loihi|FILE] [--weight-bits N] [--conv-weights expanded|shared] [--json]
 
-Exit status 0 if Lava and simulate agree at every step (bit for bit in fixed point), 1 if not, 2 for bad input.
+A stock file (slayer's export, lava-dl's networks) or a stock-exact snn-export file runs as it is, the original
+file through stock lava-dl netx; snnchip-extension files run through snnchip's Lava builder.
+Exit status 0 if Lava and simulate agree at every step (bit for bit in fixed point), 1 if not, 2 for bad input
+or a Lava run stopped by the watchdog (--timeout).
 With --plan nothing is run (no Lava, no data): the network is partitioned onto the chip's neurocores
 (snnchip.plan, docs/plan.md); exit status 0 if every population can be mapped, 1 if not.
 """
@@ -35,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed: Lava CPU simulator, bit-accurate fixed point (default); float: CPU simulator in "
                         "float, the file's integers read in float (units of synaptic input); loihi2: Loihi 2 "
                         "hardware (needs lava-loihi)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="stop the Lava run (all its processes) and fail in one line if it has not finished after "
+                        "this many seconds, compile included (default 600)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     plan = p.add_argument_group("resource plan (no Lava, no data)")
     plan.add_argument("--plan", action="store_true",
@@ -53,19 +59,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int | None = None,
-           run: str = "fixed", input_shape: tuple[int, ...] | None = None) -> dict:
-    """Run `net` on Lava and on `simulate` over the same samples; the report as a dict (see the CLI)."""
+           run: str = "fixed", input_shape: tuple[int, ...] | None = None, timeout_s: float | None = None) -> dict:
+    """Run `net` on Lava and on `simulate` over the same samples; the report as a dict (see the CLI).
+
+    A stock file (no snnchip extension, e.g. slayer's export) and a stock-exact file of ours run in fixed point as
+    they are, the original file through stock lava-dl netx, so that a misreading by snnchip's reader shows as a
+    difference from `simulate`; snnchip-extension files, float runs, sigma-delta networks and files with layers
+    netx refuses (pool, convT, unpool, average) go through snnchip's builder (the report's `lava_ran`). Every
+    layer's spikes that Lava records are compared at every step. input_shape: for a stock file without an input
+    layer (`read_netx`). timeout_s: the watchdog's limit on the Lava run
+    (default `watchdog.DEFAULT_TIMEOUT_S`)."""
     import torch
 
     from ..formats.netx import read_netx
+    from ..formats.netx_read import FOREIGN_KIND, STOCK_KIND, netx_builds_layers, netx_file_kind
     from ..loihi import encode_input
     from ..sim import fit_samples, sample_stream, simulate
     from ..train.data import load_samples
     from .run import as_float, run_on_lava
+    from .watchdog import DEFAULT_TIMEOUT_S
 
     if samples < 1:
         raise InputError(f"--samples must be >= 1, got {samples}")
+    timeout_s = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
+    if not timeout_s > 0:
+        raise InputError(f"--timeout must be > 0 seconds, got {timeout_s}")
+    run_cfg = None
+    if run == "loihi2":          # before the network and the data are read: a missing lava-loihi is said at once
+        from .hardware import loihi2_run_config
+        run_cfg = loihi2_run_config()
     graph = read_netx(Path(net), input_shape=input_shape)
+    kind = netx_file_kind(net)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise InputError(f"{net}: snn-deploy runs networks with one input and one output population, this one has "
                         f"{len(graph.inputs)} and {len(graph.outputs)}")
@@ -76,16 +100,16 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
         xin = encode_input(graph, torch.as_tensor(x)).numpy()
     except ValueError as exc:
         raise InputError(f"{net}: {exc}") from None
-    run_cfg = None
-    if run == "loihi2":
-        from .hardware import loihi2_run_config
-        run_cfg = loihi2_run_config()
     if run == "float":
         graph, xin, tag = as_float(graph), xin.astype(np.float64), "floating_pt"
     else:
         tag = "fixed_pt"
+    # sigma-delta chains and layers netx refuses (pool, convT, ...) still go through snnchip's builder
+    original = (run != "float" and kind in (FOREIGN_KIND, STOCK_KIND) and netx_builds_layers(net)
+                and not any(pop.neuron.sigma_delta for pop in graph.populations))
+    route = dict(via="netx", netx_file=net) if original else dict(via="builder")
     try:
-        lava = run_on_lava(graph, xin, tag, run_cfg=run_cfg)
+        lava = run_on_lava(graph, xin, tag, run_cfg=run_cfg, timeout_s=timeout_s, **route)
     except ValueError as exc:
         raise InputError(f"{net}: {exc}") from None
     steps = xin.shape[-1]
@@ -96,8 +120,8 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
     compare = {}
     if out.name in lava.stream_outputs:
         compare["readout"] = (lava.stream_outputs[out.name], ref.outputs[out.name][0].numpy())
-    if out.name in lava.stream_spikes:
-        compare["spikes"] = (lava.stream_spikes[out.name], ref.spikes[out.name][0].numpy())
+    for name, got in lava.stream_spikes.items():
+        compare["spikes" if name == out.name else f"spikes of {name}"] = (got, ref.spikes[name][0].numpy())
     agreement = {}
     for what, (got, want) in compare.items():
         # Fixed point must match to the bit; float sums may differ in the last bits (summation order).
@@ -105,7 +129,7 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
         same_steps = np.all(same.reshape(-1, got.shape[-1]), axis=0)
         diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
         agreement[what] = {"identical_steps": int(same_steps.sum()), "steps": int(got.shape[-1]),
-                           "max_abs_diff": float(diff.max())}
+                           "max_abs_diff": float(diff.max()), "nonzero": int(np.count_nonzero(got))}
     ref_windows = {name: np.stack([v[0].numpy()[..., k * steps + lava.latency:(k + 1) * steps + lava.latency]
                                    for k in range(len(xin))]) for name, v in ref.outputs.items()}
     ref_spikes = {name: np.stack([v[0].numpy()[..., k * steps + lava.latency:(k + 1) * steps + lava.latency]
@@ -118,7 +142,8 @@ def deploy(net: str, dataset: str, *, data_root=None, samples: int = 20, T: int 
             "identical": all(a["identical_steps"] == a["steps"] for a in agreement.values()),
             "agreement": agreement, "latency_steps": int(lava.latency), "lava_steps": int(lava.num_steps),
             "lava_seconds": round(lava.seconds, 3), "steps_per_second": round(lava.steps_per_second, 2),
-            "processes": lava.processes, "built_by": lava.via}
+            "processes": lava.processes, "built_by": lava.via, "netx_file": kind,
+            "lava_ran": "the original file in stock netx" if original else "snnchip's builder on the graph read"}
 
 
 def _predict(graph, volts: dict, spikes: dict) -> np.ndarray:
@@ -161,17 +186,27 @@ def main(argv=None) -> int:
         raise InputError("--dataset is required to run the network (or use --plan for a resource plan)")
     from ..cli_util import parse_shape
     report = deploy(args.net, args.dataset, data_root=args.data_root, samples=args.samples, T=args.T, run=args.run,
-                    input_shape=parse_shape(args.input_shape) if args.input_shape else None)
+                    input_shape=parse_shape(args.input_shape) if args.input_shape else None, timeout_s=args.timeout)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
-        print(f"{report['net']} on Lava ({report['run']}), {report['samples']} '{report['dataset']}' test samples "
-              f"of {report['T']} steps, {report['processes']} Lava processes built by {report['built_by']}")
+        print(f"{report['net']} ({report['netx_file']} NetX file) on Lava ({report['run']}), {report['samples']} "
+              f"'{report['dataset']}' test samples of {report['T']} steps, {report['processes']} Lava processes: "
+              f"{report['lava_ran']}")
         print(f"  accuracy {report['accuracy']:.3f} (simulate: {report['sim_accuracy']:.3f}), "
               f"predicted class agrees on {report['prediction_agreement']:.3f} of samples")
         for what, a in report["agreement"].items():
+            if what.startswith("spikes of ") and a["identical_steps"] == a["steps"]:
+                continue                 # one line for all layers that agree, below
             print(f"  {what}: identical to simulate at {a['identical_steps']}/{a['steps']} steps "
                   f"(max |diff| {a['max_abs_diff']:g})")
+        layers = [w for w in report["agreement"] if w.startswith("spikes of ")]
+        same = [w for w in layers if report["agreement"][w]["identical_steps"] == report["agreement"][w]["steps"]]
+        if layers:
+            print(f"  spikes of the other {len(layers)} layers: {len(same)} identical to simulate at every step")
+        if not report["identical"]:
+            print(f"  Lava ({report['lava_ran']}) and snnchip's simulate DIFFER: snnchip does not compute what "
+                  f"Lava computes for this file")
         print(f"  {report['lava_steps']} steps in {report['lava_seconds']:.2f} s = {report['steps_per_second']:.1f} "
               f"steps/s; latency {report['latency_steps']} steps")
     return 0 if report["identical"] else 1

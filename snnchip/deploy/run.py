@@ -27,6 +27,7 @@ from ..graph import Graph
 from ..sim.samples import sample_stream
 from .builder import NetxNetwork, build_lava, netx_compatible
 from .runconfig import TagRunConfig
+from .watchdog import DEFAULT_TIMEOUT_S
 
 
 @dataclass
@@ -65,14 +66,19 @@ class LavaResult:
 
 
 def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
-                steps_per_sample: int | None = None, run_cfg=None, via: str = "auto") -> LavaResult:
+                steps_per_sample: int | None = None, run_cfg=None, via: str = "auto", netx_file=None,
+                timeout_s: float = DEFAULT_TIMEOUT_S) -> LavaResult:
     """Run `graph` (pipelined) on Lava's CPU simulator with the samples of `x`; see the module docstring.
 
     select_tag 'fixed_pt' needs a fixed graph, 'floating_pt' a float one. record: population names whose
-    spikes are returned too, and 'u' / 'v' for their states (`build_lava`). run_cfg: a Lava run configuration (default: `TagRunConfig(select_tag)`, Lava's CPU
-    simulator; `hardware.loihi2_run_config()` for Loihi 2). via: 'netx' (stock netx loads the graph's NetX
-    file: chains only, fixed point, no recorded layers), 'builder' (`build_lava`), or 'auto' (netx when it
-    can). `LavaResult.via` says which ran. Raises ValueError (one line) for a graph or input Lava cannot run."""
+    spikes are returned too, and 'u' / 'v' for their states (`build_lava`). run_cfg: a Lava run configuration
+    (default: `TagRunConfig(select_tag)`, Lava's CPU simulator; `hardware.loihi2_run_config()` for Loihi 2).
+    via: 'netx' (stock netx loads a NetX file: chains only, fixed point, no recorded states; every block's
+    spikes come back), 'builder' (`build_lava`), or 'auto' (netx when it can). netx_file: the file stock netx
+    loads, the one `graph` was read from (stock netx then runs the original, whatever snnchip made of it);
+    default: `write_netx(graph)` into a temporary folder. timeout_s: the watchdog's limit on the Lava run
+    (`watchdog.run_steps`: LavaTimeout after stopping its processes). `LavaResult.via` says which ran.
+    Raises ValueError (one line) for a graph or input Lava cannot run."""
     if select_tag not in ("fixed_pt", "floating_pt"):
         raise InputError(f"select_tag must be 'fixed_pt' or 'floating_pt', got {select_tag!r}")
     if graph.fixed != (select_tag == "fixed_pt"):
@@ -89,21 +95,27 @@ def run_on_lava(graph: Graph, x, select_tag: str = "fixed_pt", *, record=(),
     if via not in ("auto", "netx", "builder"):
         raise InputError(f"via must be 'auto', 'netx' or 'builder', got {via!r}")
     use_netx = via == "netx" or (via == "auto" and graph.fixed and not record and netx_compatible(graph))
-    if use_netx and not (graph.fixed and not record and netx_compatible(graph)):
+    if netx_file is not None and via != "netx":
+        raise InputError("netx_file is the file stock netx runs: it needs via='netx'")
+    if use_netx and netx_file is None and not (graph.fixed and not record and netx_compatible(graph)):
         raise InputError("stock netx cannot run this graph exactly (a fixed-point chain without delays, "
                          "sigma-delta neurons and recorded layers is needed); use via='builder'")
+    if use_netx and (not graph.fixed or set(record) & {"u", "v"}):
+        raise InputError("stock netx runs fixed-point files and records spikes (and the readout) only")
     flat = {name: data.reshape(-1, num_steps) for name, data in stream.items()}
     with tempfile.TemporaryDirectory() as tmp:
         if use_netx:
-            path = str(Path(tmp) / "network.net")
-            write_netx(graph, path)
+            path = str(netx_file) if netx_file is not None else str(Path(tmp) / "network.net")
+            if netx_file is None:
+                write_netx(graph, path)
             net = NetxNetwork(graph, interval, num_steps, graph.depths(), path)
         else:
             net = build_lava(graph, steps_per_sample=interval, num_steps=num_steps, record=record)
         start = time.perf_counter()
-        records = net.run(flat, run_cfg or TagRunConfig(select_tag))
+        records = net.run(flat, run_cfg or TagRunConfig(select_tag), timeout_s)
         seconds = time.perf_counter() - start
-    processes = (2 * len(net.layers) + 3 if use_netx  # neuron + synapse per layer, source, sink, monitor
+    # netx: per block a neuron, a synapse (not the Input block) and a spike sink; the source; the voltage probe
+    processes = (3 * len(net.layers) + 2 - int(not graph.inputs[0].neuron.graded) if use_netx
                  else len(net.neurons) + len(net.synapses) + len(net.sinks) + len(flat))
     result = LavaResult(steps_per_sample=interval, num_steps=num_steps, latency=net.latency, seconds=seconds,
                         processes=processes, via="netx" if use_netx else "builder")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli_util import one_line_errors, parse_shape
+from ..cli_util import check_input_file, one_line_errors, parse_shape
 from ..errors import InputError
 from ..fileio import write_text
 from ..train.data import add_dataset_arguments
@@ -286,8 +286,7 @@ def main(argv=None) -> int:
         raise InputError("give either --dataset or --input, not both")
     if not args.dataset and not args.input:
         raise InputError("--dataset is needed to count operations on data (or use --arch for FLOPs only)")
-    if not Path(args.network).is_file():
-        raise InputError(f"network '{args.network}' does not exist")
+    check_input_file(args.network, "network (checkpoint .pt or NetX .net/.h5)")
     if args.T is not None and args.T < 1:
         raise InputError(f"--T must be >= 1, got {args.T}")
     if args.samples <= 0 or args.batch_size <= 0:

@@ -186,24 +186,30 @@ def paper_convention(report: dict, pricings: list[Pricing]) -> dict:
 
 
 # -- formatting ------------------------------------------------------------------------------------------
+def _scaled(value: float, units, digits: int) -> str:
+    """`value` in the largest of `units` ((factor, name), ascending) that it reaches once rounded to `digits`
+    significant digits, so 999999 is '1 M', not '1e+03 k'."""
+    rounded = float(f"{value:.{digits}g}")
+    factor, name = units[0]
+    for f, n in units[1:]:
+        if abs(rounded) >= f:
+            factor, name = f, n
+    return f"{value / factor:.{digits}g} {name}".rstrip()
+
+
 def si(value: Optional[float], unit: str = "") -> str:
     """1234567 -> '1.23 M' (with unit); None -> 'n/a'."""
     if value is None:
         return "n/a"
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.3g} {prefix}{unit}".rstrip()
-    return f"{value:.3g} {unit}".rstrip()
+    return _scaled(value, ((1, unit), (1e3, "k" + unit), (1e6, "M" + unit), (1e9, "G" + unit),
+                           (1e12, "T" + unit)), 3)
 
 
 def energy(pj: Optional[float]) -> str:
     """pJ -> the most readable of pJ, nJ, uJ, mJ, J."""
     if pj is None:
         return "n/a"
-    for factor, unit in ((1e12, "J"), (1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ")):
-        if abs(pj) >= factor:
-            return f"{pj / factor:.4g} {unit}"
-    return f"{pj:.4g} pJ"
+    return _scaled(pj, ((1, "pJ"), (1e3, "nJ"), (1e6, "µJ"), (1e9, "mJ"), (1e12, "J")), 4)
 
 
 def _ratio_text(r: Optional[float]) -> str:
@@ -309,6 +315,20 @@ def stage_rates(neuron_layers: list[dict]) -> dict[int, dict[str, float]]:
     return {s: {k: v[0] / v[1] for k, v in d.items() if v[1]} for s, d in sorted(sums.items())}
 
 
+LABEL_PITCH_IN = 0.16   # inches of x axis per layer label: 7-point text set vertically needs ~0.1 in
+
+
+def layer_axis_width(n: int) -> float:
+    """Width (inches) of a figure with one x label per layer: at least 11, wider for deep networks."""
+    return max(11.0, 1.5 + LABEL_PITCH_IN * n)
+
+
+def label_layers(ax, names: list) -> None:
+    """One vertical 7-point label per layer, so that labels of neighbouring layers never overlap."""
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_xlim(-0.75, len(names) - 0.25)
+
+
 def _figures(report: dict) -> list[tuple[str, str]]:
     """(caption, base64 PNG) of the report's plots."""
     import matplotlib
@@ -324,9 +344,9 @@ def _figures(report: dict) -> list[tuple[str, str]]:
 
     figs = []
     nl = report["neuron_layers"]
-    fig, ax = plt.subplots(figsize=(11, 3.6))
+    fig, ax = plt.subplots(figsize=(layer_axis_width(len(nl)), 3.6))
     ax.plot(range(len(nl)), [r["firing_rate"] for r in nl], "o-")
-    ax.set_xticks(range(len(nl)), [r["name"] for r in nl], rotation=70, fontsize=7)
+    label_layers(ax, [r["name"] for r in nl])
     ax.set_ylabel("firing rate (spikes / neuron / step)")
     ax.set_title(f"Layer-wise firing rate (overall {report['totals']['per_sample']['firing_rate']:.4f})")
     ax.grid(alpha=0.3)
@@ -348,14 +368,14 @@ def _figures(report: dict) -> list[tuple[str, str]]:
 
     layers = report["layers"]
     x = list(range(len(layers)))
-    fig, ax = plt.subplots(figsize=(11, 4))
+    fig, ax = plt.subplots(figsize=(layer_axis_width(len(layers)), 4))
     w = 0.28
     ax.bar([i - w for i in x], [max(r["synops"], 1e-9) for r in layers], w, label="synaptic ops (AC)")
     ax.bar(x, [max(r["macs"], 1e-9) for r in layers], w, label="MACs (graded inputs)")
     ax.bar([i + w for i in x], [max(r["ann_flops"], 1e-9) for r in layers], w, label="ANN FLOPs (MAC)")
     ax.set_yscale("log")
     ax.set_ylim(bottom=1)
-    ax.set_xticks(x, [r["name"] for r in layers], rotation=70, fontsize=7)
+    label_layers(ax, [r["name"] for r in layers])
     ax.set_ylabel("operations per sample")
     ax.set_title("Operations per layer")
     ax.legend(fontsize=8)
@@ -364,10 +384,10 @@ def _figures(report: dict) -> list[tuple[str, str]]:
     priced = [n for n in report["pricings"] if any(r["energy_pj"][n]["ann"] is not None for r in layers)]
     if priced:
         name = priced[0]
-        fig, ax = plt.subplots(figsize=(11, 4))
+        fig, ax = plt.subplots(figsize=(layer_axis_width(len(layers)), 4))
         ax.bar([i - 0.2 for i in x], [(r["energy_pj"][name]["snn"] or 0) / 1e6 for r in layers], 0.4, label="SNN")
         ax.bar([i + 0.2 for i in x], [(r["energy_pj"][name]["ann"] or 0) / 1e6 for r in layers], 0.4, label="ANN")
-        ax.set_xticks(x, [r["name"] for r in layers], rotation=70, fontsize=7)
+        label_layers(ax, [r["name"] for r in layers])
         ax.set_ylabel("µJ per sample")
         ax.set_title(f"Energy per layer, {name}")
         ax.legend(fontsize=8)

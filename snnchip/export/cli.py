@@ -2,6 +2,7 @@
 NIR), with a per-layer table of what the lowering and the quantisation did.
 
     snn-export model.pt --target loihi [-o model.net] [--timing pipelined] [--calibrate digits-dvs] [--json]
+                        [--stock | --extension]
     snn-export model.pt --target loihi --weight-bits 4 --calibrate digits-dvs   # 4-bit weight mantissas
     snn-export model.pt --target nir -o model.nir              # the float network, for other frameworks
     snn-export model.nir --target loihi --dt 1e-4 --steps 8 --calibrate digits-dvs -o model.net
@@ -13,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli_util import one_line_errors
+from ..cli_util import check_input_file, one_line_errors
 from ..errors import InputError
 from ..formats.nir import DEFAULT_DT
 from .recipe import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_EVAL_SAMPLES
@@ -37,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shortcut", choices=("composed", "relay"),
                    help="MS-ResNet shortcut: composed spike-driven projections (exact, quadratic in blocks) or "
                         "a graded relay per block (linear; default for --target nir, else composed)")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--stock", action="store_true",
+                      help="loihi: quantise for stock lava-dl netx (weight exponents 0, bias exponent 6) and write "
+                           "a file it computes exactly as snn-sim does, or refuse in one line; a graded input is "
+                           "then netx's input_message_bits (default: stock-exact whenever the network is a chain "
+                           "with binary input)")
+    kind.add_argument("--extension", action="store_true",
+                      help="loihi: quantise freely (a weight exponent per projection) and write an "
+                           "snnchip-extension file, which stock netx refuses")
     p.add_argument("--dt", type=float, default=DEFAULT_DT, metavar="SECONDS",
                    help=f"NIR: seconds per time step, as the file's exporter used (default {DEFAULT_DT:g}, the "
                         f"default of snnTorch and SpikingJelly)")
@@ -70,8 +80,9 @@ def main(argv=None) -> int:
     from .recipe import export_model
 
     path = Path(args.checkpoint)
-    if not path.is_file():
-        raise InputError(f"'{path}' does not exist")
+    check_input_file(path, "checkpoint or .nir file")
+    if (args.stock or args.extension) and args.target != "loihi":
+        raise InputError("--stock and --extension apply to --target loihi only")
     if args.calibrate and args.target != "loihi":
         raise InputError("--calibrate applies to --target loihi only")
     is_nir = path.suffix.lower() == ".nir"
@@ -88,7 +99,8 @@ def main(argv=None) -> int:
                               shortcut=args.shortcut, calibrate=args.calibrate, data_root=args.data_root,
                               calibration_samples=args.samples, eval_samples=args.eval_samples, progress=True,
                               dt=args.dt, steps=args.steps, type_check=not args.no_type_check,
-                              weight_bits=args.weight_bits)
+                              weight_bits=args.weight_bits,
+                              stock=True if args.stock else False if args.extension else None)
     except InputError as exc:
         if str(path) in str(exc):
             raise
@@ -98,8 +110,10 @@ def main(argv=None) -> int:
     if not args.dry_run:
         if args.target == "nir":
             write_nir(result.graph, out, dt=args.dt, metadata={"source": str(path)})
+        elif args.target == "loihi":
+            write_netx(result.graph, out, graded_input=result.stock)
         else:
-            (write_netx if args.target == "loihi" else export_onnx)(result.graph, out)
+            export_onnx(result.graph, out)
     summary = result.summary()
     if args.json:
         report = {"output": None if args.dry_run else str(out), **summary, **result.report.to_dict()}
@@ -109,6 +123,8 @@ def main(argv=None) -> int:
         what = "dry run, nothing written" if args.dry_run else f"wrote {out}"
         print(f"{what} ({args.target}, {summary['timing']} timing, latency {summary['latency']} steps, "
               f"{summary['input']} input)")
+        if args.target == "loihi":
+            print(f"NetX file kind: {summary['netx_file']} (stock lava-dl netx {summary['stock_netx']})")
     return 0
 
 

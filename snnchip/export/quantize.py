@@ -39,7 +39,7 @@ BATCH = 32
 
 
 def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = None,
-             horizon: Optional[int] = None, bias_exp: Optional[int] = None,
+             horizon: Optional[int] = None, bias_exp: Optional[int] = None, weight_exp: Optional[int] = None,
              progress: bool = False, weight_bits: int = loihi.MANT_BITS,
              scales: Optional[dict] = None) -> tuple[Graph, QuantReport]:
     """Fixed-point copy of the float `graph` and what it cost.
@@ -51,7 +51,9 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
     horizon: steps a non-leaky readout must accumulate without saturating (default T + latency; T =
     DEFAULT_HORIZON for a graph that does not record its T).
     bias_exp: one bias exponent for every population (stock netx files fix it at 6); default: chosen per
-    population. progress: tqdm bars (stderr) over the calibration batches.
+    population. weight_exp: one weight exponent for every projection (stock netx files: 0,
+    `loihi.NETX_WEIGHT_EXP`, since netx re-derives exponents from the stored integers); default: chosen per
+    projection. progress: tqdm bars (stderr) over the calibration batches.
     weight_bits: weight mantissa bits 2..8 (post-training quantisation at low precision; 8: Loihi's full width).
     scales: {population name: integer scale} recorded by quantisation-aware training (`train.qat`): those
     populations take exactly that scale (ChipRangeError if the chip's bounds forbid it), the others are searched,
@@ -66,6 +68,8 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
         raise InputError("quantize() needs a float graph; this one is already fixed point")
     if bias_exp is not None and not 0 <= bias_exp <= BIAS_EXP_MAX:
         raise ChipRangeError(f"bias exponent {bias_exp} is outside Loihi's 0..{BIAS_EXP_MAX}")
+    if weight_exp is not None and not loihi.W_EXP_MIN <= weight_exp <= loihi.W_EXP_MAX:
+        raise ChipRangeError(f"weight exponent {weight_exp} is outside {loihi.W_EXP_MIN}..{loihi.W_EXP_MAX}")
     graph.validate()
     x, labels = _split_calibration(calibration)
     if horizon is None:
@@ -95,7 +99,7 @@ def quantize(graph: Graph, calibration=None, *, message_bits: Optional[int] = No
             continue
         units[pop.name] = _quantize_population(fixed, pop, fixed.into(pop.name), pops, units, horizon,
                                                None if stats is None else stats[pop.name], report, bias_exp,
-                                               rates, bits, scales.get(pop.name))
+                                               rates, bits, scales.get(pop.name), weight_exp)
     if scales:
         report.notes.append(f"{len(scales)} of {len(fixed.populations) - 1} population scales from the checkpoint "
                             f"(quantisation-aware training), the others searched")
@@ -185,10 +189,12 @@ def _row_abs_max(q: Projection) -> float:
 # -- one population ------------------------------------------------------------------------------
 def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat, report,
                          fixed_bias_exp, rates=None, bits: int = loihi.MANT_BITS,
-                         given_scale: Optional[float] = None) -> tuple[float, float, int]:
-    """Quantise `pop` and its incoming projections in place (weights to `bits`-bit mantissas; the scale searched
-    by `loihi.population_scale`, or `given_scale`); returns what it emits: (payload per float unit, largest
-    |float value|, message bits) — a spike is (1, 1, 0); a relay's payload is its input, in units of 2**6 / S."""
+                         given_scale: Optional[float] = None, fixed_weight_exp: Optional[int] = None
+                         ) -> tuple[float, float, int]:
+    """Quantise `pop` and its incoming projections in place (weights to `bits`-bit mantissas, at exponent
+    `fixed_weight_exp` if given; the scale searched by `loihi.population_scale`, or `given_scale`); returns what
+    it emits: (payload per float unit, largest |float value|, message bits) — a spike is (1, 1, 0); a relay's
+    payload is its input, in units of 2**6 / S."""
     neuron = pop.neuron
     theta = neuron.threshold
     relay = neuron.graded
@@ -219,12 +225,14 @@ def _quantize_population(fixed_graph, pop, incoming, pops, units, horizon, stat,
         bound_from = "worst-case"
     # u (or a relay's payload) must never wrap (worst case); v saturates (explicitly) only beyond the bound.
     if given_scale is None:
-        scale = loihi.population_scale(pop.name, theta, float_w, bias, a_worst, bound_v, fixed_bias_exp, bits)
+        scale = loihi.population_scale(pop.name, theta, float_w, bias, a_worst, bound_v, fixed_bias_exp, bits,
+                                       fixed_weight_exp)
     else:
-        scale = _given_scale(pop.name, given_scale, theta, float_w, b_max, a_worst, fixed_bias_exp, bits)
+        scale = _given_scale(pop.name, given_scale, theta, float_w, b_max, a_worst, fixed_bias_exp, bits,
+                             fixed_weight_exp)
 
     for q, w in zip(incoming, float_w):
-        mant2, exp, sat, sq_err, used = quantize_weight(w, scale, bits)
+        mant2, exp, sat, sq_err, used = quantize_weight(w, scale, bits, fixed_weight_exp)
         norm = float(np.sqrt((w ** 2).sum()))
         q.weight = mant2
         q.weight_exp = exp
@@ -281,12 +289,12 @@ def _mean_rounding_error(incoming, float_w, units, rates, scale, pop) -> np.ndar
     return shift
 
 
-def _given_scale(name, scale, theta, float_w, b_max, a_worst, bias_exp, bits) -> float:
+def _given_scale(name, scale, theta, float_w, b_max, a_worst, bias_exp, bits, weight_exp=None) -> float:
     """A scale recorded by quantisation-aware training: used as it is, if the chip's hard bounds allow it (u must
     not wrap, vth must be an integer mantissa; v beyond the training's running peaks saturates, counted in the
     report); otherwise a one-line ChipRangeError."""
     scale = float(scale)
-    s_max = loihi.scale_bound(theta, float_w, b_max, a_worst, 0.0, bias_exp, bits)
+    s_max = loihi.scale_bound(theta, float_w, b_max, a_worst, 0.0, bias_exp, bits, weight_exp)
     if not 0 < scale <= s_max * (1 + 1e-12):
         raise ChipRangeError(f"population '{name}': the checkpoint's scale {scale:.6g} exceeds the chip's bound "
                              f"{s_max:.6g} for this graph")

@@ -16,7 +16,9 @@ from typing import Literal, Optional, Union
 import torch
 
 from .. import loihi
-from ..errors import InputError
+from ..errors import ChipRangeError, InputError, UnsupportedError
+from ..formats.netx import stock_incompatibilities
+from ..formats.netx_read import EXTENSION_KIND, STOCK_KIND
 from ..formats.nir import DEFAULT_DT, read_nir
 from ..graph import Graph
 from .lower import lower
@@ -41,11 +43,40 @@ class ExportResult:
     target: str
     timing: str
     input_kind: str
+    stock: bool = False
+
+    @property
+    def stock_reasons(self) -> list[str]:
+        """Why stock netx would not compute this graph exactly ([] for a stock-exact Loihi export)."""
+        return stock_incompatibilities(self.graph, graded_input=self.stock)
+
+    @property
+    def file_kind(self) -> Optional[str]:
+        """The NetX file `write_netx(graph, path, graded_input=stock)` writes: 'stock-exact' or
+        'snnchip-extension' (None for the onnx and nir targets)."""
+        if self.target != "loihi":
+            return None
+        return EXTENSION_KIND if self.stock_reasons else STOCK_KIND
 
     def summary(self) -> dict:
-        """Target, timing, input encoding and latency, as snn-export reports them."""
-        return {"target": self.target, "timing": self.timing, "input": self.input_kind,
-                "latency": self.graph.latency()}
+        """Target, timing, input encoding, latency and (Loihi) the NetX file kind, as snn-export reports them."""
+        out = {"target": self.target, "timing": self.timing, "input": self.input_kind,
+               "latency": self.graph.latency()}
+        if self.target == "loihi":
+            reasons = self.stock_reasons
+            out["netx_file"] = self.file_kind
+            out["stock_netx"] = (f"refuses the file: {reasons[0]}" if reasons else
+                                 "computes exactly what snn-sim computes"
+                                 + (f" when given input_message_bits={self.graph.message_bits}"
+                                    if self.graph.inputs[0].neuron.graded else ""))
+        return out
+
+
+def _chain(graph: Graph) -> bool:
+    """One input first, then every population fed by exactly one projection from the previous one."""
+    pops = graph.populations
+    return (bool(pops) and pops[0].is_input and sum(p.is_input for p in pops) == 1
+            and all([q.source for q in graph.into(pop.name)] == [prev.name] for prev, pop in zip(pops, pops[1:])))
 
 
 def _binary(x: torch.Tensor) -> bool:
@@ -58,7 +89,7 @@ def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = 
                  calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
                  eval_samples: int = DEFAULT_EVAL_SAMPLES, calibration=None, progress: bool = False,
                  dt: float = DEFAULT_DT, steps: Optional[int] = None, type_check: bool = True,
-                 weight_bits: Optional[int] = None) -> ExportResult:
+                 weight_bits: Optional[int] = None, stock: Optional[bool] = None) -> ExportResult:
     """Export a spiking network: a checkpoint path from snn-train, the model itself, or a NIR file (`*.nir`).
 
     target: 'loihi' (quantised, default pipelined timing), 'onnx' (float, default ideal timing) or 'nir' (the
@@ -73,6 +104,11 @@ def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = 
     sample for the dataset; default the file's metadata 'T'), `type_check` (nir's check on read).
     weight_bits: weight mantissa bits 2..8 (default: the checkpoint's quantisation-aware training width, else 8).
     A model trained with `snn-train --qat` is quantised with exactly the scales its training recorded.
+    stock (loihi): True quantises for stock lava-dl netx (every weight exponent 0, bias exponent 6: what netx
+    computes from the stored integers) and raises UnsupportedError unless stock netx then computes exactly the
+    fixed graph (a graded input counts: netx must be given input_message_bits); False quantises freely (per-
+    projection exponents; the file is an snnchip extension that stock netx refuses); None (default) is True for
+    a chain with binary input, else False.
     Raises InputError for options that do not fit together.
     """
     from ..train.checkpoint import load_model
@@ -138,9 +174,30 @@ def export_model(source: Union[str, Path, torch.nn.Module], *, target: Target = 
         raise InputError(f"{source_name}: trained with --qat --weight-bits {qat.bits}; exporting it with "
                          f"--weight-bits {weight_bits} would use other weights than it was trained with")
     bits = qat.bits if qat is not None else (weight_bits or loihi.MANT_BITS)
-    fixed, report = quantize(float_graph, calibration=calib, progress=progress, weight_bits=bits,
-                             scales=None if qat is None else qat.export_scales(float_graph))
+    options = dict(calibration=calib, progress=progress, weight_bits=bits,
+                   scales=None if qat is None else qat.export_scales(float_graph))
+    if stock is None:
+        stock_quant = _chain(float_graph) and not float_graph.inputs[0].neuron.graded
+    else:
+        stock_quant = bool(stock)
+    fixed = None
+    if stock_quant:
+        try:
+            fixed, report = quantize(float_graph, weight_exp=loihi.NETX_WEIGHT_EXP, bias_exp=loihi.NETX_BIAS_EXP,
+                                     **options)
+            reasons = stock_incompatibilities(fixed, graded_input=bool(stock))
+        except ChipRangeError as exc:     # e.g. a QAT scale that exponent 0 cannot hold
+            reasons = [str(exc)]
+        if stock and reasons:
+            raise UnsupportedError(f"{source_name}: cannot export for stock netx: {reasons[0]}"
+                                   + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
+        if reasons:
+            fixed = None
+    if fixed is None:
+        fixed, report = quantize(float_graph, **options)
+    else:
+        report.notes.append("quantised for stock netx: every weight exponent 0, bias exponent 6")
     if test is not None:
         evaluate(float_graph, fixed, test[0], test[1], report, progress=progress)
         report.notes.append(f"spike agreement and accuracy on {len(test[1])} '{calibrate}' test samples")
-    return ExportResult(model, float_graph, fixed, report, target, timing, input_kind)
+    return ExportResult(model, float_graph, fixed, report, target, timing, input_kind, stock=bool(stock))

@@ -38,6 +38,7 @@ and layer; values beyond the chip's registers raise `ChipRangeError` (`Graph.val
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,12 @@ EXTENSION = "snnchip"            # group holding this project's extension (edges
 FORMAT = "snnchip-netx"
 VERSION = 1
 ATTR = "snnchip_"                # prefix of extension attributes on netx layer groups
+FOREIGN_KIND = "stock"          # a file without snnchip's extension (slayer's export, lava-dl's networks)
+STOCK_KIND = "stock-exact"       # a file stock netx computes exactly as snnchip does
+EXTENSION_KIND = "snnchip-extension"   # a file only snnchip can run; stock netx refuses it
+REFUSAL = "snnchip-extension file, stock netx cannot run it (use snn-deploy)"   # what netx's refusal quotes
 SUPPORTED_LAYERS = ("input", "conv", "dense", "dense_rec", "flatten", "pool", "convT", "unpool", "average")
+NETX_LAYERS = ("input", "conv", "dense", "dense_rec", "flatten")     # the layer types stock netx builds
 # neuron fields of a CUBA/LOIHI group: what netx reads, and what slayer writes for training only (surrogate
 # gradient: scaleRho, tauRho, theta) that changes nothing on the chip; any other field is refused by name
 CUBA_FIELDS = ("type", "iDecay", "vDecay", "vThMant", "messageBits", "refDelay", "gradedSpike", "wgtExp",
@@ -76,6 +82,9 @@ def read_netx(path: str | Path, num_layers: int | None = None,
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
+        if zipfile.is_zipfile(path):
+            raise FormatError(f"{path}: is a PyTorch checkpoint (snn-train's best.pt / last.pt?), not a NetX HDF5 "
+                              f"network; export it first: snn-export {path} --target loihi -o net.net") from None
         raise FormatError(f"{path}: not a readable HDF5 file (corrupt or truncated?): {_one_line(exc)}") from None
     with handle:
         try:
@@ -91,6 +100,24 @@ def read_netx(path: str | Path, num_layers: int | None = None,
             raise
         except (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
             raise FormatError(f"{path}: unreadable NetX content (corrupt or truncated?): {_one_line(exc)}") from None
+
+
+def netx_file_kind(path: str | Path) -> str:
+    """What kind of NetX file `path` is: FOREIGN_KIND (no snnchip extension: written by another tool, e.g.
+    slayer), STOCK_KIND (written by snnchip, computed exactly by stock netx) or EXTENSION_KIND (only snnchip
+    runs it). Call after `read_netx` accepted the file."""
+    with h5py.File(path, "r") as handle:
+        if EXTENSION not in handle:
+            return FOREIGN_KIND
+        kind = handle[EXTENSION].attrs.get("kind", EXTENSION_KIND)
+        return kind.decode("utf-8") if isinstance(kind, bytes) else str(kind)
+
+
+def netx_builds_layers(path: str | Path) -> bool:
+    """True if stock netx builds every layer of this file (types `NETX_LAYERS`; it refuses pool, convT, unpool,
+    average and concat, which snnchip reads). Call after `read_netx` accepted the file."""
+    with h5py.File(path, "r") as handle:
+        return all(layer_type(group) in NETX_LAYERS for group in layer_groups(handle, Path(path)))
 
 
 def _check_dataset_sizes(handle: h5py.File, path: Path) -> None:
@@ -316,6 +343,9 @@ def _read_stock(handle: h5py.File, path: Path, num_layers: int | None = None,
     groups = layer_groups(handle, path)[:num_layers]
     for i, group in enumerate(groups):
         where = f"{path}: layer {i}"
+        if ATTR + "refusal" in group.attrs:
+            raise UnsupportedError(f"{where}: {REFUSAL}; its network is in the '{EXTENSION}' group (read it "
+                                   f"without num_layers)")
         if "type" not in group:
             raise FormatError(f"{where}: missing 'type'")
         kind = layer_type(group)

@@ -8,8 +8,9 @@ each layer group, and every projection (source, target, weight, delay, weight_ex
 `snnchip/projections/<k>` group, whose first-projection weights are hard links to the layer datasets (stored
 once). Graph metadata is tagged JSON. See docs/hdf5-format.md.
 
-A sequential fixed-point graph (see `stock_incompatibilities`) loads in stock `lava.lib.dl.netx.hdf5.Network`
-with the same arithmetic as the graph.
+Two kinds of file: a sequential fixed-point graph that stock `lava.lib.dl.netx.hdf5.Network` computes exactly
+(see `stock_incompatibilities`) is written as a stock-exact file; every other graph as an snnchip-extension
+file whose first layer makes stock netx refuse it with a ValueError that quotes why.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ..errors import InputError, UnsupportedError
 from ..fileio import write_bytes
 from ..resources import check_disk, check_memory
 from ..graph import Graph, Population, Projection
-from .netx_read import ATTR, EXTENSION, FORMAT, VERSION
+from .netx_read import ATTR, EXTENSION, EXTENSION_KIND, FORMAT, REFUSAL, STOCK_KIND, VERSION
 
 
 def encode_meta(meta: dict) -> str:
@@ -50,10 +51,13 @@ def encode_meta(meta: dict) -> str:
     return json.dumps(tag(meta, "meta"))
 
 
-def stock_incompatibilities(graph: Graph) -> list[str]:
+def stock_incompatibilities(graph: Graph, *, graded_input: bool = False) -> list[str]:
     """Why stock netx would not compute exactly what this graph computes ([] = it does). Stock netx builds a
-    chain: one input, then each population fed by exactly one projection from the previous population."""
-    reasons = []
+    chain: one input, then each population fed by exactly one projection from the previous population.
+    graded_input: accept a graded relay input (netx takes its payload only when the caller gives
+    `lava.lib.dl.netx.hdf5.Network(..., input_message_bits=N)`; with its default 0 it binarises the input).
+    Structural reasons (not a chain) come first, then those of values (exponents, ranges, resets)."""
+    reasons, values = [], []
     if not graph.fixed:
         reasons.append("the graph is not fixed point")
     if graph.timing != "pipelined":
@@ -67,19 +71,24 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
             reasons.append(f"population '{pop.name}' is not fed by exactly one projection from '{prev.name}'")
             continue
         proj = into[0]
-        if proj.weight_exp != 0:
-            reasons.append(f"projection '{proj.name}' has weight_exp {proj.weight_exp} (netx derives its own)")
+        if proj.weight_exp != loihi.NETX_WEIGHT_EXP:
+            values.append(f"projection '{proj.name}' has weight_exp {proj.weight_exp} (netx derives its own)")
         if proj.kind == "dense" and not loihi.netx_dense_exact(np.asarray(proj.weight)):
-            reasons.append(f"projection '{proj.name}' has weights netx's 8-bit optimiser would change")
+            values.append(f"projection '{proj.name}' has weights netx's 8-bit optimiser would change")
         if proj.kind == "dense" and np.max(proj.delay) > loihi.NETX_MAX_DELAY:
-            reasons.append(f"projection '{proj.name}' has delays above netx's {loihi.NETX_MAX_DELAY}")
+            values.append(f"projection '{proj.name}' has delays above netx's {loihi.NETX_MAX_DELAY}")
         if proj.kind == "conv" and np.any(np.asarray(proj.delay) != 0):
-            reasons.append(f"projection '{proj.name}' is a conv with delays (netx ignores them)")
+            values.append(f"projection '{proj.name}' is a conv with delays (netx ignores them)")
         if proj.kind == "conv" and len(prev.shape) != 3:
             reasons.append(f"projection '{proj.name}' is a conv from the non-(C, H, W) population '{prev.name}'")
-        if prev.neuron.graded and (not prev.is_input or proj.num_message_bits or not prev.neuron.binary):
-            # netx's neurons emit spikes, and its first synapse takes binary input (input_message_bits 0: Lava's
-            # astype(bool)), which only a `binary` input relay computes too.
+        if prev.neuron.graded and prev.is_input and (proj.num_message_bits or not prev.neuron.binary):
+            # netx's first synapse binarises its input (Lava's astype(bool)) unless netx is given
+            # input_message_bits, so only a `binary` relay input computes the same by default
+            if not (graded_input and proj.num_message_bits):
+                reasons.append(f"input '{prev.name}' is graded (stock netx binarises its input unless it is given "
+                               f"input_message_bits={proj.num_message_bits})")
+        elif prev.neuron.graded and not prev.is_input:
+            # netx's CUBA neurons emit binary spikes
             reasons.append(f"population '{prev.name}' sends graded values netx cannot express")
     for pop in pops:
         n = pop.neuron
@@ -92,18 +101,19 @@ def stock_incompatibilities(graph: Graph) -> list[str]:
             continue
         if pop.is_input and n.graded:
             if pop.bias is not None and np.any(pop.bias != 0):
-                reasons.append(f"relay input '{pop.name}' has a bias")
+                values.append(f"relay input '{pop.name}' has a bias")
             continue
-        if n.reset != "hard" or n.reset_value != 0:
-            reasons.append(f"population '{pop.name}' does not hard-reset to 0")
+        # a population without threshold never fires (vThMant 2**17), so its reset never happens
+        if n.threshold is not None and (n.reset != "hard" or n.reset_value != 0):
+            values.append(f"population '{pop.name}' does not hard-reset to 0")
         if n.threshold is not None and not 0 <= n.threshold < loihi.VTH_NEVER:
-            reasons.append(f"population '{pop.name}' has threshold {n.threshold} outside 0..{loihi.VTH_NEVER - 1}")
+            values.append(f"population '{pop.name}' has threshold {n.threshold} outside 0..{loihi.VTH_NEVER - 1}")
         has_bias = pop.bias is not None and np.any(pop.bias != 0)
         if has_bias and pop.is_input:
-            reasons.append(f"input '{pop.name}' has a bias (netx's Input block drops it)")
+            values.append(f"input '{pop.name}' has a bias (netx's Input block drops it)")
         if has_bias and pop.bias_exp != loihi.NETX_BIAS_EXP:
-            reasons.append(f"population '{pop.name}' has bias_exp {pop.bias_exp} (netx fixes it at 6)")
-    return reasons
+            values.append(f"population '{pop.name}' has bias_exp {pop.bias_exp} (netx fixes it at 6)")
+    return reasons + values
 
 
 def _sdnn_incompatibilities(pop: Population) -> list[str]:
@@ -120,18 +130,21 @@ def _sdnn_incompatibilities(pop: Population) -> list[str]:
     return reasons
 
 
-def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False) -> None:
-    """Write `graph` to `path` atomically (a temp file in the same folder, then os.replace). With
-    `require_stock`, raise UnsupportedError unless stock netx would compute exactly what the graph computes."""
+def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False, graded_input: bool = False) -> str:
+    """Write `graph` to `path` atomically (a temp file in the same folder, then os.replace); returns the kind of
+    file written: `STOCK_KIND` when stock netx computes exactly what the graph computes
+    (`stock_incompatibilities(graph, graded_input=graded_input)` is empty), else `EXTENSION_KIND`, a file whose
+    first layer makes stock netx refuse it (`ValueError` quoting `REFUSAL`) instead of building something else.
+    require_stock: raise UnsupportedError unless the file is stock-exact. graded_input: a graded input still
+    counts as stock (netx must then be given `input_message_bits`, see `stock_incompatibilities`)."""
     try:
         graph.validate()
     except ValueError as exc:
         raise type(exc)(f"cannot write {path}: {exc}") from None
-    if require_stock:
-        reasons = stock_incompatibilities(graph)
-        if reasons:
-            raise UnsupportedError(f"cannot write {path} for stock netx: {reasons[0]}"
-                                   + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
+    reasons = stock_incompatibilities(graph, graded_input=graded_input)
+    if require_stock and reasons:
+        raise UnsupportedError(f"cannot write {path} for stock netx: {reasons[0]}"
+                               + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
     meta = encode_meta(graph.meta)
     # what the file will hold (weights, biases, delays, metadata) plus HDF5's headers: refused up front if the
     # folder has less free space, so that a full disk never reaches h5py half way
@@ -140,16 +153,18 @@ def write_netx(graph: Graph, path: str | Path, *, require_stock: bool = False) -
         1 + len(graph.populations) + len(graph.projections))
     check_disk(path, size)
     check_memory(size, f"writing {path}")
+    kind = EXTENSION_KIND if reasons else STOCK_KIND
     buffer = io.BytesIO()            # built in memory: HDF5 can crash on a disk that fills up under it
     with h5py.File(buffer, "w") as handle:
-        _write(graph, handle, meta)
+        _write(graph, handle, meta, kind, reasons[0] if reasons else "")
     write_bytes(path, buffer.getvalue())
+    return kind
 
 
 HDF5_OVERHEAD = 8192        # bytes of HDF5 object headers and B-trees per group, generously
 
 
-def _write(graph: Graph, handle: h5py.File, meta: str) -> None:
+def _write(graph: Graph, handle: h5py.File, meta: str, kind: str, reason: str) -> None:
     layers = handle.create_group("layer")
     primary: dict[str, Projection] = {}
     for proj in graph.projections:
@@ -159,6 +174,9 @@ def _write(graph: Graph, handle: h5py.File, meta: str) -> None:
     out_bits = {pop.name: max([q.num_message_bits for q in graph.out_of(pop.name)], default=0)
                 for pop in graph.populations}
     index = 0
+    if kind == EXTENSION_KIND:
+        _refusal(layers.create_group(str(index)), graph.populations[0], reason)
+        index += 1
     for pop in graph.populations:
         proj = primary.get(pop.name)
         if not pop.is_input and proj is None:
@@ -175,7 +193,7 @@ def _write(graph: Graph, handle: h5py.File, meta: str) -> None:
         if proj is not None:
             first_weight[pop.name] = _synapse(group, proj, pop, graph)
     ext = handle.create_group(EXTENSION)
-    ext.attrs.update(format=FORMAT, version=VERSION, timing=graph.timing, fixed=graph.fixed, meta=meta)
+    ext.attrs.update(format=FORMAT, version=VERSION, kind=kind, timing=graph.timing, fixed=graph.fixed, meta=meta)
     edges = ext.create_group("projections")
     for k, proj in enumerate(graph.projections):
         edge = edges.create_group(str(k))
@@ -187,6 +205,19 @@ def _write(graph: Graph, handle: h5py.File, meta: str) -> None:
         else:
             edge.create_dataset("weight", data=np.asarray(proj.weight))
         edge.create_dataset("delay", data=np.asarray(proj.delay))
+
+
+def _refusal(group: h5py.Group, first: Population, reason: str) -> None:
+    """Layer 0 of an extension file: an input layer in netx's vocabulary whose input transform `weight` is the
+    text `REFUSAL: <reason>`; netx reads it with `int(...)` and raises a ValueError quoting that text."""
+    _type(group, "input")
+    group.attrs[ATTR + "refusal"] = True
+    group.create_dataset("shape", data=np.array(first.shape))
+    neuron = group.create_group("neuron")
+    neuron.create_dataset("type", data="CUBA")
+    for key, value in (("iDecay", loihi.DECAY_UNITY), ("vDecay", loihi.DU_MAX), ("vThMant", 0), ("refDelay", 1)):
+        neuron.create_dataset(key, data=value)
+    group.create_dataset("weight", data=np.array([f"{REFUSAL}: {reason}".encode("utf-8")]))
 
 
 def _type(group: h5py.Group, name: str) -> None:

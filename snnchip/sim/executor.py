@@ -30,7 +30,7 @@ from ..loihi import INT64_MAX
 from ..resources import check_memory
 from .counters import CounterRecorder, Counters
 from .neurons import SPIKE_DTYPE, neuron_update
-from .synapses import FLOAT32_EXACT, Synapse
+from .synapses import FLOAT32_EXACT, SharedSource, Synapse, share_sources
 
 QUANTITIES = ("spikes", "u", "v", "residue", "error")
 EXTRA_STATES = ("residue", "error")          # sigma-delta populations only (sim/sdnn.py)
@@ -163,6 +163,7 @@ class _Run:
     state_dtype: torch.dtype
     ext: dict[str, torch.Tensor]                  # input name -> [T, N, size]
     into: dict[str, list[Synapse]]
+    shared: dict[tuple[str, int], SharedSource]   # (projection, delay group) -> the one operation it shares
     updates: dict
     reset_interval: Optional[int]
     offsets: dict[str, int]
@@ -201,8 +202,9 @@ class Simulator:
                                 for q in graph.projections}
         self._built: dict[tuple, tuple] = {}
 
-    def _build(self, peaks: dict[str, float]) -> tuple[dict[str, list[Synapse]], dict]:
-        """Synapses into each population and each population's update, for inputs of at most `peaks`."""
+    def _build(self, peaks: dict[str, float]) -> tuple[dict[str, list[Synapse]], dict, dict]:
+        """Synapses into each population, each population's update and the delay groups that share one
+        operation (`synapses.share_sources`, used by the layers engine), for inputs of at most `peaks`."""
         graph, dtype, device = self.graph, self.dtype, self.device
         bounds = {pop.name: _bucket(peaks[pop.name]) for pop in graph.inputs}
         key = tuple(bounds[pop.name] for pop in graph.inputs)
@@ -219,8 +221,9 @@ class Simulator:
             updates[pop.name] = neuron_update(pop, graph.fixed, dtype, device, bounds[pop.name], self.compile)
             out_bound[pop.name] = bounds[pop.name] if pop.neuron.graded else \
                 updates[pop.name].out_bound() if pop.neuron.sigma_delta else 1.0
-        self._built[key] = into, updates
-        return into, updates
+        shared = share_sources([syn for syns in into.values() for syn in syns])
+        self._built[key] = into, updates, shared
+        return into, updates, shared
 
     def run(self, x, *, record=(), reset_interval: Optional[int] = None,
             reset_offset: Union[None, int, Mapping[str, int]] = None, count: bool = True, engine: str = "auto",
@@ -243,11 +246,11 @@ class Simulator:
         traced += sum(pop.size for pop in graph.outputs) + (2 * len(size_of(graph)) if count else 0)
         check_memory(2 * 8 * batch * steps * traced, f"simulating {batch} x {steps} steps with these records")
         offsets = _reset_offsets(graph, reset_offset) if reset_interval else {}
-        into, updates = self._build(peaks)
+        into, updates, shared = self._build(peaks)
         size = size_of(graph)
         counter = CounterRecorder(batch, steps, size, self._graded_sources, device) if count else None
-        run = _Run(graph, device, batch, steps, torch.float64 if graph.fixed else self.dtype, ext, into, updates,
-                   int(reset_interval) if reset_interval else None, offsets, quantities, rec_pops, counter,
+        run = _Run(graph, device, batch, steps, torch.float64 if graph.fixed else self.dtype, ext, into, shared,
+                   updates, int(reset_interval) if reset_interval else None, offsets, quantities, rec_pops, counter,
                    traces={q: {name: [] for name in rec_pops
                                if q not in EXTRA_STATES or graph.population(name).neuron.sigma_delta}
                            for q in quantities},
@@ -300,7 +303,9 @@ def simulate(graph: Graph, x, *, record=(), device="cpu", reset_interval: Option
 def _run_layers(run: _Run, chunk: int) -> None:
     """Time-batched engine: for each chunk of steps, each population in graph order takes its sources' outputs
     over the whole chunk (earlier steps from a short history), computes its synaptic input in one batched
-    operation per delay group, skipping steps where the source is silent, then runs its neuron recurrence."""
+    operation per delay group, skipping steps where the source is silent, then runs its neuron recurrence.
+    Delay groups that share a source and geometry (`run.shared`) take their part of one operation per chunk,
+    computed when the first of them is needed."""
     graph, batch, device, count = run.graph, run.batch, run.device, run.counter is not None
     on_cpu = _cpu_paths(device)
     depth = _max_lags(run)      # steps of history each source must keep
@@ -318,6 +323,7 @@ def _run_layers(run: _Run, chunk: int) -> None:
         k = min(chunk, run.steps - t0)
         steps = slice(t0, t0 + k)
         seqs, fired = {}, {}    # per population: outputs [depth + k, N, S], non-zero outputs [depth + k, N]
+        windows = {}            # id(SharedSource) -> its raw sums over this chunk's window (see _shared_window)
         for pop in graph.populations:
             name = pop.name
             events = 0
@@ -335,6 +341,14 @@ def _run_layers(run: _Run, chunk: int) -> None:
                             ev, ops = syn.counts(i, x)
                             run.counter.projection(syn.name, steps, ev, ops)
                             events = events + ev
+                        shared = run.shared.get((syn.name, i))
+                        if shared is not None:
+                            if id(shared) not in windows:
+                                windows[id(shared)] = _shared_window(shared, seqs[syn.source], fired[syn.source],
+                                                                     past, k, on_cpu)
+                            a = _accumulate_shared(a, shared, syn, i, windows[id(shared)], shared.max_lag - lag, k,
+                                                   acc_dtype[name])
+                            continue
                         active = fired[syn.source][past - lag:past - lag + k] > 0 if on_cpu else None
                         a = _accumulate(a, syn, i, x, active, acc_dtype[name])
                 if a is None:
@@ -388,6 +402,42 @@ def _accumulate(a: Optional[torch.Tensor], syn: Synapse, group: int, x: torch.Te
     y = syn.contribution(group, x.reshape(k * n, -1)).view(k, n, -1)
     if a is None:
         return y.to(dtype)
+    return a.add_(y)
+
+
+def _shared_window(shared: SharedSource, seq: torch.Tensor, fired: torch.Tensor, past: int, k: int,
+                   on_cpu: bool) -> Optional[torch.Tensor]:
+    """The stacked raw sums `[W, N, C_stack, *out_spatial]` of `shared` over the source's outputs of the chunk's
+    window: the W = k + max_lag - min_lag steps from `past - max_lag` (seq `[past + k, N, src]`, fired its non-zero
+    counts `[past + k, N]`), silent rows skipped on the CPU; None if every row is silent."""
+    lo, hi = past - shared.max_lag, past - shared.min_lag + k
+    x = seq[lo:hi]
+    w, n = x.shape[:2]
+    flat = x.reshape(w * n, -1)
+    if on_cpu:
+        rows = (fired[lo:hi] > 0).reshape(-1).nonzero().squeeze(1)
+        if len(rows) == 0:
+            return None
+        if len(rows) < w * n:
+            part = shared.apply(flat[rows])
+            raw = torch.zeros(w * n, *part.shape[1:], dtype=part.dtype, device=x.device)
+            raw.index_copy_(0, rows, part)
+            return raw.view(w, n, *part.shape[1:])
+    raw = shared.apply(flat)
+    return raw.view(w, n, *raw.shape[1:])
+
+
+def _accumulate_shared(a: Optional[torch.Tensor], shared: SharedSource, syn: Synapse, group: int,
+                       window: Optional[torch.Tensor], offset: int, k: int,
+                       dtype: torch.dtype) -> Optional[torch.Tensor]:
+    """a `[K, N, tgt]` (None: nothing yet) plus delay group `group` of syn, read from its SharedSource's `window`
+    at the rows `offset .. offset + k` (its lag), in `dtype`."""
+    if window is None:
+        return a
+    n = window.shape[1]
+    y = shared.member_part(syn, group, window[offset:offset + k].reshape(k * n, *window.shape[2:])).view(k, n, -1)
+    if a is None:
+        return y.to(dtype, copy=True)     # a copy: y may be a view of the window, which other members read
     return a.add_(y)
 
 

@@ -156,20 +156,25 @@ class Synapse:
         _, w, mask = self.groups[group]
         if mask is not None:
             x = x * mask
-        y = self._apply(x.to(self.dtype), w)
-        if self.fixed:
-            int32 = self.kind == "dense" and self.bound_raw >= INT32_HALF
-            if int32:
-                y = wrap_signed(y.to(torch.float64), LAVA_INT_BITS)
-            # scaling by a power of two is exact in float32 too; the 24-bit wrap needs float64's headroom
-            if self.weight_exp > 0:
-                y = y.mul_(float(1 << self.weight_exp))
-            elif self.weight_exp < 0:     # arithmetic right shift = floor division by 2**-exp
-                y = y.mul_(2.0 ** self.weight_exp).floor_()
-            if self.kind == "conv" and self.bound_raw >= 1 << (CONV_RESULT_BITS - 1):
-                y = wrap_signed(y.to(torch.float64), CONV_RESULT_BITS)
-            elif int32 and self.weight_exp > 0:
-                y = wrap_signed(y, LAVA_INT_BITS)
+        return self.finish(self._apply(x.to(self.dtype), w))
+
+    def finish(self, y: torch.Tensor) -> torch.Tensor:
+        """Lava's integer rules on a group's raw sums `[B, tgt_size]`: int32 wrap of a dense sum that can reach
+        2**31, the exponent's shift, the conv's 24-bit wrap; never writes into y (it may be shared)."""
+        if not self.fixed:
+            return y
+        int32 = self.kind == "dense" and self.bound_raw >= INT32_HALF
+        if int32:
+            y = wrap_signed(y.to(torch.float64), LAVA_INT_BITS)
+        # scaling by a power of two is exact in float32 too; the 24-bit wrap needs float64's headroom
+        if self.weight_exp > 0:
+            y = y * float(1 << self.weight_exp)
+        elif self.weight_exp < 0:     # arithmetic right shift = floor division by 2**-exp
+            y = (y * 2.0 ** self.weight_exp).floor_()
+        if self.kind == "conv" and self.bound_raw >= 1 << (CONV_RESULT_BITS - 1):
+            y = wrap_signed(y.to(torch.float64), CONV_RESULT_BITS)
+        elif int32 and self.weight_exp > 0:
+            y = wrap_signed(y, LAVA_INT_BITS)
         return y
 
     def counts(self, group: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,3 +189,75 @@ class Synapse:
         ops = events * fan if isinstance(fan, float) else (nz @ fan).sum(dim=1)
         return events, ops
 
+
+
+class SharedSource:
+    """Delay groups of several projections that read one source with one geometry, computed as ONE operation.
+
+    MS-ResNet's composed lowering gives every LIF population a projection from each earlier block; along identity
+    shortcuts these carry the same weight (only the delay differs), and projections of one source with one
+    stride feed many targets. Here the distinct weights are stacked along the output channels (identical ones
+    once), applied once to the source's outputs over a window of steps covering every member's lag, and each
+    member (syn, group) reads its channels at its own lag, then applies its own exponent and 24-bit wrap: the
+    same integers as `Synapse.contribution` member by member.
+    Members: delay groups without a source mask of Synapses with equal source, kind, stride, padding, dilation,
+    kernel size and sum dtype, and no conv groups.
+    """
+
+    def __init__(self, members: list[tuple[Synapse, int]]) -> None:
+        first = members[0][0]
+        self.source, self.kind, self.dtype = first.source, first.kind, first.dtype
+        self.members = members
+        weights, spans, self.channels = [], [], {}   # (syn name, group) -> (first, last + 1) stacked channel
+        for syn, group in members:
+            w = syn.groups[group][1]
+            same = [span for seen, span in zip(weights, spans) if seen.shape == w.shape and torch.equal(seen, w)]
+            if not same:
+                start = spans[-1][1] if spans else 0
+                weights.append(w)
+                spans.append((start, start + w.shape[0]))
+            self.channels[(syn.name, group)] = same[0] if same else spans[-1]
+        self.weight = torch.cat(weights)
+        self.lags = {(syn.name, group): syn.groups[group][0] for syn, group in members}
+        self.min_lag, self.max_lag = min(self.lags.values()), max(self.lags.values())
+        self.out_spatial = (1,) if self.kind == "dense" else tuple(first.tgt_shape[1:])
+        self.distinct = len(weights)
+
+    @staticmethod
+    def key(syn: Synapse, group: int):
+        """What members of one SharedSource have in common; None for a group that cannot share (source mask)."""
+        _, w, mask = syn.groups[group]
+        if mask is not None or syn.groups_conv != 1:   # stacked outputs would regroup a grouped conv
+            return None
+        geometry = () if syn.kind == "dense" else (syn.stride, syn.padding, syn.dilation, syn.groups_conv,
+                                                   tuple(w.shape[1:]))
+        return syn.source, syn.kind, syn.dtype, geometry
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """The stacked raw sums `[B, C_stack, *out_spatial]` for source outputs x `[B, src_size]`."""
+        first = self.members[0][0]
+        y = first._apply(x.to(self.dtype), self.weight)
+        return y.view(x.shape[0], -1, *self.out_spatial)
+
+    def member_part(self, syn: Synapse, group: int, raw: torch.Tensor) -> torch.Tensor:
+        """Member (syn, group)'s synaptic input `[B, tgt_size]` from the stacked raw sums `raw` (rows already at
+        its lag): its channels through `syn.finish` (a view of raw where no integer rule applies)."""
+        c0, c1 = self.channels[(syn.name, group)]
+        return syn.finish(raw[:, c0:c1].reshape(raw.shape[0], -1))
+
+
+def share_sources(synapses: list[Synapse]) -> dict[tuple[str, int], SharedSource]:
+    """(projection name, delay group) -> its SharedSource, for every delay group that shares one with another
+    (groups that share nothing are absent: they run on their own, `Synapse.contribution`)."""
+    buckets: dict = {}
+    for syn in synapses:
+        for group in range(len(syn.groups)):
+            key = SharedSource.key(syn, group)
+            if key is not None:
+                buckets.setdefault(key, []).append((syn, group))
+    shared = {}
+    for members in buckets.values():
+        if len(members) > 1:
+            merged = SharedSource(members)
+            shared.update({(syn.name, group): merged for syn, group in members})
+    return shared

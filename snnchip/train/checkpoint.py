@@ -63,13 +63,56 @@ def load_checkpoint(path) -> dict:
     return payload
 
 
-def config_from_dict(data: dict, where: str = "checkpoint") -> ModelConfig:
+def check_tensors(value: Any, where: str) -> None:
+    """Every floating-point tensor in `value` (nested dicts / lists) is finite; InputError naming the first
+    bad entry as `where.key.key` otherwise."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise InputError(f"{where}: {bad} of {value.numel()} values are not finite (NaN or inf)")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_tensors(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_tensors(v, f"{where}[{i}]")
+
+
+def check_state_dict(state: Any, where: str) -> None:
+    """`state` is a {name: tensor} dict of finite values (InputError naming `where` and the entry)."""
+    if not isinstance(state, dict):
+        raise InputError(f"{where} must be a dict of tensors, got {type(state).__name__}")
+    for k, v in state.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise InputError(f"{where}: entry {k!r} is a {type(v).__name__}, not a tensor")
+    check_tensors(state, where)
+
+
+def check_epoch(value: Any, where: str) -> int:
+    """A checkpoint's epoch count: an integer >= 0."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InputError(f"{where} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def load_weights(model: SpikingResNet, state: dict, where: str) -> None:
+    """Load a checked `state` into `model` (strict: same names and shapes), InputError naming `where`."""
+    check_state_dict(state, where)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise InputError(f"{where}: does not match the stored configuration "
+                        f"({' '.join(str(exc).split())[:200]})") from None
+
+
+def config_from_dict(data: dict, where: str = "checkpoint: config") -> ModelConfig:
+    """The ModelConfig of a checkpoint's `config` field; InputError naming `where` and the field."""
     if not isinstance(data, dict):
-        raise InputError(f"{where}: the model configuration is a {type(data).__name__}, not a dict")
+        raise InputError(f"{where} must be a dict of the model configuration, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise InputError(f"{where}: unknown model configuration field(s) {unknown}")
+        raise InputError(f"{where}: unknown field(s) {unknown}")
     try:
         return ModelConfig(**data)
     except (TypeError, ValueError) as exc:
@@ -80,23 +123,16 @@ def load_model(path) -> SpikingResNet:
     """Rebuild the model from a checkpoint (eval mode, CPU, without side branches). A model trained with `--qat`
     computes with the chip's weights and decays again, at the recorded bit width and scales (`model.qat`)."""
     payload = load_checkpoint(path)
-    config = config_from_dict(payload.get("config"), str(path))
-    state = payload.get("state_dict")
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"{path}: 'state_dict' is not a dict of tensors")
-    for key, value in state.items():
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise InputError(f"{path}: state_dict '{key}' holds non-finite values (NaN or inf)")
+    config = config_from_dict(payload.get("config"), f"{path}: config")
+    check_state_dict(payload.get("state_dict"), f"{path}: state_dict")
     try:
         model = build_model(config)
     except (RuntimeError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: the stored configuration does not build a model "
                          f"({str(exc).strip().splitlines()[0][:120]})") from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not match the stored configuration "
-                        f"({str(exc).strip().splitlines()[0][:120]})") from None
+    load_weights(model, payload["state_dict"], f"{path}: state_dict")
+    if "epoch" in payload:
+        check_epoch(payload["epoch"], f"{path}: epoch")
     if payload.get("qat"):
         from .qat import attach_qat
         qat = payload["qat"]

@@ -16,6 +16,7 @@ import os
 import sys
 
 from ..cli_util import one_line_errors
+from .surrogate import SURROGATES
 from .trainer import RECIPES, SCHEDULES, TrainConfig
 
 
@@ -29,26 +30,44 @@ def _milestones(text: str) -> tuple:
     return values
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, except for flags (their default is just 'not given'), unset options (the
+    recipe's, said in the epilog) and options whose help already names their default."""
+
+    def _get_help_string(self, action):
+        if action.nargs == 0 or action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="snn-train", description=__doc__.split("\n")[0].split(": ", 1)[1],
         epilog="Unset options take the dataset's recipe (e.g. digits-dvs: " +
                ", ".join(f"{k}={v}" for k, v in RECIPES["digits-dvs"].items()) +
-               "). Outputs in --out: metrics.json, last.pt, best.pt.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+               "); the recipe's depth goes with its model: an explicit --model brings its own depth, and "
+               "--depth overrides both. Outputs in --out: metrics.json, last.pt, best.pt.",
+        formatter_class=_HelpFormatter)
     d = p.add_argument_group("data")
     d.add_argument("--dataset", default="digits-dvs", choices=sorted(RECIPES))
     d.add_argument("--data-root", help="folder holding the dataset's files (not needed for digits-dvs)")
     d.add_argument("--no-augment", dest="augment", action="store_false", help="no training augmentation")
     d.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    d.add_argument("--val-fraction", type=float, default=0.1,
+                   help="fraction of each class's training samples held out (seeded) to select best.pt on")
     m = p.add_argument_group("model")
     m.add_argument("--model", help="ms_resnet20, spiking_resnet20, plain20, ms_resnet104, ...")
-    m.add_argument("--depth", type=int, help="override the model's depth")
+    m.add_argument("--depth", type=int,
+                   help="override the model's depth (6n + 2: 8, 14, 20, ... for CIFAR/DVS; 18, 34, 104 ImageNet)")
     m.add_argument("--width", type=int, help="channels of the first stage (later stages scale with it)")
     m.add_argument("--T", type=int, help="time steps (default: the dataset's)")
     m.add_argument("--neuron", choices=("lif", "if", "srif"), help="neuron preset (default: the model's)")
     m.add_argument("--norm", choices=("tdbn", "bn"), help="normalisation (default: the model's)")
     m.add_argument("--dropout", type=float, help="dropout before the FC")
+    m.add_argument("--mpr", action="store_true",
+                   help="membrane potential rectifier (seed 001) in the surrogate gradient; spikes are unchanged")
+    m.add_argument("--surrogate", choices=sorted(SURROGATES), help="surrogate gradient of the spike (default: rect)")
+    m.add_argument("--surrogate-width", type=float, help="the surrogate's width a (default: 1)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int)
     o.add_argument("--batch-size", type=int, help="global batch, split across torchrun processes")
@@ -56,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--momentum", type=float, default=0.9)
     o.add_argument("--weight-decay", type=float)
     o.add_argument("--schedule", choices=SCHEDULES)
-    o.add_argument("--milestones", type=_milestones, default=(), help="multistep epochs, e.g. 40,60,80")
+    o.add_argument("--milestones", type=_milestones, default=(), help="multistep epochs, e.g. 40,60,80 (default: none)")
     o.add_argument("--lr-gamma", type=float, default=0.1, help="multistep factor")
     o.add_argument("--label-smoothing", type=float, default=0.0)
     o.add_argument("--amp", action="store_true", help="mixed precision autocast (float16 CUDA, bfloat16 CPU)")
@@ -80,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", default="runs/train", help="output folder")
     r.add_argument("--resume", nargs="?", const="", default=None, metavar="CKPT",
-                   help="continue an interrupted run (default CKPT: OUT/last.pt)")
+                   help="continue an interrupted run, or extend a finished one with a larger --epochs "
+                        "(default CKPT: OUT/last.pt)")
     r.add_argument("--init-from", metavar="CKPT",
                    help="start from these weights (same model; T may differ, e.g. T=1 pre-training)")
     r.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
@@ -107,8 +127,8 @@ def main(argv=None) -> int:
         json.dump({k: v for k, v in summary.items() if k != "epochs"}, sys.stdout, indent=1)
         print()
     else:
-        print(f"best test accuracy {summary['best_test_acc']:.4f} (epoch {summary['best_epoch']}), "
-              f"final {summary['final_test_acc']:.4f}, {summary['total_time_s']:.0f} s; "
+        print(f"best.pt: epoch {summary['selected_epoch']} (validation accuracy {summary['selected_val_acc']:.4f}), "
+              f"test accuracy {summary['test_acc']:.4f}; {summary['total_time_s']:.0f} s; "
               f"metrics and checkpoints in {args.out}")
     return 0
 

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import InputError
+from ..cli_util import torch_device
 
 
 @dataclass
@@ -33,15 +33,13 @@ class DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> CUDA (this process's local GPU) when present, else CPU; 'cuda' without a GPU is an error."""
+    """'auto' -> CUDA (this process's local GPU) when present, else CPU; 'cpu', 'cuda', 'cuda:N'. Anything
+    else, or CUDA without a GPU, is a one-line InputError (`cli_util.torch_device`, the check every tool uses)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda: no CUDA device is available (use --device cpu)")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
+    device = torch_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
     return device
 
 

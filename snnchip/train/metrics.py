@@ -61,12 +61,6 @@ class FiringRates:
             self.slots[name] = int(round(float(t[1, i])))
 
 
-def final_accuracy(history: list, last: int = 5) -> float:
-    """Mean test accuracy of the last `last` epochs (how seed 000 reports Tables II and VI)."""
-    tail = [r["test_acc"] for r in history[-last:]]
-    return sum(tail) / len(tail)
-
-
 def markdown_table(title: str, columns: list, rows: dict, fmt=lambda v: f"{100 * v:.1f}") -> str:
     """A Markdown table: one row per key of `rows` (label -> {column: value}), missing cells as 'N/A'."""
     lines = [f"### {title}", "", "| | " + " | ".join(str(c) for c in columns) + " |",

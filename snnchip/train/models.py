@@ -63,6 +63,13 @@ class ModelConfig:
             raise InputError(f"unknown arch {self.arch!r}; choose from {sorted(ARCHS)}")
         if self.shortcut not in ("conv", "avgpool"):
             raise InputError(f"shortcut must be 'conv' or 'avgpool', not {self.shortcut!r}")
+        if len(self.input_size) != 2:
+            raise InputError(f"input_size must be (H, W), got {self.input_size}")
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.neuron, dict):
+            raise InputError(f"neuron must be a dict of NeuronConfig fields, got {type(self.neuron).__name__}")
+        NeuronConfig(**self.neuron)  # validates the neuron (unknown fields: TypeError)
         self.stage_blocks()  # validates depth / family
 
     def stage_blocks(self) -> tuple[int, ...]:

@@ -202,18 +202,22 @@ class Qat:
             peak_a, peak_v = self.peaks.get(target, (a, a))
             bound_v = loihi.calibrated_bounds(peak_a, peak_v, b_max)[1]
             scale = self.scales.get(target) if keep_valid else None
+            search_ws = float_ws
             for _ in range(MAX_ROUNDS):
                 if scale is None:
-                    scale = loihi.population_scale(target, theta, float_ws, bias, a, bound_v, bits=self.bits)
+                    scale = loihi.population_scale(target, theta, search_ws, bias, a, bound_v, bits=self.bits)
                 chip = ([self._chip(w, scale) for w in float_ws] if unrolled else
                         [self._chip(s.folded(), known.get(s.target, scale)) for s, _ in terms])
-                a_chip = sum(_row_abs_max(w) for w in chip)
-                if scale <= loihi.scale_bound(theta, chip, b_max, a_chip, 0.0, bits=self.bits):
+                # neither the chip's weights may wrap u nor those the exporter reads (and bounds its scale by):
+                # an unrolled sum's float terms, a hooked layer's chip weights
+                exported = float_ws if unrolled else chip
+                a_chip = max(sum(_row_abs_max(w) for w in chip), sum(_row_abs_max(w) for w in exported))
+                if scale <= loihi.scale_bound(theta, chip + exported, b_max, a_chip, 0.0, bits=self.bits):
                     break
                 if keep_valid:
                     scale = float("nan")           # forbidden: settle() estimates again
                     break
-                a, float_ws, scale = a_chip, chip, None
+                a, search_ws, scale = a_chip, chip, None
             else:
                 raise InputError(f"population '{target}': no scale keeps the worst-case input of the "
                                  f"{self.bits}-bit weights within 24 bits")

@@ -85,7 +85,7 @@ def test_writes_a_netx_file_that_reads_back(checkpoint, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["missing.pt", "--target", "loihi"], "does not exist"),
+    (["missing.pt", "--target", "loihi"], "missing.pt: no such file"),
     (["{bad}", "--target", "loihi"], "bad.pt: "),
     (["{ckpt}", "--target", "onnx", "--calibrate", "digits-dvs"], "--calibrate applies to --target loihi"),
     (["{ckpt}", "--target", "loihi", "--calibrate", "no-such-set"], "no-such-set"),

@@ -9,18 +9,22 @@ from lava.magma.core.run_conditions import RunSteps  # noqa: E402
 from lava.proc import io  # noqa: E402
 
 
-def run_netx_on_lava(path, steps, x=None, input_bias=None, reset_interval=None, num_layers=None, input_shape=None):
-    """x: input `(*in_shape, T)` injected into the first block's neuron (or, for an input layer without a neuron,
-    into the first synapse); input_bias: replaces the input neuron's bias mantissa (netx's image input);
-    input_shape: netx's `(x, y, f)` for a file without an input layer.
-    Returns a list over blocks of (s, u, v), each `(*shape, steps)`."""
+def run_netx_on_lava(path, steps, x=None, input_bias=None, reset_interval=None, num_layers=None, input_shape=None,
+                     input_message_bits=0):
+    """x: input `(*in_shape, T)` injected into the first block's neuron (an Input block's neuron `a_in`, as
+    lava-dl's tests do: netx leaves `Input.inp` unconnected) or, for an input layer without a neuron, into the
+    first synapse; input_bias: replaces the input neuron's bias mantissa (netx's image input);
+    input_shape: netx's `(x, y, f)` for a file without an input layer; input_message_bits: netx's argument
+    (graded input payload bits). Returns a list over blocks of (s, u, v), each `(*shape, steps)`."""
     extra = {} if input_shape is None else {"input_shape": tuple(input_shape)}
-    net = netx.hdf5.Network(net_config=str(path), reset_interval=reset_interval, num_layers=num_layers, **extra)
+    net = netx.hdf5.Network(net_config=str(path), reset_interval=reset_interval, num_layers=num_layers,
+                            input_message_bits=input_message_bits, **extra)
     if input_bias is not None:
         net.in_layer.neuron.bias_mant.init = input_bias
     if x is not None:
         source = io.source.RingBuffer(data=x.astype(np.int32))
-        source.s_out.connect(net.inp)
+        is_input = isinstance(net.in_layer, netx.blocks.process.Input)
+        source.s_out.connect(net.in_layer.neuron.a_in if is_input else net.inp)
     sinks = []
     for block in net.layers:
         sink = io.sink.RingBuffer(shape=block.neuron.s_out.shape, buffer=steps)

@@ -132,3 +132,64 @@ def test_the_layers_engines_device_paths_give_the_cpu_paths_integers(monkeypatch
         for name, value in getattr(cpu, q).items():
             assert torch.equal(value, getattr(device, q)[name]), (q, name)
     assert cpu.counters.summary() == device.counters.summary()
+
+
+def shared_source_graph():
+    """One source read by five targets through one conv geometry: identical weights at different delays, a
+    distinct weight, positive, zero and negative exponents, one member whose shifted sums pass 2**23 (the 24-bit
+    wrap), and two dense readouts of one population (stacked)."""
+    rng = np.random.default_rng(3)
+    steps = 9
+    w = rng.integers(-70, 90, (3, 2, 3, 3))
+    pops = [Population("in", (2, 6, 6), Neuron(threshold=0, du=4095, dv=4095, graded=True), is_input=True)]
+    projs = []
+    for i, (weight, exp, delay) in enumerate([(w, 0, 0), (rng.integers(-90, 60, (3, 2, 3, 3)), 1, 0), (w, 0, 2),
+                                              (w, 2, 1), (w, -3, 3), (rng.integers(150, 256, (3, 2, 3, 3)), 7, 1)]):
+        pops.append(Population(f"c{i}", (3, 3, 3), Neuron(threshold=90, du=3000, dv=1024),
+                               bias=rng.integers(-10, 30, (3, 1, 1)), bias_exp=2))
+        projs.append(Projection(f"in->c{i}", "in", f"c{i}", "conv", weight, stride=(2, 2), padding=(1, 1),
+                                weight_exp=exp, delay=delay))
+    for j in range(2):
+        pops.append(Population(f"d{j}", (4,), Neuron(threshold=30, du=2048, dv=1024)))
+        projs.append(Projection(f"c0->d{j}", "c0", f"d{j}", "dense", rng.integers(-60, 90, (4, 27)),
+                                weight_exp=-j, delay=j))
+    pops.append(Population("out", (2,), Neuron(threshold=None, du=4095, dv=0), is_output=True))
+    projs.append(Projection("d0->out", "d0", "out", "dense", rng.integers(-50, 50, (2, 4))))
+    graph = Graph(pops, projs, timing="pipelined", fixed=True)
+    x = rng.integers(0, 50, (3, 2, 6, 6, steps))     # sums not multiples of 8: the right shift floors
+    x[1] = 0                                    # a silent sample row
+    x[2, ..., :4] = 0                           # silent steps
+    return graph, x
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 4])
+def test_delay_groups_sharing_a_source_give_each_projections_own_integers(chunk):
+    from snnchip.sim.synapses import share_sources
+    graph, x = shared_source_graph()
+    into = Simulator(graph)._build({"in": float(np.abs(x).max())})[0]
+    shared = share_sources([syn for syns in into.values() for syn in syns])
+    ops = {id(s): s for s in shared.values()}.values()
+    # the six convs of 'in' in one operation (the four identical weights once); the two dense reads of c0 in one
+    assert sorted((len(s.members), s.distinct) for s in ops) == [(2, 2), (6, 3)]
+    assert any(syn.bound_raw >= 2 ** 23 for syn in into["c5"])
+    ref = assert_same_run(graph, x, reset_interval=5, chunk_steps=chunk)
+    assert all(int(ref.spikes[f"c{i}"].sum()) > 0 for i in range(6))
+    assert int(ref.spikes["d1"].sum()) > 0
+
+
+def test_an_exported_ms_resnet_shares_its_composed_projections():
+    """The composed MS-ResNet's projections from one source with one stride run as one operation each."""
+    from snnchip.export.recipe import export_model
+    from snnchip.sim.synapses import share_sources
+    from small_models import small_ms_resnet
+    model = small_ms_resnet().eval()
+    calib = (torch.rand(4, 2, 16, 16, 8, generator=torch.Generator().manual_seed(0)) < 0.3).double()
+    graph = export_model(model, input_kind="graded", calibration=calib).graph
+    into = Simulator(graph)._build({"input": 64.0})[0]
+    syns = [syn for group in into.values() for syn in group]
+    shared = share_sources(syns)
+    ops = {id(s): s for s in shared.values()}.values()
+    alone = len(syns) - len(shared)
+    assert (len(syns), alone + len(ops)) == (14, 13)     # one block per stage: one pair shares
+    x = (torch.rand(2, 2, 16, 16, 16, generator=torch.Generator().manual_seed(1)) < 0.4).long() * 64
+    assert_same_run(graph, x, reset_interval=8)

@@ -21,7 +21,7 @@ from .datasets import EventDataset, EventFrames, FrameDataset
 from .events import EVENT_DTYPE, make_events, to_frames
 from .samples import add_dataset_arguments, iter_batches, load_samples
 
-__all__ = ["load_dataset", "dataset_info", "DatasetInfo", "EVENT_DTYPE", "make_events", "to_frames",
+__all__ = ["load_dataset", "dataset_info", "augmentation", "DatasetInfo", "EVENT_DTYPE", "make_events", "to_frames",
            "EventDataset", "EventFrames", "FrameDataset", "FlipRoll", "NAMES", "iter_batches", "load_samples",
            "add_dataset_arguments"]
 
@@ -59,6 +59,13 @@ def dataset_info(name: str) -> DatasetInfo:
     return _INFO[name]
 
 
+def augmentation(name: str, flip: Optional[float] = None, roll: Optional[int] = None) -> Optional[FlipRoll]:
+    """Dataset `name`'s training augmentation (`DatasetInfo.flip`, `.roll` unless given); None if it has none."""
+    info = dataset_info(name)
+    flip, roll = info.flip if flip is None else flip, info.roll if roll is None else roll
+    return FlipRoll(flip, roll) if flip > 0 or roll > 0 else None
+
+
 def sample_bytes(name: str, T: int, size: Optional[Tuple[int, int]] = None) -> int:
     """Bytes of one float64 sample `[C, H, W, T]` of dataset `name` (at the larger of its sensor and input size):
     what loading a sample at least allocates, estimated before it is."""
@@ -86,8 +93,7 @@ def load_dataset(name: str, split: str = "train", root=None, T: Optional[int] = 
     if T < 1:
         raise InputError(f"T must be >= 1, got {T}")
     check_memory(sample_bytes(name, T, opts.get("size")), f"one sample of '{name}' with T = {T}")
-    flip, roll = opts.pop("flip", info.flip), opts.pop("roll", info.roll)
-    aug = FlipRoll(flip, roll) if augment and (flip > 0 or roll > 0) else None
+    aug = augmentation(name, opts.pop("flip", None), opts.pop("roll", None)) if augment else None
     if name == "cifar10":
         from .cifar10 import load_cifar10
         return load_cifar10(split, root, T, aug, **opts)
