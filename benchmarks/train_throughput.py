@@ -57,6 +57,27 @@ def slayer_version(model: nn.Module) -> nn.Module:
     return net
 
 
+def ms_resnet20_parts(lif, conv_bn) -> tuple[nn.Module, nn.Module]:
+    """(body, fc) of MS-ResNet20 at CIFAR size from a framework's `lif()` and `conv_bn(cin, cout, k, stride)`
+    (a list of modules): stem, 3 x 3 blocks of widths 16/32/64, last LIF; the head pools and applies fc."""
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, s):
+            super().__init__()
+            self.res = nn.Sequential(lif(), *conv_bn(cin, cout, 3, s), lif(), *conv_bn(cout, cout, 3, 1))
+            self.sc = nn.Sequential(*conv_bn(cin, cout, 1, s)) if s != 1 or cin != cout else nn.Identity()
+
+        def forward(self, x):
+            return self.res(x) + self.sc(x)
+
+    blocks, cin = [], 16
+    for cout, s in ((16, 1), (32, 2), (64, 2)):
+        for b in range(3):
+            blocks.append(Block(cin, cout, s if b == 0 else 1))
+            cin = cout
+    return nn.Sequential(*conv_bn(3, 16, 3, 1), *blocks, lif()), nn.Linear(64, 10)
+
+
 def spikingjelly_version(T: int) -> nn.Module:
     """MS-ResNet20 from SpikingJelly multi-step layers, input [N, C, H, W, T] moved to its [T, N, C, H, W]."""
     from spikingjelly.activation_based import layer, neuron, surrogate
@@ -69,25 +90,10 @@ def spikingjelly_version(T: int) -> nn.Module:
         return [layer.Conv2d(cin, cout, k, s, k // 2, bias=False, step_mode="m"),
                 layer.BatchNorm2d(cout, step_mode="m")]
 
-    class Block(nn.Module):
-        def __init__(self, cin, cout, s):
-            super().__init__()
-            self.res = nn.Sequential(lif(), *conv_bn(cin, cout, 3, s), lif(), *conv_bn(cout, cout, 3, 1))
-            self.sc = nn.Sequential(*conv_bn(cin, cout, 1, s)) if s != 1 or cin != cout else nn.Identity()
-
-        def forward(self, x):
-            return self.res(x) + self.sc(x)
-
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            blocks, cin = [], 16
-            for cout, s in ((16, 1), (32, 2), (64, 2)):
-                for b in range(3):
-                    blocks.append(Block(cin, cout, s if b == 0 else 1))
-                    cin = cout
-            self.body = nn.Sequential(*conv_bn(3, 16, 3, 1), *blocks, lif())
-            self.fc = nn.Linear(64, 10)
+            self.body, self.fc = ms_resnet20_parts(lif, conv_bn)
 
         def forward(self, x):
             from spikingjelly.activation_based import functional
@@ -135,25 +141,10 @@ def snntorch_version(T: int) -> nn.Module:
     def conv_bn(cin, cout, k, s):
         return [nn.Conv2d(cin, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout)]
 
-    class Block(nn.Module):
-        def __init__(self, cin, cout, s):
-            super().__init__()
-            self.res = nn.Sequential(lif(), *conv_bn(cin, cout, 3, s), lif(), *conv_bn(cout, cout, 3, 1))
-            self.sc = nn.Sequential(*conv_bn(cin, cout, 1, s)) if s != 1 or cin != cout else nn.Identity()
-
-        def forward(self, x):
-            return self.res(x) + self.sc(x)
-
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            blocks, cin = [], 16
-            for cout, s in ((16, 1), (32, 2), (64, 2)):
-                for b in range(3):
-                    blocks.append(Block(cin, cout, s if b == 0 else 1))
-                    cin = cout
-            self.body = nn.Sequential(*conv_bn(3, 16, 3, 1), *blocks, lif())
-            self.fc = nn.Linear(64, 10)
+            self.body, self.fc = ms_resnet20_parts(lif, conv_bn)
 
         def forward(self, x):
             for m in self.modules():    # fresh states, off the last step's graph
