@@ -124,13 +124,12 @@ def load_model(path) -> SpikingResNet:
     computes with the chip's weights and decays again, at the recorded bit width and scales (`model.qat`)."""
     payload = load_checkpoint(path)
     config = config_from_dict(payload.get("config"), f"{path}: config")
-    check_state_dict(payload.get("state_dict"), f"{path}: state_dict")
     try:
         model = build_model(config)
     except (RuntimeError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: the stored configuration does not build a model "
                          f"({str(exc).strip().splitlines()[0][:120]})") from None
-    load_weights(model, payload["state_dict"], f"{path}: state_dict")
+    load_weights(model, payload.get("state_dict"), f"{path}: state_dict")
     if "epoch" in payload:
         check_epoch(payload["epoch"], f"{path}: epoch")
     if payload.get("qat"):
