@@ -123,3 +123,18 @@ def load_npy(path: str | os.PathLike, what: str = "the array"):
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: not a readable .npy file ({' '.join(str(exc).split())[:160]})") from None
+
+
+def load_named_json(spec: str, folder: Path, what: str, noun: str) -> tuple[Any, Path]:
+    """(parsed JSON, its path) of a data file given as a built-in name (`folder/<spec>.json`) or a path: the chip
+    descriptions and energy models. InputError (one line) naming `what` and the built-in `noun`s otherwise."""
+    path = Path(spec)
+    if not path.suffix and (folder / f"{spec}.json").is_file():
+        path = folder / f"{spec}.json"
+    if not path.is_file():
+        builtin = ", ".join(sorted(p.stem for p in folder.glob("*.json")))
+        raise InputError(f"{what} '{spec}': no such file and no built-in {noun} of that name (built-in: {builtin})")
+    try:
+        return json.loads(path.read_text()), path
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{what} {path}: not readable JSON ({exc})") from None

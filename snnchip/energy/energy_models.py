@@ -11,12 +11,12 @@ A quantity a profile leaves out is not priced by it (reported as such, never as 
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..fileio import load_named_json
 
 MODEL_DIR = Path(__file__).with_name("models")
 FORMAT = "snnchip-energy-model"
@@ -68,16 +68,7 @@ def builtin_model_names() -> list[str]:
 
 def load_energy_model(spec: str) -> EnergyModel:
     """A built-in model by name ('cmos45nm', 'loihi') or a model file path; InputError (one line) if malformed."""
-    path = Path(spec)
-    if not path.suffix and (MODEL_DIR / f"{spec}.json").is_file():
-        path = MODEL_DIR / f"{spec}.json"
-    if not path.is_file():
-        raise InputError(f"energy model '{spec}': no such file and no built-in model of that name "
-                        f"(built-in: {', '.join(builtin_model_names())})")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"energy model {path}: not readable JSON ({exc})") from None
+    data, path = load_named_json(spec, MODEL_DIR, "energy model", "model")
     return parse_energy_model(data, str(path))
 
 

@@ -27,11 +27,11 @@ Optional figure (a non-negative number; the built-in chips leave it out, their s
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..fileio import load_named_json
 
 CHIP_DIR = Path(__file__).with_name("chips")
 FORMAT = "snnchip-chip"
@@ -84,16 +84,7 @@ def builtin_chip_names() -> list[str]:
 
 def load_chip(spec: str) -> Chip:
     """A built-in chip by name ('loihi', 'loihi2') or a chip file; InputError (one line) if malformed."""
-    path = Path(spec)
-    if not path.suffix and (CHIP_DIR / f"{spec}.json").is_file():
-        path = CHIP_DIR / f"{spec}.json"
-    if not path.is_file():
-        raise InputError(f"chip '{spec}': no such file and no built-in chip of that name "
-                         f"(built-in: {', '.join(builtin_chip_names())})")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"chip {path}: not readable JSON ({exc})") from None
+    data, path = load_named_json(spec, CHIP_DIR, "chip", "chip")
     return parse_chip(data, str(path))
 
 
